@@ -1,0 +1,13 @@
+"""AuctionManager: runs one auction at a time (MainManager keeps a pool of them started, so
+opening an auction costs a message, not an XMPP login)."""
+
+from __future__ import annotations
+
+from fleetbid.agents.fleet_agent import FleetAgent
+from fleetbid.behaviours.auction import AuctionBehaviour
+
+
+class AuctionManagerAgent(FleetAgent):
+    async def setup(self) -> None:
+        self.auction_behaviour = AuctionBehaviour()
+        self.add_behaviour(self.auction_behaviour)

@@ -1,0 +1,30 @@
+"""FleetAgent: what every fleetbid agent knows besides its XMPP identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleetbid.platform.world import World
+from fleetbid.platform.xmpp_agent import XmppAgent
+from fleetbid.platform.xmpp_server import XmppEndpoint
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The population's well-known JIDs (agents check senders against these)."""
+
+    main_manager: str
+    auction_managers: tuple[str, ...]
+    proxies: tuple[str, ...]
+    vehicles: frozenset[str]
+
+
+class FleetAgent(XmppAgent):
+    def __init__(self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory):
+        super().__init__(name, endpoint)
+        self.world = world
+        self.directory = directory
+        self.manager_jid = directory.main_manager
+        self.managers = frozenset(directory.auction_managers)
+        self.proxies = directory.proxies
+        self.fleet = directory.vehicles

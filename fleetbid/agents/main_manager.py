@@ -1,0 +1,16 @@
+"""MainManager: the registry of live auctions; opens an AuctionManager per request."""
+
+from __future__ import annotations
+
+from fleetbid.agents.fleet_agent import FleetAgent
+from fleetbid.behaviours.registry import RegistryBehaviour
+
+
+class MainManagerAgent(FleetAgent):
+    async def setup(self) -> None:
+        self.registry = RegistryBehaviour()
+        self.add_behaviour(self.registry)
+
+    @property
+    def auction_managers(self) -> tuple[str, ...]:
+        return self.directory.auction_managers

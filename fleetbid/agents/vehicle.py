@@ -1,0 +1,52 @@
+"""VehiclePersonalAgent: bids while idle, drives to the pickup and the destination when it wins."""
+
+from __future__ import annotations
+
+from fleetbid.agents.fleet_agent import Directory, FleetAgent
+from fleetbid.behaviours.vehicle import IDLE, AnnounceBehaviour, BiddingBehaviour, Leg
+from fleetbid.platform.world import World
+from fleetbid.platform.xmpp_server import XmppEndpoint
+
+
+class VehicleAgent(FleetAgent):
+    def __init__(
+        self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory, node: str
+    ) -> None:
+        super().__init__(name, endpoint, world, directory)
+        if not world.roadmap.has_node(node):
+            raise ValueError(f"vehicle {name}: start node {node} is not on the map")
+        self.node = node
+        self.state = IDLE
+        self.legs: list[Leg] = []
+        self.trips = 0
+
+    async def setup(self) -> None:
+        self.bidding = BiddingBehaviour()
+        self.add_behaviour(self.bidding)
+
+    def announce(self) -> None:
+        """Tell the MainManager we are idle (the launcher calls this once the fleet is up)."""
+        self.add_behaviour(AnnounceBehaviour())
+
+    async def drive(self, target: str, loaded: bool) -> None:
+        """Follow the shortest route to `target` in simulated time."""
+        world = self.world
+        route = world.travel.route(self.node, target)
+        duration = world.travel.time_s(self.node, target)
+        self.legs.append(Leg(world.clock.now(), duration, world.travel.route_length_m(route),
+                             loaded))
+        await world.clock.sleep(duration)
+        self.node = target
+
+    def odometer(self) -> tuple[float, float]:
+        """(empty metres, loaded metres) driven so far; a leg under way counts pro rata."""
+        now = self.world.clock.now()
+        empty = loaded = 0.0
+        for leg in self.legs:
+            elapsed = (now - leg.start) / leg.duration if leg.duration > 0 else 1.0
+            done = min(1.0, max(0.0, elapsed))
+            if leg.loaded:
+                loaded += leg.length_m * done
+            else:
+                empty += leg.length_m * done
+        return empty, loaded

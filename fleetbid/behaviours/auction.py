@@ -1,0 +1,325 @@
+"""The AuctionManager's protocol steps for one auction at a time.
+
+open -> admission (cluster, radius) -> bidding (through proxies, or directly) -> award ->
+confirmed -> result to proxies, passenger and MainManager. When nobody bids, the auction
+waits for newly available vehicles until the passenger's patience runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from dataclasses import dataclass, field
+
+from spade.message import Message
+
+from fleetbid.auction import admission
+from fleetbid.auction.book import BidBook, Offer
+from fleetbid.auction.rules import group_count, split_groups
+from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.platform import messages as m
+
+log = logging.getLogger("fleetbid.auction")
+
+OPENING, WAITING, BIDDING, AWARDING = "opening", "waiting", "bidding", "awarding"
+
+
+@dataclass
+class Award:
+    offer: Offer
+    via: str  # the proxy that relays it, or the vehicle itself without proxies
+
+
+@dataclass
+class Auction:
+    spec: m.OpenAuction
+    phase: str = OPENING
+    admitted: dict[str, str] = field(default_factory=dict)  # vehicle -> node, this round
+    book: BidBook | None = None  # without proxies: every bid of the round
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # proxy -> members
+    standing: dict[str, Offer | None] = field(default_factory=dict)  # proxy -> its best
+    award: Award | None = None
+    bidders: int = 0
+    timers: list[asyncio.Handle] = field(default_factory=list)
+    rounds: int = 0
+
+
+class AuctionBehaviour(ProtocolBehaviour):
+    async def on_start(self) -> None:
+        self.handlers = {
+            m.OpenAuction: self.on_open,
+            m.Participation: self.on_participation,
+            m.GroupBest: self.on_group_best,
+            m.Bid: self.on_bid,
+            m.BidDeclined: self.on_bid_declined,
+            m.AwardConfirmed: self.on_award_confirmed,
+            m.AwardDeclined: self.on_award_declined,
+        }
+        self.auction: Auction | None = None
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def current(self, auction_id: str) -> Auction:
+        auction = self.auction
+        if auction is None or auction.spec.auction_id != auction_id:
+            raise Rejected(f"unknown auction {auction_id}")
+        return auction
+
+    def from_main_manager(self, msg: Message) -> None:
+        if sender_of(msg) != self.agent.manager_jid:
+            raise Rejected(f"{sender_of(msg)} is not the main manager")
+
+    def refusal(self, spec: m.OpenAuction, node: str) -> str | None:
+        world = self.agent.world
+        return admission.refusal(
+            world.roadmap, world.clusters, world.config.radius_m, spec.cluster, spec.pickup, node
+        )
+
+    # --- opening and admission --------------------------------------------------------------
+
+    async def on_open(self, msg: Message, body: m.OpenAuction) -> None:
+        self.from_main_manager(msg)
+        world = self.agent.world
+        if self.auction is not None:
+            raise Rejected(f"busy with auction {self.auction.spec.auction_id}")
+        for node in (body.pickup, body.dropoff):
+            if not world.roadmap.has_node(node):
+                raise Rejected(f"node {node} is not on the map")
+        if world.clusters.cluster_of_node(body.pickup) != body.cluster:
+            raise Rejected(f"pickup {body.pickup} is not in cluster {body.cluster}")
+        self.auction = auction = Auction(body)
+        patience_end = body.requested_at + world.config.patience_s
+        auction.timers.append(self.later(
+            patience_end - world.clock.now(), lambda: self.on_patience(body.auction_id)
+        ))
+        for candidate in body.candidates:
+            await self.admit(auction, candidate.vehicle, candidate.node)
+        if auction.admitted:
+            await self.start_bidding(auction)
+        else:
+            await self.set_phase(auction, WAITING)
+
+    async def on_participation(self, msg: Message, body: m.Participation) -> None:
+        self.from_main_manager(msg)
+        auction = self.current(body.auction_id)
+        if auction.phase != WAITING:
+            reason = "admission is closed: bidding has started"
+            await self.tell(body.vehicle, m.AdmissionRefused(auction_id=body.auction_id,
+                                                             reason=reason))
+            return
+        await self.admit(auction, body.vehicle, body.node)
+        if auction.admitted:
+            await self.start_bidding(auction)
+
+    async def admit(self, auction: Auction, vehicle: str, node: str) -> None:
+        if vehicle not in self.agent.fleet:
+            reason = f"{vehicle} is not a vehicle of this fleet"
+        else:
+            reason = self.refusal(auction.spec, node)
+        if reason is None:
+            auction.admitted[vehicle] = node
+        else:
+            refused = m.AdmissionRefused(auction_id=auction.spec.auction_id, reason=reason)
+            await self.tell(vehicle, refused)
+
+    async def set_phase(self, auction: Auction, phase: str) -> None:
+        auction.phase = phase
+        if phase in (WAITING, BIDDING):
+            note = m.AuctionPhase(auction_id=auction.spec.auction_id, phase=phase)
+            await self.tell(self.agent.manager_jid, note)
+
+    # --- bidding ----------------------------------------------------------------------------
+
+    async def start_bidding(self, auction: Auction) -> None:
+        world = self.agent.world
+        spec = auction.spec
+        auction.rounds += 1
+        if auction.phase == WAITING:
+            await self.set_phase(auction, BIDDING)  # stop the forwarding of participants
+        else:
+            auction.phase = BIDDING  # the manager assumes bidding until told to wait
+        vehicles = sorted(auction.admitted)
+        n = len(vehicles)
+        window = world.config.bid_window_s()
+        deadline = world.clock.now() + window
+        proxies = self.agent.proxies
+        k = group_count(n, world.config.proxy_setting(), len(proxies))
+        if k == 0:
+            auction.book = BidBook(frozenset(vehicles))
+            call = m.CallForBids(auction_id=spec.auction_id, pickup=spec.pickup, n=n,
+                                 deadline=deadline)
+            for vehicle in vehicles:
+                await self.tell(vehicle, call)
+        else:
+            # Spread auctions over the proxy pool, deterministically per auction id.
+            start = zlib.crc32(spec.auction_id.encode()) % len(proxies)
+            chosen = [proxies[(start + i) % len(proxies)] for i in range(k)]
+            for proxy, members in zip(chosen, split_groups(vehicles, k), strict=False):
+                auction.groups[proxy] = tuple(members)
+                await self.tell(proxy, m.GroupCall(
+                    auction_id=spec.auction_id, pickup=spec.pickup, n=n, deadline=deadline,
+                    vehicles=tuple(members),
+                ))
+        round_no = auction.rounds
+        auction.timers.append(self.later(
+            window, lambda: self.on_bid_deadline(spec.auction_id, round_no)
+        ))
+
+    async def on_group_best(self, msg: Message, body: m.GroupBest) -> None:
+        auction = self.current(body.auction_id)
+        proxy = sender_of(msg)
+        if proxy not in auction.groups:
+            raise Rejected(f"{proxy} serves no group of auction {body.auction_id}")
+        if body.vehicle is not None and body.vehicle not in auction.groups[proxy]:
+            raise Rejected(f"{body.vehicle} is not in {proxy}'s group")
+        offer = None if body.vehicle is None else Offer(body.vehicle, body.bid, body.eta_s)
+        revision = auction.phase == AWARDING and auction.award and auction.award.via == proxy
+        if auction.phase == BIDDING:
+            if proxy in auction.standing:
+                raise Rejected(f"{proxy} already reported for auction {body.auction_id}")
+            auction.standing[proxy] = offer
+            auction.bidders += body.bidders
+            if len(auction.standing) == len(auction.groups):
+                await self.decide(auction)
+        elif revision:
+            # The awarded vehicle declined (assigned elsewhere): this is its group's next best.
+            auction.standing[proxy] = offer
+            auction.award = None
+            auction.phase = BIDDING
+            await self.decide(auction)
+        else:
+            log.debug("late report from %s for %s ignored", proxy, body.auction_id)
+
+    async def on_bid(self, msg: Message, body: m.Bid) -> None:
+        auction = self.current(body.auction_id)
+        book = self.direct_book(auction, msg)
+        try:
+            book.add_bid(Offer(sender_of(msg), body.bid, body.eta_s))
+        except ValueError as exc:
+            raise Rejected(str(exc)) from None
+        if auction.phase == BIDDING and book.complete():
+            await self.decide(auction)
+
+    async def on_bid_declined(self, msg: Message, body: m.BidDeclined) -> None:
+        auction = self.current(body.auction_id)
+        book = self.direct_book(auction, msg)
+        try:
+            book.add_decline(sender_of(msg))
+        except ValueError as exc:
+            raise Rejected(str(exc)) from None
+        if auction.phase == BIDDING and book.complete():
+            await self.decide(auction)
+
+    def direct_book(self, auction: Auction, msg: Message) -> BidBook:
+        """The bid book when vehicles bid to the manager directly (no proxies)."""
+        book = auction.book
+        if book is None or sender_of(msg) not in book.expected:
+            raise Rejected(f"{sender_of(msg)} was not admitted to {auction.spec.auction_id}")
+        return book
+
+    async def on_bid_deadline(self, auction_id: str, round_no: int) -> None:
+        auction = self.auction
+        if auction and auction.spec.auction_id == auction_id and auction.rounds == round_no:
+            if auction.phase == BIDDING:
+                await self.decide(auction)
+
+    # --- deciding and awarding --------------------------------------------------------------
+
+    def best(self, auction: Auction) -> tuple[Offer, str] | None:
+        if auction.book is not None:
+            offer = auction.book.best()
+            return None if offer is None else (offer, offer.vehicle)
+        standing = [(o, p) for p, o in auction.standing.items() if o is not None]
+        return min(standing, key=lambda item: item[0].key(), default=None)
+
+    async def decide(self, auction: Auction) -> None:
+        best = self.best(auction)
+        if best is None:
+            await self.no_bids(auction)
+            return
+        offer, via = best
+        auction.phase = AWARDING
+        auction.award = Award(offer, via)
+        spec = auction.spec
+        await self.tell(via, m.Award(
+            auction_id=spec.auction_id, vehicle=offer.vehicle, passenger=spec.passenger,
+            pickup=spec.pickup, dropoff=spec.dropoff, price=offer.bid,
+        ))
+
+    async def no_bids(self, auction: Auction) -> None:
+        """Nobody (left) to award: close this round; wait for new vehicles while patience lasts."""
+        world = self.agent.world
+        await self.close_round(auction, winner=None)
+        if world.clock.now() < auction.spec.requested_at + world.config.patience_s:
+            auction.admitted.clear()
+            auction.book = None
+            auction.groups.clear()
+            auction.standing.clear()
+            auction.bidders = 0
+            await self.set_phase(auction, WAITING)
+        else:
+            await self.finish(auction, None, "no eligible vehicle bid before the deadline")
+
+    async def on_award_confirmed(self, msg: Message, body: m.AwardConfirmed) -> None:
+        auction = self.current(body.auction_id)
+        award = auction.award
+        if auction.phase != AWARDING or award is None or sender_of(msg) != award.via \
+                or body.vehicle != award.offer.vehicle:
+            raise Rejected(f"no award of auction {body.auction_id} is pending for {body.vehicle}")
+        await self.close_round(auction, winner=award.offer.vehicle)
+        await self.finish(auction, award.offer, "", eta_s=body.eta_s)
+
+    async def on_award_declined(self, msg: Message, body: m.AwardDeclined) -> None:
+        # Only without proxies: a proxy answers a decline with a revised group report.
+        auction = self.current(body.auction_id)
+        award = auction.award
+        if auction.phase != AWARDING or award is None or auction.book is None \
+                or sender_of(msg) != award.via or body.vehicle != award.offer.vehicle:
+            raise Rejected(f"no award of auction {body.auction_id} is pending for {body.vehicle}")
+        auction.book.strike(body.vehicle)
+        auction.award = None
+        auction.phase = BIDDING
+        await self.decide(auction)
+
+    async def close_round(self, auction: Auction, winner: str | None) -> None:
+        """Tell the round's losers (through the proxies, or directly)."""
+        auction_id = auction.spec.auction_id
+        for proxy in auction.groups:
+            await self.tell(proxy, m.AuctionResult(auction_id=auction_id, winner=winner))
+        if auction.book is not None:
+            lost = m.Lost(auction_id=auction_id)
+            for vehicle in sorted(auction.book.offers):
+                if vehicle != winner and vehicle not in auction.book.struck:
+                    await self.tell(vehicle, lost)
+
+    async def on_patience(self, auction_id: str) -> None:
+        auction = self.auction
+        if auction is None or auction.spec.auction_id != auction_id:
+            return
+        if auction.phase == WAITING:
+            await self.finish(auction, None, "no eligible vehicle before the passenger's deadline")
+        # BIDDING: the round's own deadline ends it. AWARDING: a vehicle is answering, let it.
+
+    async def finish(
+        self, auction: Auction, offer: Offer | None, reason: str, eta_s: float = 0.0
+    ) -> None:
+        spec = auction.spec
+        for timer in auction.timers:
+            timer.cancel()
+        self.auction = None
+        if offer is None:
+            await self.tell(spec.passenger, m.RideUnserved(auction_id=spec.auction_id,
+                                                           reason=reason))
+        else:
+            await self.tell(spec.passenger, m.RideAssigned(
+                auction_id=spec.auction_id, vehicle=offer.vehicle, eta_s=eta_s,
+                price=offer.bid, bidders=max(1, auction.bidders or _book_bidders(auction)),
+            ))
+        winner = None if offer is None else offer.vehicle
+        await self.tell(self.agent.manager_jid, m.AuctionClosed(auction_id=spec.auction_id,
+                                                                winner=winner))
+
+
+def _book_bidders(auction: Auction) -> int:
+    return auction.book.bidders if auction.book is not None else 0

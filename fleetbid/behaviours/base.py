@@ -1,0 +1,119 @@
+"""ProtocolBehaviour: receive, validate, dispatch to a handler; answer bad input politely.
+
+Every fleetbid behaviour that reacts to messages derives from this. The rules it enforces:
+a message that cannot be decoded, or whose type this role does not expect, gets
+`not-understood`; a handler that will not act on a well-formed message raises `Rejected`
+and the sender gets `refuse`. Both are logged, and handlers validate before they change
+state, so bad input changes nothing. Replies to `not-understood`/`refuse` are never sent
+(two confused agents must not loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from spade.behaviour import CyclicBehaviour
+from spade.message import Message
+
+from fleetbid.platform import messages as m
+
+log = logging.getLogger("fleetbid.protocol")
+
+Handler = Callable[[Message, Any], Awaitable[None]]
+
+
+class Rejected(Exception):
+    """Raised by a handler, before any state change, to answer `refuse` with this reason."""
+
+
+def sender_of(msg: Message) -> str:
+    """The bare JID of the sender (XMPP deliveries carry a resource, in-process ones don't)."""
+    return str(msg.sender.bare)
+
+
+class ProtocolBehaviour(CyclicBehaviour):
+    """Subclasses fill `handlers` in `on_start`: body type -> coroutine(msg, body)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handlers: dict[type[m.Body], Handler] = {}
+        # Handlers and timers take turns: state changes of one role never interleave.
+        self.lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        msg = await self.receive(timeout=5.0)
+        if msg is None:
+            return
+        async with self.lock:
+            try:
+                await self.handle(msg)
+            except Exception:
+                # A bug must not kill the behaviour (spade would leave the agent deaf).
+                log.exception("%s: failed to handle a message from %s", self.agent.name,
+                              msg.sender)
+
+    async def handle(self, msg: Message) -> None:
+        try:
+            body = m.decode(msg)
+        except m.ProtocolError as exc:
+            log.warning("%s: not-understood from %s: %s", self.agent.name, msg.sender, exc)
+            await self.reply_error(msg, m.NotUnderstood(reason=str(exc), in_reply_to=_kind(msg)))
+            return
+        if isinstance(body, m.NotUnderstood | m.Refused):
+            await self.on_error_reply(msg, body)
+            return
+        handler = self.handlers.get(type(body))
+        if handler is None:
+            reason = f"{self.agent.name} does not expect {body.TYPE}"
+            log.warning("%s: not-understood from %s: %s", self.agent.name, msg.sender, reason)
+            await self.reply_error(msg, m.NotUnderstood(reason=reason, in_reply_to=body.TYPE))
+            return
+        try:
+            await handler(msg, body)
+        except Rejected as exc:
+            log.warning("%s: refuse %s from %s: %s", self.agent.name, body.TYPE, msg.sender, exc)
+            await self.reply_error(msg, m.Refused(reason=str(exc), in_reply_to=body.TYPE))
+
+
+    async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
+        """Someone could not or would not act on what we sent: log it (never answer it)."""
+        log.warning("%s: %s from %s: %s", self.agent.name, body.TYPE, msg.sender, body.reason)
+
+    async def reply_error(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
+        if _kind(msg) in (m.NotUnderstood.TYPE, m.Refused.TYPE) or not str(msg.sender):
+            return
+        conversation = (msg.get_metadata("conversation") or "")[:64]
+        await self.tell(str(msg.sender.bare), body, conversation=conversation)
+
+    async def tell(
+        self, to: str, body: m.Body, conversation: str | None = None, performative: str = ""
+    ) -> None:
+        """Send one protocol message (counted, traced) from this behaviour."""
+        await self.agent.send(m.encode(to, body, conversation, performative), self)
+
+    def later(self, sim_seconds: float, callback: Callable[[], Awaitable[None]]) -> asyncio.Handle:
+        """Run `callback` after `sim_seconds` of simulated time, under the behaviour's lock."""
+
+        async def fire() -> None:
+            async with self.lock:
+                await callback()
+
+        def spawn() -> None:
+            if not self.is_killed():
+                task = asyncio.ensure_future(fire())
+                task.add_done_callback(_log_failure)
+
+        delay = self.agent.world.clock.wall_delay(sim_seconds)
+        return asyncio.get_running_loop().call_later(delay, spawn)
+
+
+def _kind(msg: Message) -> str:
+    return (msg.get_metadata("type") or "")[:64]
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("timer failed", exc_info=task.exception())

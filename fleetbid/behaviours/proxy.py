@@ -1,0 +1,150 @@
+"""The proxy's protocol steps: call its group, forward only the group's best bid, relay the
+award and the result. One proxy serves many auctions at once, one group in each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from spade.message import Message
+
+from fleetbid.auction.book import BidBook, Offer
+from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.platform import messages as m
+
+log = logging.getLogger("fleetbid.proxy")
+
+# Report this much simulated time before the manager's deadline, so the report arrives in time.
+DEADLINE_MARGIN = 0.2
+
+
+@dataclass
+class Group:
+    manager: str
+    call: m.GroupCall
+    book: BidBook
+    reported: bool = False
+    awarded: str | None = None
+    timer: asyncio.Handle | None = None
+
+
+class ProxyBehaviour(ProtocolBehaviour):
+    async def on_start(self) -> None:
+        self.handlers = {
+            m.GroupCall: self.on_group_call,
+            m.Bid: self.on_bid,
+            m.BidDeclined: self.on_bid_declined,
+            m.Award: self.on_award,
+            m.AwardConfirmed: self.on_award_confirmed,
+            m.AwardDeclined: self.on_award_declined,
+            m.AuctionResult: self.on_result,
+        }
+        self.groups: dict[str, Group] = {}
+
+    def group_of(self, auction_id: str) -> Group:
+        group = self.groups.get(auction_id)
+        if group is None:
+            raise Rejected(f"unknown auction {auction_id}")
+        return group
+
+    def from_member(self, msg: Message, group: Group) -> str:
+        vehicle = sender_of(msg)
+        if vehicle not in group.book.expected:
+            raise Rejected(f"{vehicle} is not in my group of auction {group.call.auction_id}")
+        return vehicle
+
+    def from_manager(self, msg: Message, group: Group) -> None:
+        if sender_of(msg) != group.manager:
+            raise Rejected(f"{sender_of(msg)} does not run auction {group.call.auction_id}")
+
+    async def on_group_call(self, msg: Message, body: m.GroupCall) -> None:
+        manager = sender_of(msg)
+        if manager not in self.agent.managers:
+            raise Rejected(f"{manager} is not an auction manager")
+        if body.auction_id in self.groups:
+            raise Rejected(f"auction {body.auction_id} already called")
+        if len(set(body.vehicles)) != len(body.vehicles) or not body.vehicles:
+            raise Rejected("group must list distinct vehicles")
+        group = Group(manager, body, BidBook(frozenset(body.vehicles)))
+        self.groups[body.auction_id] = group
+        call = m.CallForBids(
+            auction_id=body.auction_id, pickup=body.pickup, n=body.n, deadline=body.deadline
+        )
+        for vehicle in body.vehicles:
+            await self.tell(vehicle, call)
+        wait = body.deadline - DEADLINE_MARGIN - self.agent.world.clock.now()
+        group.timer = self.later(wait, lambda: self.report(body.auction_id))
+
+    async def on_bid(self, msg: Message, body: m.Bid) -> None:
+        group = self.group_of(body.auction_id)
+        vehicle = self.from_member(msg, group)
+        try:
+            group.book.add_bid(Offer(vehicle, body.bid, body.eta_s))
+        except ValueError as exc:
+            raise Rejected(str(exc)) from None
+        if group.book.complete():
+            await self.report(body.auction_id)
+
+    async def on_bid_declined(self, msg: Message, body: m.BidDeclined) -> None:
+        group = self.group_of(body.auction_id)
+        vehicle = self.from_member(msg, group)
+        try:
+            group.book.add_decline(vehicle)
+        except ValueError as exc:
+            raise Rejected(str(exc)) from None
+        if group.book.complete():
+            await self.report(body.auction_id)
+
+    async def report(self, auction_id: str, again: bool = False) -> None:
+        """Forward the group's best standing bid (once, or again after a declined award)."""
+        group = self.groups.get(auction_id)
+        if group is None or (group.reported and not again):
+            return
+        group.reported = True
+        if group.timer is not None:
+            group.timer.cancel()
+        best = group.book.best()
+        report = m.GroupBest(auction_id=auction_id, bidders=group.book.bidders)
+        if best is not None:
+            report = m.GroupBest(
+                auction_id=auction_id, vehicle=best.vehicle, bid=best.bid, eta_s=best.eta_s,
+                bidders=group.book.bidders,
+            )
+        await self.tell(group.manager, report)
+
+    async def on_award(self, msg: Message, body: m.Award) -> None:
+        group = self.group_of(body.auction_id)
+        self.from_manager(msg, group)
+        best = group.book.best()
+        if best is None or best.vehicle != body.vehicle:
+            raise Rejected(f"{body.vehicle} is not my group's best bidder")
+        group.awarded = body.vehicle
+        await self.tell(body.vehicle, body)
+
+    async def on_award_confirmed(self, msg: Message, body: m.AwardConfirmed) -> None:
+        group = self.group_of(body.auction_id)
+        if self.from_member(msg, group) != group.awarded or body.vehicle != group.awarded:
+            raise Rejected(f"{sender_of(msg)} holds no award in auction {body.auction_id}")
+        await self.tell(group.manager, body)
+
+    async def on_award_declined(self, msg: Message, body: m.AwardDeclined) -> None:
+        group = self.group_of(body.auction_id)
+        if self.from_member(msg, group) != group.awarded or body.vehicle != group.awarded:
+            raise Rejected(f"{sender_of(msg)} holds no award in auction {body.auction_id}")
+        # The manager learns of the decline from a revised report naming the next best bid.
+        group.book.strike(body.vehicle)
+        group.awarded = None
+        await self.report(body.auction_id, again=True)
+
+    async def on_result(self, msg: Message, body: m.AuctionResult) -> None:
+        group = self.group_of(body.auction_id)
+        self.from_manager(msg, group)
+        del self.groups[body.auction_id]
+        if group.timer is not None:
+            group.timer.cancel()
+        lost = m.Lost(auction_id=body.auction_id)
+        for vehicle in sorted(group.book.offers):
+            # The winner and vehicles that declined an award have already closed this auction.
+            if vehicle != body.winner and vehicle not in group.book.struck:
+                await self.tell(vehicle, lost)

@@ -1,0 +1,125 @@
+"""The MainManager's protocol steps: the registry of live auctions and of idle vehicles.
+
+A ride request opens an auction on a free AuctionManager of the pool (queued while none is
+free). A vehicle's participation request is remembered and forwarded to its cluster's
+auctions: in one batch when an auction opens, one by one to auctions waiting for bidders.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from spade.message import Message
+
+from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.platform import messages as m
+
+log = logging.getLogger("fleetbid.registry")
+
+
+@dataclass
+class LiveAuction:
+    manager: str
+    cluster: int
+    passenger: str
+    phase: str = "bidding"
+
+
+@dataclass(frozen=True)
+class Pending:
+    passenger: str
+    request: m.RideRequest
+
+
+class RegistryBehaviour(ProtocolBehaviour):
+    async def on_start(self) -> None:
+        self.handlers = {
+            m.RideRequest: self.on_ride_request,
+            m.VehicleAvailable: self.on_vehicle_available,
+            m.AuctionPhase: self.on_phase,
+            m.AuctionClosed: self.on_closed,
+        }
+        self.free_managers: deque[str] = deque(self.agent.auction_managers)
+        self.live: dict[str, LiveAuction] = {}
+        self.waiting_requests: deque[Pending] = deque()
+        self.idle: dict[str, tuple[str, int]] = {}  # vehicle -> (node, cluster)
+        self.opened = 0
+
+    async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
+        roadmap = self.agent.world.roadmap
+        for label, node in (("source", body.source), ("destination", body.destination)):
+            if not roadmap.has_node(node):
+                raise Rejected(f"{label} node {node} is not on the map")
+        auction_id = body.request_id
+        queued = any(p.request.request_id == auction_id for p in self.waiting_requests)
+        if auction_id in self.live or queued:
+            raise Rejected(f"request {auction_id} is already open")
+        pending = Pending(sender_of(msg), body)
+        if self.free_managers:
+            await self.open(pending)
+        else:
+            self.waiting_requests.append(pending)
+            log.info("no free auction manager: %s queued (%d waiting)", auction_id,
+                     len(self.waiting_requests))
+
+    async def open(self, pending: Pending) -> None:
+        request = pending.request
+        manager = self.free_managers.popleft()
+        cluster = self.agent.world.clusters.cluster_of_node(request.source)
+        candidates = tuple(
+            m.Candidate(vehicle, node)
+            for vehicle, (node, c) in sorted(self.idle.items())
+            if c == cluster
+        )
+        self.live[request.request_id] = LiveAuction(manager, cluster, pending.passenger)
+        self.opened += 1
+        await self.tell(manager, m.OpenAuction(
+            auction_id=request.request_id, passenger=pending.passenger, pickup=request.source,
+            dropoff=request.destination, cluster=cluster, requested_at=request.requested_at,
+            candidates=candidates,
+        ))
+
+    async def on_vehicle_available(self, msg: Message, body: m.VehicleAvailable) -> None:
+        vehicle = sender_of(msg)
+        if vehicle not in self.agent.fleet:
+            raise Rejected(f"{vehicle} is not a vehicle of this fleet")
+        world = self.agent.world
+        if not world.roadmap.has_node(body.node):
+            raise Rejected(f"node {body.node} is not on the map")
+        cluster = world.clusters.cluster_of_node(body.node)
+        self.idle[vehicle] = (body.node, cluster)
+        for auction_id, live in self.live.items():
+            if live.cluster == cluster and live.phase == "waiting":
+                await self.forward(auction_id, live, vehicle, body.node)
+
+    async def forward(self, auction_id: str, live: LiveAuction, vehicle: str, node: str) -> None:
+        await self.tell(live.manager, m.Participation(auction_id=auction_id, vehicle=vehicle,
+                                                      node=node))
+
+    def from_its_manager(self, msg: Message, auction_id: str) -> LiveAuction:
+        live = self.live.get(auction_id)
+        if live is None:
+            raise Rejected(f"unknown auction {auction_id}")
+        if sender_of(msg) != live.manager:
+            raise Rejected(f"{sender_of(msg)} does not run auction {auction_id}")
+        return live
+
+    async def on_phase(self, msg: Message, body: m.AuctionPhase) -> None:
+        live = self.from_its_manager(msg, body.auction_id)
+        live.phase = body.phase
+        if body.phase == "waiting":
+            # Vehicles that became idle while the auction was bidding were not forwarded.
+            for vehicle, (node, cluster) in sorted(self.idle.items()):
+                if cluster == live.cluster:
+                    await self.forward(body.auction_id, live, vehicle, node)
+
+    async def on_closed(self, msg: Message, body: m.AuctionClosed) -> None:
+        live = self.from_its_manager(msg, body.auction_id)
+        del self.live[body.auction_id]
+        if body.winner is not None:
+            self.idle.pop(body.winner, None)
+        self.free_managers.append(live.manager)
+        if self.waiting_requests:
+            await self.open(self.waiting_requests.popleft())

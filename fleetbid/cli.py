@@ -1,0 +1,128 @@
+"""The `fleetbid` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from fleetbid.maps import MapError
+from fleetbid.platform import eventloop
+from fleetbid.platform.config import RunConfig
+from fleetbid.platform.xmpp_server import XmppEndpoint, external_endpoint
+
+
+def add_population_options(p: argparse.ArgumentParser) -> None:
+    d = RunConfig()
+    p.add_argument("--vehicles", type=int, default=d.vehicles, help="fleet size (%(default)s)")
+    p.add_argument("--map", default=None,
+                   help="OSMnx-style GraphML file (default: the built-in generated city)")
+    p.add_argument("--clusters", type=int, default=d.clusters,
+                   help="number of geographic clusters (%(default)s)")
+    p.add_argument("--radius", type=float, default=d.radius_m,
+                   help="admission radius δ around the pickup, metres (%(default)s)")
+    p.add_argument("--proxies", default=d.proxies,
+                   help="'auto' (about √n groups of √n), 0 (no proxy) or a fixed K")
+    p.add_argument("--processes", type=int, default=d.processes,
+                   help="OS processes for the agents (%(default)s)")
+    p.add_argument("--auction-managers", type=int, default=d.auction_managers,
+                   help="pool of AuctionManager agents (%(default)s)")
+    p.add_argument("--speed", type=float, default=d.speed,
+                   help="simulated seconds per wall second (%(default)s)")
+    p.add_argument("--bid-timeout", type=float, default=d.bid_timeout_s,
+                   help="longest bidding phase, simulated s (%(default)s)")
+    p.add_argument("--patience", type=float, default=d.patience_s,
+                   help="how long a passenger waits for a vehicle, simulated s (%(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="scenario seed (%(default)s)")
+    p.add_argument("--xmpp", metavar="HOST:PORT", default=None,
+                   help="use this XMPP server instead of the embedded one")
+    p.add_argument("--domain", default="localhost",
+                   help="XMPP domain of --xmpp (%(default)s)")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
+
+
+def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
+    return RunConfig(
+        vehicles=args.vehicles, map=args.map, clusters=args.clusters, radius_m=args.radius,
+        proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
+        speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
+        seed=args.seed, **extra,  # type: ignore[arg-type]
+    )
+
+
+def endpoint_from(args: argparse.Namespace) -> XmppEndpoint | None:
+    return external_endpoint(args.xmpp, args.domain) if args.xmpp else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleetbid",
+        description="Procurement-auction dispatch for vehicle fleets, SPADE agents over XMPP.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="launch the population, serve a scenario, print a summary")
+    add_population_options(run)
+    run.add_argument("--requests", type=int, default=RunConfig().requests,
+                     help="passenger requests in all (%(default)s)")
+    run.add_argument("--rate", type=float, default=RunConfig().rate,
+                     help="requests per simulated minute, Poisson (%(default)s)")
+    run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    auction = bench_sub.add_parser("auction", help="auction latency/throughput vs raw XMPP")
+    add_population_options(auction)
+    auction.add_argument("--auctions", type=int, default=300,
+                         help="auctions in the throughput phase (%(default)s)")
+    auction.add_argument("--latency-auctions", type=int, default=200,
+                         help="auctions, one at a time, in the latency phase (%(default)s)")
+    auction.add_argument("--raw-messages", type=int, default=20000,
+                         help="messages in the raw XMPP ceiling phase (%(default)s)")
+    auction.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fleetbid").setLevel(args.log_level)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "bench":
+            from fleetbid.platform.bench import cmd_bench_auction
+
+            return cmd_bench_auction(args)
+    except (ValueError, MapError) as exc:
+        print(f"fleetbid: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fleetbid: interrupted, everything stopped", file=sys.stderr)
+        return 130
+    return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fleetbid.platform.run_job import run_scenario
+    from fleetbid.platform.summary import format_summary
+
+    config = config_from(args, requests=args.requests, rate=args.rate)
+    summary = eventloop.run(run_scenario(
+        config, endpoint_from(args), progress=not args.no_progress and not args.json,
+        log_level=args.log_level,
+    ))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Child-process entry point of `EmbeddedXmppServer`: one pyjabber server, loopback only.
+
+Run as ``python -m fleetbid.platform._server_main --run-dir D --port P --server-port S``.
+Prints ``READY <port>`` on stdout once listening.  Stops on SIGTERM/SIGINT or when stdin
+reaches EOF, which is how it notices that the parent died (no orphans).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+# The admin/upload HTTP page listens on fixed port 9090: two servers would collide.
+_UPLOAD_PLUGIN = "urn:xmpp:http:upload:0"
+_UPLOAD_ITEM = "upload.$"
+_EOF_GRACE_S = 10.0
+
+
+def _die_with_parent() -> None:
+    """ProcessPool worker initializer: SIGKILL this worker if the server process dies."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="fleetbid.platform._server_main")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (IPv4)")
+    p.add_argument("--domain", default="localhost", help="XMPP domain served")
+    p.add_argument("--port", required=True, type=int, help="client (c2s) port")
+    p.add_argument("--server-port", required=True, type=int, help="s2s port")
+    p.add_argument("--connection-timeout", default=3600, type=int)
+    p.add_argument("--pool-workers", default=0, type=int, help="SASL hashing workers, 0=cpus")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def _prepare_certs(run_dir: Path) -> Path:
+    """pyjabber signs the host cert with ca_cert/ca_key found in cert_path: copy the CA in."""
+    import pyjabber
+
+    cert_dir = run_dir / "certs"
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    pkg_certs = Path(pyjabber.__file__).parent / "network" / "certs"
+    for name in ("ca_cert.pem", "ca_key.pem"):
+        if not (cert_dir / name).exists():
+            shutil.copyfile(pkg_certs / name, cert_dir / name)
+    return cert_dir
+
+
+def _patch_pyjabber(pool_workers: int) -> None:
+    import pyjabber.server as pjs
+
+    # Otherwise Server also listens (c2s and s2s) on the machine's outward IP.
+    pjs.setup_query_local_ip = lambda: None
+    # Pool workers are forked lazily from this process; tie their life to it.
+    workers = pool_workers or os.cpu_count() or 1
+
+    def make_pool(*_args: object, **_kwargs: object) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent)
+
+    pjs.ProcessPoolExecutor = make_pool  # type: ignore[attr-defined,assignment]
+
+
+def _build_server(args: argparse.Namespace, cert_dir: Path):  # -> pyjabber.server.Server
+    from pyjabber.server import Server
+    from pyjabber.server_parameters import Parameters
+
+    defaults = Parameters()
+    # Fresh containers: attrs defaults are shared mutable objects. The upload plugin stays
+    # listed: without it pyjabber 0.4.5 silently stops routing messages between clients
+    # (seen here). Its HTTP server on fixed port 9090 is dropped below instead.
+    plugins = list(defaults.plugins)
+    items = dict(defaults.items)
+    params = Parameters(
+        host=args.domain,
+        client_port=args.port,
+        server_port=args.server_port,
+        family=socket.AF_INET,
+        connection_timeout=args.connection_timeout,
+        database_path=str(args.run_dir / "pyjabber.db"),  # unused in memory; kept inside run_dir
+        database_in_memory=True,
+        message_persistence=False,
+        cert_path=str(cert_dir),
+        plugins=plugins,
+        items=items,
+    )
+    server = Server(params)
+    # The admin/upload page would bind fixed port 9090: two runs would collide.
+    server._http_server = None
+    # pyjabber binds to its domain name; bind the loopback address instead so the domain
+    # can be any name while nothing listens beyond 127.0.0.1.
+    server._host = args.host
+    return server
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Blocking read in a daemon thread: EOF means the parent is gone (or asked us to stop).
+
+    Raw os.read on fd 0, never sys.stdin: a thread blocked inside sys.stdin holds its
+    buffer lock, and forked pool workers deadlock when multiprocessing closes sys.stdin.
+    """
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    with contextlib.suppress(RuntimeError):  # loop already closed
+        loop.call_soon_threadsafe(stop.set)
+    # Last resort if the loop is wedged and never gets to stop: no orphan survives this.
+    time.sleep(_EOF_GRACE_S)
+    if os.getpgid(0) == os.getpid():  # we lead our own group (EmbeddedXmppServer does that)
+        os.killpg(0, signal.SIGKILL)
+    os._exit(1)
+
+
+def _shutdown_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop the SASL hashing workers without ever blocking on a stuck one."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=2.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=1.0)
+    pool.shutdown(wait=True)
+
+
+async def _serve(args: argparse.Namespace, cert_dir: Path) -> int:
+    from pyjabber import AppConfig
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    server = _build_server(args, cert_dir)
+    task = asyncio.create_task(server.start(), name="pyjabber")
+    await asyncio.sleep(0)  # let Server.start() install its signal.signal handlers ...
+    for sig in (signal.SIGTERM, signal.SIGINT):  # ... then replace them with a clean stop
+        loop.add_signal_handler(sig, stop.set)
+    threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
+
+    ready = asyncio.create_task(server.ready.wait())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({ready, task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    rc = 0
+    if ready.done() and not task.done() and not stop.is_set():
+        print(f"READY {args.port}", flush=True)
+        # Nobody reads stdout after READY: make sure a stray print can never block us.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():  # server died on its own (e.g. port taken)
+        rc = 1
+    for t in (ready, stopping, task):
+        t.cancel()
+    # Cancelling closes the listeners and disposes the DB engine (Server.run_server).
+    with contextlib.suppress(asyncio.CancelledError, SystemExit, Exception):
+        await task
+    # pyjabber leaves helper tasks (queue getters) behind: cancel them before the loop closes.
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in others:
+        t.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+    config = AppConfig.app_config
+    if config is not None:
+        _shutdown_pool(config.process_pool_exe)
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    args.run_dir = args.run_dir.resolve()
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(args.run_dir)  # anything pyjabber writes relative to cwd stays in run_dir
+
+    from loguru import logger
+
+    logger.remove()
+    logger.add(args.run_dir / "xmpp-server.log", level=args.log_level, enqueue=False)
+
+    from fleetbid.platform.eventloop import install_uvloop, new_event_loop
+
+    cert_dir = _prepare_certs(args.run_dir)
+    _patch_pyjabber(args.pool_workers)
+    install_uvloop()
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_serve(args, cert_dir))
+    except SystemExit as e:  # pyjabber's raise_exit on bind failure
+        logger.error(f"server exited: {e!r}")
+        return 1
+    finally:
+        with contextlib.suppress(Exception):
+            from pyjabber import AppConfig
+
+            if AppConfig.app_config is not None:
+                _shutdown_pool(AppConfig.app_config.process_pool_exe)
+        loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Run configuration: one frozen value shared by the launcher and every agent process."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    vehicles: int = 100
+    requests: int = 200
+    rate: float = 8.0  # passenger requests per simulated minute (Poisson)
+    speed: float = 120.0  # simulated seconds per wall second
+    seed: int = 0
+    map: str | None = None  # None: the built-in generated city; else a GraphML path
+    clusters: int = 4
+    radius_m: float = 4000.0  # δ: admission radius around the pickup
+    proxies: str = "auto"  # "auto" (about √n groups), or an int K >= 0 as a string
+    processes: int = 2
+    auction_managers: int = 16  # pool of AuctionManager agents (one auction at a time each)
+    bid_timeout_s: float = 30.0  # simulated seconds the bidding phase may last
+    patience_s: float = 900.0  # simulated seconds a passenger waits for an auction to succeed
+    min_eta_s: float = 1.0  # floor on T so that a vehicle at the pickup has a finite bid
+    # Messages take wall time whatever the simulation speed: a bidding round lasts at least
+    # this many wall seconds, or fast simulations would close rounds before bids arrive.
+    min_bid_wall_s: float = 0.5
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.vehicles >= 1, "--vehicles must be >= 1"),
+            (self.requests >= 0, "--requests must be >= 0"),
+            (self.rate > 0 and math.isfinite(self.rate), "--rate must be > 0"),
+            (self.speed > 0 and math.isfinite(self.speed), "--speed must be > 0"),
+            (self.clusters >= 1, "--clusters must be >= 1"),
+            (self.radius_m > 0, "--radius must be > 0"),
+            (self.processes >= 1, "--processes must be >= 1"),
+            (self.auction_managers >= 1, "--auction-managers must be >= 1"),
+            (self.bid_timeout_s > 0, "--bid-timeout must be > 0"),
+            (self.patience_s > 0, "--patience must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        self.proxy_setting()  # validates
+
+    def bid_window_s(self) -> float:
+        """Simulated duration of a bidding round: the configured timeout, or longer so that it
+        lasts `min_bid_wall_s` of wall time."""
+        return max(self.bid_timeout_s, self.min_bid_wall_s * self.speed)
+
+    def proxy_setting(self) -> int | None:
+        """None for auto, else the fixed number of proxies K (0 = no proxy)."""
+        if self.proxies == "auto":
+            return None
+        try:
+            k = int(self.proxies)
+        except ValueError:
+            raise ValueError(
+                f"--proxies must be 'auto' or an integer >= 0, got {self.proxies!r}"
+            ) from None
+        if k < 0:
+            raise ValueError(f"--proxies must be >= 0, got {k}")
+        return k
+
+    def proxy_pool_size(self) -> int:
+        """Proxy agents to launch: enough for the largest auction (all vehicles admitted)."""
+        k = self.proxy_setting()
+        if k is None:
+            return max(1, round(math.sqrt(self.vehicles)))
+        return k

@@ -1,0 +1,199 @@
+"""Fleet: start the XMPP server and the agent processes, hand out rides, stop everything.
+
+Used by `fleetbid run`, the benchmark and the end-to-end tests:
+
+    async with Fleet(config) as fleet:
+        outcome = await fleet.ride("r1", source, destination)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import secrets
+import shutil
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from fleetbid.maps import RoadMap, load_map
+from fleetbid.platform.config import RunConfig
+from fleetbid.platform.population import Names, Plan, make_plan, vehicle_start_nodes
+from fleetbid.platform.worker import worker_main
+from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
+
+READY_TIMEOUT_S = 120.0
+
+
+class LaunchError(RuntimeError):
+    """The population could not be started."""
+
+
+class Fleet:
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        endpoint: XmppEndpoint | None = None,
+        run_dir: str | Path | None = None,
+        start_nodes: list[str] | None = None,
+        log_level: str = "WARNING",
+    ) -> None:
+        self.config = config
+        self.roadmap: RoadMap = load_map(config.map, config.seed)
+        self.start_nodes = start_nodes or vehicle_start_nodes(
+            self.roadmap, config.vehicles, config.seed
+        )
+        if len(self.start_nodes) != config.vehicles:
+            raise ValueError(f"{len(self.start_nodes)} start nodes for {config.vehicles} vehicles")
+        self._external = endpoint
+        self._own_run_dir = run_dir is None
+        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="fleetbid-"))
+        self.log_level = log_level
+        self.server: EmbeddedXmppServer | None = None
+        self.endpoint: XmppEndpoint | None = None
+        self.plan: Plan | None = None
+        self.procs: list[mp.process.BaseProcess] = []
+        self.conns: list[Connection] = []
+        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._replies: list[asyncio.Queue[tuple[str, Any]]] = []
+        self._passenger_turn = 0
+        self.epoch = 0.0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Fleet:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._external is None:
+            self.server = EmbeddedXmppServer(self.run_dir / "xmpp")
+            self.endpoint = await asyncio.to_thread(self.server.start)
+            names = Names()
+        else:
+            self.endpoint = self._external
+            # Accounts persist on an external server: fresh names per run, fresh passwords.
+            names = Names(secrets.token_hex(3))
+        self.names = names
+        self.plan = make_plan(self.config, self.endpoint, self.start_nodes, names)
+        ctx = mp.get_context("spawn")
+        loop = asyncio.get_running_loop()
+        for index, specs in enumerate(self.plan.processes):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=worker_main, name=f"fleetbid-worker-{index}", daemon=True,
+                args=(index, self.config, self.endpoint, specs, self.plan.directory, child,
+                      self.log_level),
+            )
+            proc.start()
+            child.close()
+            self.procs.append(proc)
+            self.conns.append(parent)
+            queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+            self._replies.append(queue)
+            loop.add_reader(parent.fileno(), self._readable, index)
+        for index in range(len(self.procs)):
+            await self._reply(index, "ready", READY_TIMEOUT_S)
+        self.epoch = time.time()
+        for conn in self.conns:
+            conn.send(("go", self.epoch))
+
+    def _readable(self, index: int) -> None:
+        conn = self.conns[index]
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(conn.fileno())
+            self._replies[index].put_nowait(("dead", f"worker {index} exited"))
+            for waiter in self._waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(LaunchError(f"worker process {index} died"))
+            return
+        if kind == "outcome":
+            waiter = self._waiters.pop(payload["request_id"], None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(payload)
+        else:
+            self._replies[index].put_nowait((kind, payload))
+
+    async def _reply(self, index: int, expected: str, timeout: float) -> tuple[str, Any]:
+        try:
+            kind, payload = await asyncio.wait_for(self._replies[index].get(), timeout)
+        except TimeoutError:
+            raise LaunchError(f"worker {index}: no {expected!r} within {timeout:.0f} s") from None
+        if kind != expected:
+            raise LaunchError(f"worker {index} failed: {payload}")
+        return kind, payload
+
+    async def stop(self) -> None:
+        """Stop agents, workers and the embedded server; remove the run dir we made."""
+        for conn in self.conns:
+            with contextlib.suppress(Exception):
+                conn.send(("stop",))
+        for index in range(len(self.conns)):
+            with contextlib.suppress(Exception):
+                await self._reply(index, "stopped", 15.0)
+        loop = asyncio.get_running_loop()
+        for conn in self.conns:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(conn.fileno())
+            conn.close()
+        for proc in self.procs:
+            await asyncio.to_thread(proc.join, 5.0)
+            if proc.is_alive():
+                proc.kill()
+                await asyncio.to_thread(proc.join, 5.0)
+        self.conns.clear()
+        self.procs.clear()
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+            self.server = None
+        if self._own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # --- using the fleet --------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Simulated seconds since the fleet was ready."""
+        return (time.time() - self.epoch) * self.config.speed
+
+    async def ride(
+        self, request_id: str, source: str, destination: str, at: float | None = None
+    ) -> dict[str, Any]:
+        """Create a PassengerPersonalAgent for this request and wait for its outcome.
+
+        With `at` (simulated seconds) the passenger logs in now and asks at that time, so its
+        XMPP login is not part of the request's latency or waiting time."""
+        assert self.plan is not None
+        if request_id in self._waiters:
+            raise ValueError(f"request {request_id} is already running")
+        where = self.plan.passenger_processes
+        index = where[self._passenger_turn % len(where)]
+        self._passenger_turn += 1
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = waiter
+        name = self.names(f"passenger-{request_id}")
+        self.conns[index].send(("ride", {"request_id": request_id, "source": source,
+                                         "destination": destination, "name": name,
+                                         "at": at}))
+        return await waiter
+
+    async def stats(self) -> list[dict[str, Any]]:
+        for conn in self.conns:
+            conn.send(("stats",))
+        return [(await self._reply(i, "stats", 15.0))[1] for i in range(len(self.conns))]

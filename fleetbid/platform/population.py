@@ -1,0 +1,83 @@
+"""Which agents a run has, their names, and which OS process hosts each.
+
+SPADE delivers messages between agents of one process without XMPP. To make protocol
+messages really cross the server, roles that talk to each other live on different
+processes: tier A (MainManager, Proxies, Passengers) on even-numbered processes, tier B
+(AuctionManagers, Vehicles) on odd-numbered ones. With two processes every protocol hop
+but passenger -> MainManager crosses the server.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from fleetbid.agents.fleet_agent import Directory
+from fleetbid.maps import RoadMap
+from fleetbid.platform.config import RunConfig
+from fleetbid.platform.xmpp_server import XmppEndpoint
+
+TIER_A = ("main-manager", "proxy", "passenger")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    role: str  # main-manager | auction-manager | proxy | vehicle
+    name: str
+    node: str = ""  # vehicles: start node
+
+
+@dataclass
+class Plan:
+    directory: Directory
+    processes: list[list[AgentSpec]] = field(default_factory=list)
+    passenger_processes: list[int] = field(default_factory=list)
+
+
+class Names:
+    """Agent names; a prefix keeps runs apart on a shared external server."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = f"{prefix}-" if prefix else ""
+
+    def __call__(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+
+def tier_processes(processes: int, role: str) -> list[int]:
+    if processes == 1:
+        return [0]
+    even = list(range(0, processes, 2))
+    odd = list(range(1, processes, 2))
+    return even if role in TIER_A else odd
+
+
+def vehicle_start_nodes(roadmap: RoadMap, count: int, seed: int) -> list[str]:
+    """Seeded start positions, spread uniformly over the road nodes."""
+    rng = random.Random(f"vehicles-{seed}")
+    nodes = roadmap.nodes
+    return [nodes[rng.randrange(len(nodes))] for _ in range(count)]
+
+
+def make_plan(
+    config: RunConfig, endpoint: XmppEndpoint, start_nodes: list[str], names: Names
+) -> Plan:
+    mm = AgentSpec("main-manager", names("main-manager"))
+    ams = [AgentSpec("auction-manager", names(f"auction-{i}"))
+           for i in range(config.auction_managers)]
+    proxies = [AgentSpec("proxy", names(f"proxy-{i}")) for i in range(config.proxy_pool_size())]
+    vehicles = [AgentSpec("vehicle", names(f"vehicle-{i}"), node)
+                for i, node in enumerate(start_nodes)]
+    directory = Directory(
+        main_manager=endpoint.jid(mm.name),
+        auction_managers=tuple(endpoint.jid(a.name) for a in ams),
+        proxies=tuple(endpoint.jid(p.name) for p in proxies),
+        vehicles=frozenset(endpoint.jid(v.name) for v in vehicles),
+    )
+    plan = Plan(directory, [[] for _ in range(config.processes)],
+                tier_processes(config.processes, "passenger"))
+    for group in ([mm], ams, proxies, vehicles):
+        where = tier_processes(config.processes, group[0].role) if group else [0]
+        for i, spec in enumerate(group):
+            plan.processes[where[i % len(where)]].append(spec)
+    return plan

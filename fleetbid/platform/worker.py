@@ -1,0 +1,182 @@
+"""One OS process of the agent population, driven by the launcher over a pipe.
+
+The pipe is the run's control plane (start, go, create a passenger, report, stop); the
+agents themselves talk only through SPADE/XMPP. A worker exits when its pipe closes, so a
+dying launcher never leaves agent processes behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from fleetbid.agents import (
+    AuctionManagerAgent,
+    Directory,
+    FleetAgent,
+    MainManagerAgent,
+    PassengerAgent,
+    ProxyAgent,
+    VehicleAgent,
+)
+from fleetbid.behaviours.passenger import RideOutcome
+from fleetbid.platform import eventloop, xmpp_agent
+from fleetbid.platform.clock import SimClock
+from fleetbid.platform.config import RunConfig
+from fleetbid.platform.population import AgentSpec
+from fleetbid.platform.world import World
+from fleetbid.platform.xmpp_agent import COUNTERS, start_agents
+from fleetbid.platform.xmpp_server import XmppEndpoint
+
+log = logging.getLogger("fleetbid.worker")
+
+PASSENGER_LOGINS = 8  # concurrent passenger logins per process
+
+
+def worker_main(
+    index: int, config: RunConfig, endpoint: XmppEndpoint, specs: list[AgentSpec],
+    directory: Directory, conn: Connection, log_level: str,
+) -> None:
+    """Process entry point (multiprocessing, spawn start method)."""
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr,
+        format=f"%(asctime)s p{index} %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("fleetbid").setLevel(log_level)
+    # Ctrl-C reaches the whole process group; the launcher decides how to stop us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        eventloop.run(Worker(index, config, endpoint, specs, directory, conn).main())
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.send(("error", traceback.format_exc()))
+        raise
+
+
+class Worker:
+    def __init__(
+        self, index: int, config: RunConfig, endpoint: XmppEndpoint, specs: list[AgentSpec],
+        directory: Directory, conn: Connection,
+    ) -> None:
+        self.index, self.config, self.endpoint = index, config, endpoint
+        self.specs, self.directory, self.conn = specs, directory, conn
+        self.agents: list[FleetAgent] = []
+        self.passengers: set[PassengerAgent] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.world: World | None = None
+        self.by_type: collections.Counter[str] = collections.Counter()
+        xmpp_agent.on_send.append(lambda msg: self.by_type.update((msg.get_metadata("type"),)))
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.conn.fileno(), self._readable)
+        self.world = World.build(self.config)
+        self.login_gate = asyncio.Semaphore(PASSENGER_LOGINS)
+        self.agents = [self.make(spec) for spec in self.specs]
+        await start_agents(self.agents)
+        self.conn.send(("ready", {"index": self.index, "pid": os.getpid(),
+                                  "agents": len(self.agents)}))
+        while True:
+            command = await self.inbox.get()
+            if command[0] == "stop" or command[0] == "eof":
+                break
+            await self.on_command(command)
+        await self.shutdown()
+
+    def _readable(self) -> None:
+        try:
+            self.inbox.put_nowait(self.conn.recv())
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            self.inbox.put_nowait(("eof",))
+
+    def make(self, spec: AgentSpec) -> FleetAgent:
+        assert self.world is not None
+        args = (spec.name, self.endpoint, self.world, self.directory)
+        match spec.role:
+            case "main-manager":
+                return MainManagerAgent(*args)
+            case "auction-manager":
+                return AuctionManagerAgent(*args)
+            case "proxy":
+                return ProxyAgent(*args)
+            case "vehicle":
+                return VehicleAgent(*args, node=spec.node)
+        raise ValueError(f"unknown role {spec.role}")
+
+    async def on_command(self, command: tuple[Any, ...]) -> None:
+        assert self.world is not None
+        kind = command[0]
+        if kind == "go":
+            # Simulated time 0 is now, on every process: the launcher sent one epoch to all.
+            self.world.clock = SimClock(command[1], self.config.speed)
+            for agent in self.agents:
+                if isinstance(agent, VehicleAgent):
+                    agent.announce()
+        elif kind == "ride":
+            self.spawn(self.ride(**command[1]))
+        elif kind == "stats":
+            self.conn.send(("stats", self.stats()))
+        else:
+            log.error("unknown control command %r", kind)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def ride(
+        self, request_id: str, source: str, destination: str, name: str, at: float | None
+    ) -> None:
+        assert self.world is not None
+        done: asyncio.Future[RideOutcome] = asyncio.get_running_loop().create_future()
+
+        def finished(outcome: RideOutcome) -> None:
+            if not done.done():
+                done.set_result(outcome)
+
+        agent = PassengerAgent(name, self.endpoint, self.world, self.directory, request_id,
+                               source, destination, finished, at)
+        try:
+            async with self.login_gate:
+                await start_agents([agent], concurrency=1)
+            self.passengers.add(agent)
+            outcome = await done
+        except Exception as exc:  # a login failure must still produce an outcome
+            outcome = RideOutcome(request_id, source, destination, requested_at=0.0,
+                                  reason=f"passenger could not join: {exc}")
+        self.conn.send(("outcome", outcome.to_dict()))
+        self.passengers.discard(agent)
+        with contextlib.suppress(Exception):
+            await agent.stop()
+
+    def stats(self) -> dict[str, Any]:
+        empty = loaded = 0.0
+        trips = 0
+        auctions = 0
+        for agent in self.agents:
+            if isinstance(agent, VehicleAgent):
+                e, ld = agent.odometer()
+                empty, loaded, trips = empty + e, loaded + ld, trips + agent.trips
+            if isinstance(agent, MainManagerAgent):
+                auctions += agent.registry.opened
+        return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
+                "loaded_m": loaded, "trips": trips, "auctions": auctions,
+                "by_type": dict(self.by_type)}
+
+    async def shutdown(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        everyone = [*self.agents, *self.passengers]
+        await asyncio.gather(*(a.stop() for a in everyone), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            self.conn.send(("stopped", self.stats()))

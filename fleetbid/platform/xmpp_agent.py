@@ -1,0 +1,250 @@
+"""Base SPADE agent of fleetbid: endpoint-aware connection, message accounting, hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import ssl
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from slixmpp import Message as SlixmppMessage
+from slixmpp.xmlstream import StanzaBase
+from slixmpp.xmlstream import xmlstream as _xmlstream
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher.base import MatcherBase
+from spade.agent import Agent
+from spade.behaviour import CyclicBehaviour
+from spade.message import Message
+
+from fleetbid.platform.xmpp_server import XmppEndpoint
+
+_MESSAGE_TAG = "{jabber:client}message"
+_BODY_TAG = "{jabber:client}body"
+
+MessageHook = Callable[[Message], None]
+
+# Tracing (and anything else) plugs in here; called for every message of this process.
+on_send: list[MessageHook] = []
+on_receive: list[MessageHook] = []
+
+
+@dataclass
+class MessageCounters:
+    """Per-process totals over all XmppAgents of the process."""
+
+    sent: int = 0
+    xmpp_sent: int = 0  # subset of `sent` that went through the XMPP server
+    received: int = 0
+
+    def reset(self) -> None:
+        self.sent = self.xmpp_sent = self.received = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"sent": self.sent, "xmpp_sent": self.xmpp_sent, "received": self.received}
+
+
+COUNTERS = MessageCounters()
+
+_shared_tls_context: ssl.SSLContext | None = None
+
+
+def install_shared_tls_context() -> ssl.SSLContext:
+    """Make every slixmpp stream of this process reuse one client SSLContext (idempotent).
+
+    slixmpp builds a fresh context per client (`create_default_context()` plus
+    `set_default_verify_paths()`, i.e. parsing the system CA bundle): ~85 % of the CPU
+    of starting an agent.  fleetbid agents all use spade's verify_security=False
+    (self-signed local server), so one context with those settings serves them all.
+    Streams given an explicit ssl_context are left alone.
+    """
+    global _shared_tls_context
+    if _shared_tls_context is not None:
+        return _shared_tls_context
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False  # what spade sets for verify_security=False
+    ctx.verify_mode = ssl.CERT_NONE
+    original_init = _xmlstream.XMLStream.__init__
+
+    def __init__(
+        self: _xmlstream.XMLStream, *args: Any, ssl_context: ssl.SSLContext | None = None,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        original_init(self, *args, ssl_context=ssl_context or ctx, **kwargs)
+
+    _xmlstream.XMLStream.__init__ = __init__  # type: ignore[method-assign]
+    _shared_tls_context = ctx
+    return ctx
+
+
+class XmppAgent(Agent):
+    """A SPADE agent named `name@endpoint.domain`, connecting to `endpoint.host:port`.
+
+    Send through `await self.send(msg, behaviour)` so messages are counted; receipt is
+    counted in `dispatch`, which spade calls for both in-process and XMPP deliveries.
+    """
+
+    def __init__(self, name: str, endpoint: XmppEndpoint, password: str | None = None) -> None:
+        install_shared_tls_context()
+        super().__init__(
+            endpoint.jid(name),
+            password if password is not None else secrets.token_urlsafe(16),
+            port=endpoint.port,
+            verify_security=False,
+        )
+        self.endpoint = endpoint
+        self.sent = 0
+        self.sent_over_xmpp = 0
+        self.received = 0
+        self._probe: tuple[str, asyncio.Future[None]] | None = None
+        # spade's Container is a process-wide singleton holding the loop that was running
+        # when it was created; follow the current loop if a later asyncio run replaced it.
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and self.container.loop is not running:
+            self.container.loop = running
+            self.loop = running
+
+    async def _async_connect(self) -> None:
+        # spade connects to jid.host (the XMPP domain); the server may live elsewhere.
+        client = self.client
+        assert client is not None
+        connect = client.connect
+        host, port = self.endpoint.host, self.endpoint.port
+
+        def connect_to_endpoint(*_args: Any, **_kwargs: Any) -> asyncio.Future[Any]:
+            return connect(host=host, port=port)
+
+        client.connect = connect_to_endpoint  # type: ignore[method-assign]
+        # slixmpp raises its "message" event only for stanzas with a <body>; spade delivers
+        # body-less (metadata-only) messages in-process, so deliver them over XMPP too.
+        client.register_handler(
+            Callback("fleetbid-bodyless-message", _BodylessMessage(), self._message_received)
+        )
+        await super()._async_connect()
+        await self._await_reachable()
+
+    async def _await_reachable(self, timeout: float = 10.0, retry_every: float = 0.2) -> None:
+        """Return once the server routes messages to us.
+
+        session_start fires before pyjabber has processed our initial presence; until then
+        messages to our bare JID are silently dropped (message_persistence is off).  A
+        message to ourselves that comes back proves we are reachable.
+        """
+        client = self.client
+        assert client is not None
+        probe_id = f"fleetbid-probe-{secrets.token_hex(8)}"
+        arrived = asyncio.get_running_loop().create_future()
+        self._probe = (probe_id, arrived)
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not arrived.done():
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"{self.jid}: server never routed messages to us")
+                probe = client.Message()
+                probe["to"] = self.jid.bare
+                probe["id"] = probe_id
+                probe["type"] = "normal"
+                probe.send()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(arrived), retry_every)
+        finally:
+            self._probe = None
+
+    def _message_received(self, msg: SlixmppMessage) -> list[asyncio.Task[Any]]:
+        probe = getattr(self, "_probe", None)
+        if msg["id"].startswith("fleetbid-probe-"):
+            if probe is not None and msg["id"] == probe[0] and not probe[1].done():
+                probe[1].set_result(None)
+            return []  # never an application message (late duplicates included)
+        return super()._message_received(msg)
+
+    async def send(self, msg: Message, behaviour: CyclicBehaviour | Any) -> None:
+        """Send via `behaviour.send` and account for it (`behaviour` is any spade behaviour)."""
+        # Same test spade's Container.send uses to pick in-process delivery.
+        over_xmpp = not self.container.has_agent(str(msg.to))
+        await behaviour.send(msg)
+        self.sent += 1
+        COUNTERS.sent += 1
+        if over_xmpp:
+            self.sent_over_xmpp += 1
+            COUNTERS.xmpp_sent += 1
+        for hook in on_send:
+            hook(msg)
+
+    def dispatch(self, msg: Message) -> list[asyncio.Task[Any]]:
+        self.received += 1
+        COUNTERS.received += 1
+        for hook in on_receive:
+            hook(msg)
+        return super().dispatch(msg)
+
+    async def stop(self) -> None:
+        await super().stop()
+        # spade never unregisters: a stale entry would make later sends to this JID
+        # look in-process (and be dispatched to a dead agent).
+        if self.container.has_agent(str(self.jid)) and (
+            self.container.get_agent(str(self.jid)) is self
+        ):
+            self.container.unregister(str(self.jid))
+
+
+class _BodylessMessage(MatcherBase):
+    """Matches non-error <message/> stanzas that have no <body> (complement of slixmpp's)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def match(self, xml: StanzaBase) -> bool:
+        el = xml.xml
+        return el.tag == _MESSAGE_TAG and el.get("type") != "error" and el.find(_BODY_TAG) is None
+
+
+class AgentStartError(RuntimeError):
+    """One or more agents failed to connect/register."""
+
+
+async def start_agents(
+    agents: Iterable[Agent],
+    concurrency: int = 16,
+    *,
+    timeout: float | None = 60.0,
+    auto_register: bool = True,
+) -> None:
+    """Start `agents` with at most `concurrency` logins in flight (each costs server CPU).
+
+    Raises AgentStartError naming every agent that failed or timed out; agents that did
+    start are left running (the caller owns them and should stop them).
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def start_one(agent: Agent) -> None:
+        async with gate:
+            try:
+                await asyncio.wait_for(agent.start(auto_register=auto_register), timeout)
+            except BaseException:
+                if agent.client is not None:  # stop slixmpp's reconnect attempts
+                    agent.client.abort()
+                raise
+
+    todo = list(agents)
+    results = await asyncio.gather(*(start_one(a) for a in todo), return_exceptions=True)
+    failures = [(a, r) for a, r in zip(todo, results, strict=True) if isinstance(r, BaseException)]
+    if failures:
+        detail = "; ".join(f"{a.jid}: {_describe(e)}" for a, e in failures[:10])
+        more = f" (+{len(failures) - 10} more)" if len(failures) > 10 else ""
+        raise AgentStartError(
+            f"{len(failures)}/{len(todo)} agent(s) failed to start: {detail}{more}"
+        ) from failures[0][1]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timed out connecting/authenticating"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

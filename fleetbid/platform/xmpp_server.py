@@ -1,0 +1,260 @@
+"""Where the XMPP server is: an embedded pyjabber child process, or an external address.
+
+The embedded server runs in its own OS process (own session/process group) so that the
+agents' processes never share its event loop, and so it can be killed as a whole.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+SERVER_LOG = "xmpp-server.log"
+SERVER_STDERR = "xmpp-server.stderr"
+_READY_PREFIX = "READY"
+
+
+@dataclass(frozen=True)
+class XmppEndpoint:
+    """How agents reach the server: TCP `host:port`; JIDs live in `domain`."""
+
+    host: str
+    port: int
+    domain: str
+    embedded: bool
+
+    def jid(self, name: str) -> str:
+        return f"{name}@{self.domain}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now on `host` (the OS picks it; racy, so callers retry on clash)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def parse_xmpp_address(address: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (IPv6 as ``[::1]:5222``) into ``(host, port)``."""
+    text = address.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"XMPP address {address!r} must look like HOST:PORT, e.g. 127.0.0.1:5222")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"XMPP address {address!r}: write IPv6 hosts in brackets, [::1]:5222")
+    if not host:
+        raise ValueError(f"XMPP address {address!r} has an empty host")
+    if not port_text.isdigit():
+        raise ValueError(f"XMPP address {address!r}: port {port_text!r} is not a number")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"XMPP address {address!r}: port {port} is outside 1..65535")
+    return host, port
+
+
+def external_endpoint(address: str, domain: str) -> XmppEndpoint:
+    """Endpoint of a server we do not manage (e.g. a shared prosody/pyjabber)."""
+    if not domain or "@" in domain or "/" in domain:
+        raise ValueError(f"XMPP domain {domain!r} is not a bare domain name")
+    host, port = parse_xmpp_address(address)
+    return XmppEndpoint(host=host, port=port, domain=domain, embedded=False)
+
+
+class XmppServerError(RuntimeError):
+    """The embedded server did not come up."""
+
+
+class EmbeddedXmppServer:
+    """pyjabber in a child process, bound to 127.0.0.1 only, all files under `run_dir`.
+
+    Use as a context manager, or call `start()`/`stop()`; `stop()` is idempotent and is
+    also run at interpreter exit.  The child stops by itself when this process dies
+    (it watches its stdin pipe for EOF).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        domain: str = "localhost",
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        server_port: int | None = None,
+        connection_timeout: int = 3600,
+        startup_timeout: float = 30.0,
+        pool_workers: int = 0,
+        log_level: str = "INFO",
+    ) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.domain = domain
+        self.host = host
+        self._port = port
+        self._server_port = server_port
+        self.connection_timeout = connection_timeout
+        self.startup_timeout = startup_timeout
+        self.pool_workers = pool_workers
+        self.log_level = log_level
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr_file: int | None = None
+        self._endpoint: XmppEndpoint | None = None
+
+    # -- public -----------------------------------------------------------------------
+    @property
+    def endpoint(self) -> XmppEndpoint:
+        if self._endpoint is None:
+            raise RuntimeError("EmbeddedXmppServer is not running (call start() first)")
+        return self._endpoint
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / SERVER_LOG
+
+    def start(self) -> XmppEndpoint:
+        if self._endpoint is not None:
+            return self._endpoint
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atexit.register(self.stop)
+        try:
+            # Ports picked by free_port() can be taken before the child binds: retry once.
+            attempts = 1 if self._port else 2
+            for attempt in range(attempts):
+                port = self._port or free_port(self.host)
+                server_port = self._server_port or free_port(self.host)
+                try:
+                    self._launch(port, server_port)
+                    break
+                except XmppServerError as e:
+                    self._kill()
+                    if attempt + 1 == attempts or "in use" not in str(e).lower():
+                        raise
+        except BaseException:  # incl. KeyboardInterrupt while waiting
+            self.stop()
+            raise
+        self._endpoint = XmppEndpoint(self.host, port, self.domain, embedded=True)
+        return self._endpoint
+
+    def stop(self) -> None:
+        """SIGTERM, wait up to 5 s, then SIGKILL the whole process group. Idempotent."""
+        self._endpoint = None
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5.0)
+        finally:
+            self._kill()
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.stop)
+
+    def __enter__(self) -> EmbeddedXmppServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- internals --------------------------------------------------------------------
+    def _launch(self, port: int, server_port: int) -> None:
+        cmd = [
+            sys.executable, "-m", "fleetbid.platform._server_main",
+            "--run-dir", str(self.run_dir),
+            "--host", self.host,
+            "--domain", self.domain,
+            "--port", str(port),
+            "--server-port", str(server_port),
+            "--connection-timeout", str(self.connection_timeout),
+            "--pool-workers", str(self.pool_workers),
+            "--log-level", self.log_level,
+        ]  # fmt: skip
+        # stderr to a file: an unread pipe could fill up and block the server.
+        self._stderr_file = os.open(
+            self.run_dir / SERVER_STDERR, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
+        )
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,  # kept open for life: EOF tells the child we are gone
+            stdout=subprocess.PIPE,
+            stderr=self._stderr_file,
+            cwd=self.run_dir,
+            start_new_session=True,  # own process group, killable as one, no terminal ^C
+        )
+        self._wait_ready(port)
+
+    def _wait_ready(self, port: int) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + self.startup_timeout
+        buf = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise XmppServerError(
+                    f"embedded XMPP server not ready after {self.startup_timeout:.0f} s"
+                    f"{self._diagnostics()}"
+                )
+            readable, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+            if readable:
+                chunk = os.read(fd, 4096)
+                buf += chunk
+                if f"{_READY_PREFIX} {port}".encode() in buf:
+                    return
+                if not chunk:  # stdout closed: the child exited
+                    proc.wait(timeout=5.0)
+            if proc.poll() is not None:
+                raise XmppServerError(
+                    f"embedded XMPP server exited with code {proc.returncode} before ready"
+                    f"{self._diagnostics()}"
+                )
+
+    def _diagnostics(self) -> str:
+        parts = []
+        for name in (SERVER_STDERR, SERVER_LOG):
+            path = self.run_dir / name
+            with contextlib.suppress(OSError):
+                tail = path.read_text(errors="replace").strip().splitlines()[-15:]
+                if tail:
+                    parts.append(f"\n--- tail of {path} ---\n" + "\n".join(tail))
+        return "".join(parts)
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            # The child leads its own group: this also reaches its SASL pool workers.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5.0)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+        if self._stderr_file is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._stderr_file)
+            self._stderr_file = None

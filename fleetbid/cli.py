@@ -40,6 +40,8 @@ def add_population_options(p: argparse.ArgumentParser) -> None:
                    help="use this XMPP server instead of the embedded one")
     p.add_argument("--domain", default="localhost",
                    help="XMPP domain of --xmpp (%(default)s)")
+    p.add_argument("--trace", metavar="FILE", default=None,
+                   help="record every message of every agent into FILE (JSON lines)")
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
 
@@ -49,7 +51,7 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         vehicles=args.vehicles, map=args.map, clusters=args.clusters, radius_m=args.radius,
         proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
         speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
-        seed=args.seed, **extra,  # type: ignore[arg-type]
+        seed=args.seed, trace=args.trace, **extra,  # type: ignore[arg-type]
     )
 
 

@@ -32,7 +32,7 @@ class VehicleAgent(FleetAgent):
         """Follow the shortest route to `target` in simulated time."""
         world = self.world
         route = world.travel.route(self.node, target)
-        duration = world.travel.time_s(self.node, target)
+        duration = world.travel.time_to(self.node, target)
         self.legs.append(Leg(world.clock.now(), duration, world.travel.route_length_m(route),
                              loaded))
         await world.clock.sleep(duration)

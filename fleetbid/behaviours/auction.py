@@ -43,6 +43,7 @@ class Auction:
     bidders: int = 0
     timers: list[asyncio.Handle] = field(default_factory=list)
     rounds: int = 0
+    refusals: list[tuple[str, m.AdmissionRefused]] = field(default_factory=list)
 
 
 class AuctionBehaviour(ProtocolBehaviour):
@@ -93,12 +94,13 @@ class AuctionBehaviour(ProtocolBehaviour):
         auction.timers.append(self.later(
             patience_end - world.clock.now(), lambda: self.on_patience(body.auction_id)
         ))
-        for candidate in body.candidates:
-            await self.admit(auction, candidate.vehicle, candidate.node)
+        refusals = [r for c in body.candidates if (r := self.admit(auction, c.vehicle, c.node))]
         if auction.admitted:
             await self.start_bidding(auction)
         else:
             await self.set_phase(auction, WAITING)
+        # Refusals are off the critical path: they go out once the auction is decided.
+        auction.refusals.extend(refusals)
 
     async def on_participation(self, msg: Message, body: m.Participation) -> None:
         self.from_main_manager(msg)
@@ -108,20 +110,24 @@ class AuctionBehaviour(ProtocolBehaviour):
             await self.tell(body.vehicle, m.AdmissionRefused(auction_id=body.auction_id,
                                                              reason=reason))
             return
-        await self.admit(auction, body.vehicle, body.node)
-        if auction.admitted:
+        refusal = self.admit(auction, body.vehicle, body.node)
+        if refusal is not None:
+            await self.tell(*refusal)
+        elif auction.admitted:
             await self.start_bidding(auction)
 
-    async def admit(self, auction: Auction, vehicle: str, node: str) -> None:
+    def admit(
+        self, auction: Auction, vehicle: str, node: str
+    ) -> tuple[str, m.AdmissionRefused] | None:
+        """Admit the vehicle, or return the refusal to send it."""
         if vehicle not in self.agent.fleet:
             reason = f"{vehicle} is not a vehicle of this fleet"
         else:
             reason = self.refusal(auction.spec, node)
         if reason is None:
             auction.admitted[vehicle] = node
-        else:
-            refused = m.AdmissionRefused(auction_id=auction.spec.auction_id, reason=reason)
-            await self.tell(vehicle, refused)
+            return None
+        return vehicle, m.AdmissionRefused(auction_id=auction.spec.auction_id, reason=reason)
 
     async def set_phase(self, auction: Auction, phase: str) -> None:
         auction.phase = phase
@@ -267,7 +273,6 @@ class AuctionBehaviour(ProtocolBehaviour):
         if auction.phase != AWARDING or award is None or sender_of(msg) != award.via \
                 or body.vehicle != award.offer.vehicle:
             raise Rejected(f"no award of auction {body.auction_id} is pending for {body.vehicle}")
-        await self.close_round(auction, winner=award.offer.vehicle)
         await self.finish(auction, award.offer, "", eta_s=body.eta_s)
 
     async def on_award_declined(self, msg: Message, body: m.AwardDeclined) -> None:
@@ -319,6 +324,11 @@ class AuctionBehaviour(ProtocolBehaviour):
         winner = None if offer is None else offer.vehicle
         await self.tell(self.agent.manager_jid, m.AuctionClosed(auction_id=spec.auction_id,
                                                                 winner=winner))
+        # Passenger and registry first: losers and refused vehicles are off the critical path.
+        if offer is not None:
+            await self.close_round(auction, winner=winner)
+        for vehicle, refused in auction.refusals:
+            await self.tell(vehicle, refused)
 
 
 def _book_bidders(auction: Auction) -> int:

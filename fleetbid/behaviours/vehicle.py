@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from spade.behaviour import OneShotBehaviour
@@ -48,11 +49,13 @@ class BiddingBehaviour(ProtocolBehaviour):
         if agent.state != IDLE:
             await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=agent.state))
             return
-        if not agent.world.roadmap.has_node(body.pickup):
-            reason = f"pickup {body.pickup} is not on my map"
+        eta = math.inf
+        if agent.world.roadmap.has_node(body.pickup):
+            eta = agent.world.travel.time_to(agent.node, body.pickup)
+        if not math.isfinite(eta):
+            reason = f"pickup {body.pickup} is not reachable on my map"
             await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=reason))
             return
-        eta = agent.world.travel.time_s(agent.node, body.pickup)
         min_eta = agent.world.config.min_eta_s
         bid = equilibrium_bid(body.n, eta, min_eta)
         self.callers[body.auction_id] = caller
@@ -72,7 +75,7 @@ class BiddingBehaviour(ProtocolBehaviour):
                 reason=f"already assigned ({agent.state})",
             ))
             return
-        eta = agent.world.travel.time_s(agent.node, body.pickup)
+        eta = agent.world.travel.time_to(agent.node, body.pickup)  # cached when we bid
         agent.state = TO_PICKUP  # before any await: a second award now sees us busy
         await self.tell(caller, m.AwardConfirmed(
             auction_id=body.auction_id, vehicle=body.vehicle, eta_s=eta

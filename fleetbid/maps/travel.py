@@ -40,6 +40,13 @@ class TravelTimes:
         self._check(dst)
         return 0.0 if src == dst else self._from(src).get(dst, math.inf)
 
+    def time_to(self, src: str, dst: str) -> float:
+        """Same as `time_s`, computed from `dst`'s side: one Dijkstra on the reversed graph
+        serves every vehicle of the process that prices the same pickup."""
+        self._check(src)
+        self._check(dst)
+        return 0.0 if src == dst else self._to(dst).get(src, math.inf)
+
     def times_from(self, src: str) -> dict[str, float]:
         """Seconds from ``src`` to every reachable node (a copy; the cache stays intact)."""
         self._check(src)

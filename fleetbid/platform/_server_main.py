@@ -72,6 +72,30 @@ def _patch_pyjabber(pool_workers: int) -> None:
         return ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent)
 
     pjs.ProcessPoolExecutor = make_pool  # type: ignore[attr-defined,assignment]
+    _speed_up_routing()
+
+
+def _speed_up_routing() -> None:
+    """Route messages without pyjabber's per-message regex and JID.__eq__ over every client.
+
+    pyjabber 0.4.5 finds a recipient's connections by scanning all clients with a regex
+    built per call (bare JIDs) or JID.__eq__ (full JIDs): with a fleet of a hundred agents
+    that scan was most of the server's CPU per message. Same semantics, plain attribute
+    comparisons.
+    """
+    from pyjabber.network.ConnectionManager import ConnectionManager
+
+    def get_transport_online(self, jid):  # type: ignore[no-untyped-def]
+        user, domain, resource = jid.user, jid.domain, jid.resource
+        found = []
+        for client in self._peerList.values():
+            other = client.jid
+            if (client.online and other is not None and other._user == user
+                    and other._domain == domain and (not resource or other._resource == resource)):
+                found.append(client)
+        return found
+
+    ConnectionManager.get_transport_online = get_transport_online
 
 
 def _build_server(args: argparse.Namespace, cert_dir: Path):  # -> pyjabber.server.Server

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class RunConfig:
     seed: int = 0
     map: str | None = None  # None: the built-in generated city; else a GraphML path
     clusters: int = 4
-    radius_m: float = 4000.0  # δ: admission radius around the pickup
+    radius_m: float = 1500.0  # δ: admission radius around the pickup
     proxies: str = "auto"  # "auto" (about √n groups), or an int K >= 0 as a string
     processes: int = 2
     auction_managers: int = 16  # pool of AuctionManager agents (one auction at a time each)
@@ -25,7 +25,7 @@ class RunConfig:
     # Messages take wall time whatever the simulation speed: a bidding round lasts at least
     # this many wall seconds, or fast simulations would close rounds before bids arrive.
     min_bid_wall_s: float = 0.5
-    extra: dict[str, str] = field(default_factory=dict)
+    trace: str | None = None  # JSON-lines file every process appends its messages to
 
     def __post_init__(self) -> None:
         checks = [

@@ -2,9 +2,13 @@
 
 SPADE delivers messages between agents of one process without XMPP. To make protocol
 messages really cross the server, roles that talk to each other live on different
-processes: tier A (MainManager, Proxies, Passengers) on even-numbered processes, tier B
-(AuctionManagers, Vehicles) on odd-numbered ones. With two processes every protocol hop
-but passenger -> MainManager crosses the server.
+processes: tier A (MainManager, Passengers, Vehicles) on even-numbered processes, tier B
+(AuctionManagers, Proxies) on odd-numbered ones. With two processes every message between
+the auction side and the fleet side crosses the server (calls for bids, bids, awards,
+confirmations, results, auction open/close), while a manager and its proxies talk
+in-process: the bulk of the traffic, the n calls and n bids of every auction, crosses,
+and the critical path of an auction has the same number of server hops with or without
+proxies. The launcher counts what crossed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from fleetbid.maps import RoadMap
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
-TIER_A = ("main-manager", "proxy", "passenger")
+TIER_A = ("main-manager", "passenger", "vehicle")
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,10 @@ def _get(out: MpQueue[Any], procs: list[BaseProcess], deadline: float) -> tuple[
         try:
             kind, payload = out.get(timeout=0.5)
         except queue.Empty:
+            kind, payload = "", None
+        if not kind:
             if time.monotonic() > deadline:
-                raise TimeoutError("raw XMPP benchmark timed out") from None
+                raise TimeoutError("raw XMPP benchmark timed out")
             dead = [p for p in procs if p.exitcode not in (None, 0)]
             if dead:
                 raise RuntimeError(f"benchmark process died (exit code {dead[0].exitcode})")

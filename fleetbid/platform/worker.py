@@ -28,7 +28,7 @@ from fleetbid.agents import (
     VehicleAgent,
 )
 from fleetbid.behaviours.passenger import RideOutcome
-from fleetbid.platform import eventloop, xmpp_agent
+from fleetbid.platform import eventloop, trace, xmpp_agent
 from fleetbid.platform.clock import SimClock
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.population import AgentSpec
@@ -80,6 +80,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.conn.fileno(), self._readable)
         self.world = World.build(self.config)
+        if self.config.trace:
+            world = self.world
+            trace.install(self.config.trace, self.index, lambda: world.clock.now())
         self.login_gate = asyncio.Semaphore(PASSENGER_LOGINS)
         self.agents = [self.make(spec) for spec in self.specs]
         await start_agents(self.agents)

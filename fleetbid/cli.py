@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_population_options(auction)
     auction.add_argument("--auctions", type=int, default=300,
                          help="auctions in the throughput phase (%(default)s)")
-    auction.add_argument("--latency-auctions", type=int, default=200,
+    auction.add_argument("--latency-auctions", type=int, default=300,
                          help="auctions, one at a time, in the latency phase (%(default)s)")
     auction.add_argument("--raw-messages", type=int, default=20000,
                          help="messages in the raw XMPP ceiling phase (%(default)s)")

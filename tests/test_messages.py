@@ -62,7 +62,7 @@ def test_envelope_errors() -> None:
     with pytest.raises(m.ProtocolError, match="unknown protocol"):
         m.decode(msg)
     with pytest.raises(m.ProtocolError, match="exceeds"):
-        m.decode(raw("not-understood", json.dumps({"reason": "x" * 70000}), "not-understood"))
+        m.decode(raw("not-understood", json.dumps({"reason": "x" * 1_100_000}), "not-understood"))
 
 
 def test_in_process_bodies_are_checked_for_nan_too() -> None:

@@ -1,4 +1,5 @@
-"""MainManager: the registry of live auctions; opens an AuctionManager per request."""
+"""MainManager: the registry of live auctions; gives each request an AuctionManager of the
+pool (one auction per AuctionManager at a time)."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ class Auction:
     bidders: int = 0
     timers: list[asyncio.Handle] = field(default_factory=list)
     rounds: int = 0
-    refusals: list[tuple[str, m.AdmissionRefused]] = field(default_factory=list)
+    refusals: dict[str, m.AdmissionRefused] = field(default_factory=dict)  # sent at the end
 
 
 class AuctionBehaviour(ProtocolBehaviour):
@@ -100,7 +100,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         else:
             await self.set_phase(auction, WAITING)
         # Refusals are off the critical path: they go out once the auction is decided.
-        auction.refusals.extend(refusals)
+        auction.refusals.update(refusals)
 
     async def on_participation(self, msg: Message, body: m.Participation) -> None:
         self.from_main_manager(msg)
@@ -273,7 +273,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         if auction.phase != AWARDING or award is None or sender_of(msg) != award.via \
                 or body.vehicle != award.offer.vehicle:
             raise Rejected(f"no award of auction {body.auction_id} is pending for {body.vehicle}")
-        await self.finish(auction, award.offer, "", eta_s=body.eta_s)
+        await self.finish(auction, award.offer, "", eta_s=body.eta_s, trips=body.trips)
 
     async def on_award_declined(self, msg: Message, body: m.AwardDeclined) -> None:
         # Only without proxies: a proxy answers a decline with a revised group report.
@@ -283,6 +283,22 @@ class AuctionBehaviour(ProtocolBehaviour):
                 or sender_of(msg) != award.via or body.vehicle != award.offer.vehicle:
             raise Rejected(f"no award of auction {body.auction_id} is pending for {body.vehicle}")
         auction.book.strike(body.vehicle)
+        auction.award = None
+        auction.phase = BIDDING
+        await self.decide(auction)
+
+    async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
+        await super().on_error_reply(msg, body)
+        auction = self.auction
+        award = auction.award if auction else None
+        if auction is None or award is None or body.in_reply_to != m.Award.TYPE \
+                or sender_of(msg) != award.via:
+            return
+        # The award could not be delivered: treat it as declined and move on to the next bid.
+        if auction.book is not None:
+            auction.book.strike(award.offer.vehicle)
+        else:
+            auction.standing[award.via] = None
         auction.award = None
         auction.phase = BIDDING
         await self.decide(auction)
@@ -307,7 +323,8 @@ class AuctionBehaviour(ProtocolBehaviour):
         # BIDDING: the round's own deadline ends it. AWARDING: a vehicle is answering, let it.
 
     async def finish(
-        self, auction: Auction, offer: Offer | None, reason: str, eta_s: float = 0.0
+        self, auction: Auction, offer: Offer | None, reason: str, eta_s: float = 0.0,
+        trips: int = 0,
     ) -> None:
         spec = auction.spec
         for timer in auction.timers:
@@ -323,11 +340,12 @@ class AuctionBehaviour(ProtocolBehaviour):
             ))
         winner = None if offer is None else offer.vehicle
         await self.tell(self.agent.manager_jid, m.AuctionClosed(auction_id=spec.auction_id,
-                                                                winner=winner))
+                                                                winner=winner,
+                                                                winner_trips=trips))
         # Passenger and registry first: losers and refused vehicles are off the critical path.
         if offer is not None:
             await self.close_round(auction, winner=winner)
-        for vehicle, refused in auction.refusals:
+        for vehicle, refused in auction.refusals.items():
             await self.tell(vehicle, refused)
 
 

@@ -83,7 +83,8 @@ class RideBehaviour(ProtocolBehaviour):
         self.timer = self.later(wait, lambda: self.end("the vehicle never arrived"))
 
     async def on_unserved(self, msg: Message, body: m.RideUnserved) -> None:
-        self.from_auction_manager(msg)
+        if sender_of(msg) != self.agent.manager_jid:
+            self.from_auction_manager(msg)
         if body.auction_id != self.outcome.request_id:
             raise Rejected(f"unexpected answer for {body.auction_id}")
         self.outcome.latency_ms = self.latency()

@@ -15,8 +15,9 @@ from fleetbid.platform import messages as m
 
 log = logging.getLogger("fleetbid.proxy")
 
-# Report this much simulated time before the manager's deadline, so the report arrives in time.
-DEADLINE_MARGIN = 0.2
+# Report this many wall seconds before the manager's deadline, so the report arrives in time
+# (a margin in simulated time would shrink to nothing at high simulation speeds).
+DEADLINE_MARGIN_WALL_S = 0.05
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Group:
     call: m.GroupCall
     book: BidBook
     reported: bool = False
+    reported_best: str | None = None  # the vehicle the manager was told about
     awarded: str | None = None
     timer: asyncio.Handle | None = None
 
@@ -73,7 +75,8 @@ class ProxyBehaviour(ProtocolBehaviour):
         )
         for vehicle in body.vehicles:
             await self.tell(vehicle, call)
-        wait = body.deadline - DEADLINE_MARGIN - self.agent.world.clock.now()
+        clock = self.agent.world.clock
+        wait = body.deadline - DEADLINE_MARGIN_WALL_S * clock.speed - clock.now()
         group.timer = self.later(wait, lambda: self.report(body.auction_id))
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
@@ -105,6 +108,7 @@ class ProxyBehaviour(ProtocolBehaviour):
         if group.timer is not None:
             group.timer.cancel()
         best = group.book.best()
+        group.reported_best = None if best is None else best.vehicle
         report = m.GroupBest(auction_id=auction_id, bidders=group.book.bidders)
         if best is not None:
             report = m.GroupBest(
@@ -116,9 +120,9 @@ class ProxyBehaviour(ProtocolBehaviour):
     async def on_award(self, msg: Message, body: m.Award) -> None:
         group = self.group_of(body.auction_id)
         self.from_manager(msg, group)
-        best = group.book.best()
-        if best is None or best.vehicle != body.vehicle:
-            raise Rejected(f"{body.vehicle} is not my group's best bidder")
+        # Late bids may have arrived since: the award is for the bid we reported.
+        if group.reported_best is None or group.reported_best != body.vehicle:
+            raise Rejected(f"{body.vehicle} is not the best bidder I reported")
         group.awarded = body.vehicle
         await self.tell(body.vehicle, body)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spade.message import Message
 
@@ -25,6 +25,7 @@ class LiveAuction:
     cluster: int
     passenger: str
     phase: str = "bidding"
+    forwarded: set[tuple[str, str]] = field(default_factory=set)  # (vehicle, node) sent
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         self.live: dict[str, LiveAuction] = {}
         self.waiting_requests: deque[Pending] = deque()
         self.idle: dict[str, tuple[str, int]] = {}  # vehicle -> (node, cluster)
+        self.announced_trips: dict[str, int] = {}  # vehicle -> trips at its last announcement
         self.opened = 0
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
@@ -73,7 +75,9 @@ class RegistryBehaviour(ProtocolBehaviour):
             for vehicle, (node, c) in sorted(self.idle.items())
             if c == cluster
         )
-        self.live[request.request_id] = LiveAuction(manager, cluster, pending.passenger)
+        live = LiveAuction(manager, cluster, pending.passenger)
+        live.forwarded.update((c.vehicle, c.node) for c in candidates)
+        self.live[request.request_id] = live
         self.opened += 1
         await self.tell(manager, m.OpenAuction(
             auction_id=request.request_id, passenger=pending.passenger, pickup=request.source,
@@ -90,11 +94,13 @@ class RegistryBehaviour(ProtocolBehaviour):
             raise Rejected(f"node {body.node} is not on the map")
         cluster = world.clusters.cluster_of_node(body.node)
         self.idle[vehicle] = (body.node, cluster)
+        self.announced_trips[vehicle] = body.trips
         for auction_id, live in self.live.items():
             if live.cluster == cluster and live.phase == "waiting":
                 await self.forward(auction_id, live, vehicle, body.node)
 
     async def forward(self, auction_id: str, live: LiveAuction, vehicle: str, node: str) -> None:
+        live.forwarded.add((vehicle, node))
         await self.tell(live.manager, m.Participation(auction_id=auction_id, vehicle=vehicle,
                                                       node=node))
 
@@ -112,14 +118,34 @@ class RegistryBehaviour(ProtocolBehaviour):
         if body.phase == "waiting":
             # Vehicles that became idle while the auction was bidding were not forwarded.
             for vehicle, (node, cluster) in sorted(self.idle.items()):
-                if cluster == live.cluster:
+                if cluster == live.cluster and (vehicle, node) not in live.forwarded:
                     await self.forward(body.auction_id, live, vehicle, node)
+
+    async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
+        await super().on_error_reply(msg, body)
+        if body.in_reply_to != m.OpenAuction.TYPE:
+            return
+        # An auction manager would not open an auction: tell the passenger, free the slot.
+        auction_id = msg.get_metadata("conversation") or ""
+        live = self.live.get(auction_id)
+        if live is None or live.manager != sender_of(msg):
+            return
+        reason = f"the auction could not be opened: {body.reason}"
+        await self.tell(live.passenger, m.RideUnserved(auction_id=auction_id, reason=reason),
+                        performative="refuse")
+        await self.close(auction_id, live, winner=None)
 
     async def on_closed(self, msg: Message, body: m.AuctionClosed) -> None:
         live = self.from_its_manager(msg, body.auction_id)
-        del self.live[body.auction_id]
-        if body.winner is not None:
-            self.idle.pop(body.winner, None)
+        await self.close(body.auction_id, live, body.winner, body.winner_trips)
+
+    async def close(
+        self, auction_id: str, live: LiveAuction, winner: str | None, winner_trips: int = 0
+    ) -> None:
+        del self.live[auction_id]
+        # The winner is busy, unless it already finished this trip and announced itself.
+        if winner is not None and self.announced_trips.get(winner, 0) <= winner_trips:
+            self.idle.pop(winner, None)
         self.free_managers.append(live.manager)
         if self.waiting_requests:
             await self.open(self.waiting_requests.popleft())

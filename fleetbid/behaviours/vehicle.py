@@ -44,6 +44,8 @@ class BiddingBehaviour(ProtocolBehaviour):
     async def on_call(self, msg: Message, body: m.CallForBids) -> None:
         agent = self.agent
         caller = sender_of(msg)
+        if caller not in agent.managers and caller not in agent.proxies:
+            raise Rejected(f"{caller} is neither an auction manager nor a proxy")
         # A call for an auction we already bid in starts a new round: it supersedes the old.
         self.callers.pop(body.auction_id, None)
         if agent.state != IDLE:
@@ -78,7 +80,7 @@ class BiddingBehaviour(ProtocolBehaviour):
         eta = agent.world.travel.time_to(agent.node, body.pickup)  # cached when we bid
         agent.state = TO_PICKUP  # before any await: a second award now sees us busy
         await self.tell(caller, m.AwardConfirmed(
-            auction_id=body.auction_id, vehicle=body.vehicle, eta_s=eta
+            auction_id=body.auction_id, vehicle=body.vehicle, eta_s=eta, trips=agent.trips
         ))
         agent.add_behaviour(TripBehaviour(body))
 
@@ -103,7 +105,8 @@ class AnnounceBehaviour(OneShotBehaviour):
 
     async def run(self) -> None:
         agent = self.agent
-        await agent.send(m.encode(agent.manager_jid, m.VehicleAvailable(node=agent.node), ""), self)
+        available = m.VehicleAvailable(node=agent.node, trips=agent.trips)
+        await agent.send(m.encode(agent.manager_jid, available, ""), self)
 
 
 class TripBehaviour(OneShotBehaviour):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing as mp
 import secrets
 import shutil
@@ -22,6 +23,7 @@ from typing import Any
 
 from fleetbid.maps import RoadMap, load_map
 from fleetbid.platform.config import RunConfig
+from fleetbid.platform.pipes import read_in_thread
 from fleetbid.platform.population import Names, Plan, make_plan, vehicle_start_nodes
 from fleetbid.platform.worker import worker_main
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
@@ -63,6 +65,7 @@ class Fleet:
         self._replies: list[asyncio.Queue[tuple[str, Any]]] = []
         self._passenger_turn = 0
         self.epoch = 0.0
+        self._stopping = False
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -106,23 +109,22 @@ class Fleet:
             self.conns.append(parent)
             queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
             self._replies.append(queue)
-            loop.add_reader(parent.fileno(), self._readable, index)
+            read_in_thread(parent, loop, functools.partial(self._deliver, index))
         for index in range(len(self.procs)):
             await self._reply(index, "ready", READY_TIMEOUT_S)
         self.epoch = time.time()
         for conn in self.conns:
             conn.send(("go", self.epoch))
 
-    def _readable(self, index: int) -> None:
-        conn = self.conns[index]
-        try:
-            kind, payload = conn.recv()
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(conn.fileno())
+    def _deliver(self, index: int, item: tuple[str, Any]) -> None:
+        kind, payload = item
+        if kind == "eof":
             self._replies[index].put_nowait(("dead", f"worker {index} exited"))
-            for waiter in self._waiters.values():
-                if not waiter.done():
-                    waiter.set_exception(LaunchError(f"worker process {index} died"))
+            if not self._stopping:
+                # Rides hosted there will never report: fail them rather than hang.
+                for waiter in self._waiters.values():
+                    if not waiter.done():
+                        waiter.set_exception(LaunchError(f"worker process {index} died"))
             return
         if kind == "outcome":
             waiter = self._waiters.pop(payload["request_id"], None)
@@ -142,16 +144,14 @@ class Fleet:
 
     async def stop(self) -> None:
         """Stop agents, workers and the embedded server; remove the run dir we made."""
+        self._stopping = True
         for conn in self.conns:
             with contextlib.suppress(Exception):
                 conn.send(("stop",))
         for index in range(len(self.conns)):
             with contextlib.suppress(Exception):
                 await self._reply(index, "stopped", 15.0)
-        loop = asyncio.get_running_loop()
         for conn in self.conns:
-            with contextlib.suppress(Exception):
-                loop.remove_reader(conn.fileno())
             conn.close()
         for proc in self.procs:
             await asyncio.to_thread(proc.join, 5.0)

@@ -33,7 +33,7 @@ class Body(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True
     PERFORMATIVES: ClassVar[tuple[str, ...]]
 
     def __post_init__(self) -> None:
-        # JSON has no NaN/inf, but in-process delivery skips JSON: check here too.
+        # JSON has no NaN/inf, but bodies built in code never went through JSON: check here.
         for name in self.__struct_fields__:
             value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -93,6 +93,7 @@ class VehicleAvailable(Body):
     TYPE = "vehicle-available"
     PERFORMATIVES = ("subscribe",)
     node: NodeId
+    trips: Annotated[int, msgspec.Meta(ge=0)] = 0  # trips completed: orders announcements
 
 
 # --- main manager <-> auction manager -------------------------------------------------------
@@ -145,6 +146,9 @@ class AuctionClosed(Body):
     PERFORMATIVES = ("inform",)
     auction_id: AuctionId
     winner: Jid | None = None
+    # The winner's completed trips when it took this ride: a later announcement (it may
+    # arrive before this message) means the vehicle is idle again.
+    winner_trips: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 # --- auction manager -> vehicles (admission) ------------------------------------------------
@@ -237,6 +241,7 @@ class AwardConfirmed(Body):
     auction_id: AuctionId
     vehicle: Jid
     eta_s: NonNeg
+    trips: Annotated[int, msgspec.Meta(ge=0)] = 0  # trips completed before this one
 
 
 class AwardDeclined(Body):
@@ -299,7 +304,7 @@ SCHEMAS: dict[str, type[Body]] = {
 }
 _DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in SCHEMAS.items()}
 _ENCODER = msgspec.json.Encoder()
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # an open-auction lists every idle vehicle of a cluster
 
 
 class ProtocolError(Exception):

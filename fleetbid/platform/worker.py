@@ -31,6 +31,7 @@ from fleetbid.behaviours.passenger import RideOutcome
 from fleetbid.platform import eventloop, trace, xmpp_agent
 from fleetbid.platform.clock import SimClock
 from fleetbid.platform.config import RunConfig
+from fleetbid.platform.pipes import read_in_thread
 from fleetbid.platform.population import AgentSpec
 from fleetbid.platform.world import World
 from fleetbid.platform.xmpp_agent import COUNTERS, start_agents
@@ -77,8 +78,7 @@ class Worker:
         xmpp_agent.on_send.append(lambda msg: self.by_type.update((msg.get_metadata("type"),)))
 
     async def main(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self.conn.fileno(), self._readable)
+        read_in_thread(self.conn, asyncio.get_running_loop(), self.inbox.put_nowait)
         self.world = World.build(self.config)
         if self.config.trace:
             world = self.world
@@ -94,13 +94,6 @@ class Worker:
                 break
             await self.on_command(command)
         await self.shutdown()
-
-    def _readable(self) -> None:
-        try:
-            self.inbox.put_nowait(self.conn.recv())
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(self.conn.fileno())
-            self.inbox.put_nowait(("eof",))
 
     def make(self, spec: AgentSpec) -> FleetAgent:
         assert self.world is not None

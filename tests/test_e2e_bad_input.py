@@ -244,24 +244,15 @@ def test_normal_ride_after_the_junk_is_served_by_the_expected_vehicle(
     assert kit.total(junk["final"], "xmpp_sent") == len(PROBES)
 
 
-# --- fleetbid bugs found by this suite (see the report) -----------------------------------------
+# --- regressions: bugs this suite found -----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG fleetbid/behaviours/vehicle.py BiddingBehaviour.on_call: a vehicle answers a "
-    "call-for-bids from any agent (no check that the caller is one of the fleet's proxies or "
-    "auction managers), then takes that agent's award and drives to its pickup"))
 def test_call_for_bids_from_a_stranger_is_refused(junk: dict[str, Any]) -> None:
     hijack = junk["hijack"]
     assert hijack["call"].type == REFUSED, hijack
     assert hijack["award"] is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG fleetbid/behaviours/registry.py close(): `self.idle.pop(winner)` on auction-closed "
-    "also drops a winner that has already finished its trip and re-announced itself (a "
-    "zero-length trip ends before auction-closed reaches the MainManager): the vehicle is "
-    "idle but never offered to an auction again"))
 def test_vehicle_whose_trip_ends_before_the_auction_closes_stays_available(
     junk: dict[str, Any]
 ) -> None:

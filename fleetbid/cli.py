@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fleetbid: interrupted, everything stopped", file=sys.stderr)
         return 130
+    except eventloop.Terminated:
+        print("fleetbid: terminated, everything stopped", file=sys.stderr)
+        return 143
     return 2
 
 

@@ -8,6 +8,8 @@ fallback so the code still imports where uvloop is unavailable (e.g. Windows).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -43,8 +45,38 @@ def install_uvloop() -> bool:
     return True
 
 
+class Terminated(Exception):
+    """The process got SIGTERM; the main coroutine was cancelled and cleaned up."""
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` on a `new_event_loop()` loop."""
+    """`asyncio.run` on a `new_event_loop()` loop; SIGTERM cancels `main` like Ctrl-C does,
+    so its `finally`/`async with` clean-up runs (no orphaned processes)."""
     install_uvloop()
+    terminated = False
+
+    async def guarded() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, on_term)
+        try:
+            return await main
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGTERM)
+
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(main)
+        try:
+            return runner.run(guarded())
+        except asyncio.CancelledError:
+            if terminated:
+                raise Terminated() from None
+            raise

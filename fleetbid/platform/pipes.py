@@ -25,7 +25,7 @@ def read_in_thread(
         while True:
             try:
                 item = conn.recv()
-            except (EOFError, OSError):
+            except Exception:  # EOF, or the connection closed under us at shutdown
                 item = EOF_MARK
             try:
                 loop.call_soon_threadsafe(deliver, item)

@@ -1,0 +1,73 @@
+"""The `fleetbid run` command as a user runs it: a real process, a real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleetbid.platform.xmpp_server import EmbeddedXmppServer
+
+KEYS = {
+    "requests", "served", "rejected", "wait_avg_s", "wait_p95_s", "wait_max_s",
+    "deadhead_ratio", "latency_p50_ms", "latency_p99_ms", "messages", "xmpp_messages",
+    "processes", "vehicles", "proxies",
+}
+SMALL = ["--vehicles", "12", "--requests", "4", "--rate", "20", "--speed", "400",
+         "--auction-managers", "4"]
+
+
+def fleetbid(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fleetbid.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.e2e
+def test_run_json_prints_one_summary_object_on_stdout() -> None:
+    done = fleetbid("run", *SMALL, "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)  # alone on stdout: progress and logs went to stderr
+    assert KEYS <= set(summary)
+    assert summary["requests"] == 4
+    assert summary["served"] + summary["rejected"] == 4
+    assert summary["xmpp_messages"] > 0  # two processes: protocol messages crossed
+    assert summary["messages"] >= summary["xmpp_messages"]
+
+
+@pytest.mark.e2e
+def test_run_against_an_existing_server(tmp_path: Path) -> None:
+    with EmbeddedXmppServer(tmp_path / "server") as server:
+        ep = server.endpoint
+        done = fleetbid("run", *SMALL, "--json", "--xmpp", f"{ep.host}:{ep.port}",
+                        "--domain", ep.domain)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["served"] >= 1
+        # Fresh names and passwords per run: a second run on the same server works too.
+        again = fleetbid("run", *SMALL, "--json", "--xmpp", f"{ep.host}:{ep.port}",
+                         "--domain", ep.domain)
+        assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--map", "/nonexistent/city.graphml"], "not found"),
+    (["--vehicles", "0"], "--vehicles"),
+    (["--proxies", "many"], "--proxies"),
+    (["--speed", "-1"], "--speed"),
+    (["--xmpp", "localhost"], "HOST:PORT"),
+])
+def test_bad_options_get_a_clear_error(args: list[str], needle: str) -> None:
+    done = fleetbid("run", *args, "--requests", "1", timeout=60)
+    assert done.returncode == 2
+    assert needle in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_file_that_is_not_a_map(tmp_path: Path) -> None:
+    bad = tmp_path / "city.graphml"
+    bad.write_text("this is not xml")
+    done = fleetbid("run", "--map", str(bad), "--requests", "1", timeout=60)
+    assert done.returncode == 2
+    assert str(bad) in done.stderr and "Traceback" not in done.stderr

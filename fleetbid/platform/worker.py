@@ -174,5 +174,11 @@ class Worker:
             task.cancel()
         everyone = [*self.agents, *self.passengers]
         await asyncio.gather(*(a.stop() for a in everyone), return_exceptions=True)
+        # slixmpp leaves keepalive and reconnect tasks behind: end them before the loop closes.
+        current = asyncio.current_task()
+        leftovers = [t for t in asyncio.all_tasks() if t is not current]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
         with contextlib.suppress(Exception):
             self.conn.send(("stopped", self.stats()))

@@ -177,9 +177,13 @@ class XmppAgent(Agent):
         """
         # Same test spade's Container.send uses to pick in-process delivery.
         over_xmpp = not self.container.has_agent(str(msg.to))
+        if msg.empty_sender():
+            msg.sender = str(self.jid)
+        # Hooks first: in-process delivery runs the receiver's hooks inside the send below,
+        # and a trace must show a message sent before it is received.
+        for hook in on_send:
+            hook(msg)
         if over_xmpp and self.client is not None:
-            if msg.empty_sender():
-                msg.sender = str(self.jid)
             self.client.send_raw(stanza_xml(msg, str(self.client.boundjid)))
             msg.sent = True
         else:
@@ -189,8 +193,6 @@ class XmppAgent(Agent):
         if over_xmpp:
             self.sent_over_xmpp += 1
             COUNTERS.xmpp_sent += 1
-        for hook in on_send:
-            hook(msg)
 
     def dispatch(self, msg: Message) -> list[asyncio.Task[Any]]:
         self.received += 1

@@ -12,6 +12,7 @@ from fleetbid.maps import MapError
 from fleetbid.platform import eventloop
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.xmpp_server import XmppEndpoint, external_endpoint
+from fleetbid.tracing.command import add_parser as add_trace_parser
 
 
 def add_population_options(p: argparse.ArgumentParser) -> None:
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     auction.add_argument("--raw-messages", type=int, default=20000,
                          help="messages in the raw XMPP ceiling phase (%(default)s)")
     auction.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_trace_parser(sub)
     return parser
 
 
@@ -101,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fleetbid.platform.bench import cmd_bench_auction
 
             return cmd_bench_auction(args)
+        if args.command == "trace":
+            return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)
         return 2

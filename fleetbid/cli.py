@@ -12,6 +12,7 @@ from fleetbid.maps import MapError
 from fleetbid.platform import eventloop
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.xmpp_server import XmppEndpoint, external_endpoint
+from fleetbid.service.command import add_parsers
 from fleetbid.tracing.command import add_parser as add_trace_parser
 
 
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="messages in the raw XMPP ceiling phase (%(default)s)")
     auction.add_argument("--json", action="store_true", help="print the result as JSON")
     add_trace_parser(sub)
+    add_parsers(sub)
     return parser
 
 
@@ -104,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cmd_bench_auction(args)
         if args.command == "trace":
+            return args.func(args)
+        if args.command in ("serve", "request"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)

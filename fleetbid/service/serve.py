@@ -1,0 +1,144 @@
+"""`fleetbid serve`: keep a population running until Ctrl-C or SIGTERM.
+
+One serve per state file. A `flock` on `<state>.lock`, held for the serve's life, settles
+races between two serves starting at once; the kernel drops it when the process dies, so a
+killed serve never blocks the next one (its leftover state file is then merely stale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from fleetbid.platform import eventloop
+from fleetbid.platform.config import RunConfig
+from fleetbid.platform.launcher import Fleet, LaunchError
+from fleetbid.platform.xmpp_agent import AgentStartError
+from fleetbid.platform.xmpp_server import XmppEndpoint, XmppServerError
+from fleetbid.service.state import (
+    ServeState,
+    StateError,
+    read_state,
+    remove_state,
+    stale_reason,
+    state_path,
+    write_state,
+)
+
+
+class AlreadyServing(Exception):
+    """Another serve owns this state file."""
+
+
+def say(text: str) -> None:
+    print(f"fleetbid serve: {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def serve_lock(path: Path) -> Iterator[None]:
+    """Exclusive, non-blocking ownership of `path` for as long as the block runs."""
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyServing(describe_owner(path)) from None
+        # The previous owner may have unlinked the lock file between our open and flock:
+        # then we locked an orphan inode, so start over on the file now at that path.
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        os.close(fd)
+
+
+def describe_owner(path: Path) -> str:
+    try:
+        state = read_state(path)
+    except StateError:
+        return f"another fleetbid serve is starting with state file {path}"
+    return (f"a fleet is already running here (pid {state.pid}, XMPP {state.host}:{state.port}"
+            f", state file {path})")
+
+
+def clear_stale(path: Path) -> None:
+    """Called holding the lock: any state file left is from a serve that died."""
+    if not path.exists():
+        return
+    try:
+        reason = stale_reason(read_state(path)) or "its serve no longer holds the lock"
+    except StateError as exc:
+        reason = str(exc)
+    say(f"warning: replacing stale state file {path} ({reason})")
+    path.unlink(missing_ok=True)
+
+
+async def serve(
+    config: RunConfig, endpoint: XmppEndpoint | None, path: Path, log_level: str
+) -> None:
+    async with Fleet(config, endpoint=endpoint, log_level=log_level) as fleet:
+        assert fleet.endpoint is not None and fleet.plan is not None
+        state = ServeState.describe(config, fleet.endpoint, fleet.plan.directory, fleet.epoch,
+                                    fleet.roadmap.name)
+        write_state(path, state)
+        try:
+            where = "embedded" if state.embedded else "external"
+            say(f"listening on XMPP {state.host}:{state.port} ({where}, domain {state.domain});"
+                f" main manager {state.main_manager}; {config.vehicles} vehicles, "
+                f"{len(state.proxies)} proxies, {config.auction_managers} auction managers, "
+                f"map {state.map_name}, speed x{config.speed:g}")
+            say(f"state file {path}; stop with Ctrl-C or SIGTERM")
+            await asyncio.Event().wait()  # until cancelled by Ctrl-C or SIGTERM
+        finally:
+            # Gone before the agents are: no client joins a fleet that is stopping.
+            remove_state(path, state.pid)
+
+
+def serve_config(args: argparse.Namespace) -> RunConfig:
+    from fleetbid.cli import config_from
+
+    config = config_from(args, requests=0)
+    if config.map is not None and config.map != "builtin":
+        # Clients may run from another directory: record the map as an absolute path.
+        config = dataclasses.replace(config, map=str(Path(config.map).expanduser().resolve()))
+    return config
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from fleetbid.cli import endpoint_from
+
+    path = state_path(args.state)
+    config = serve_config(args)
+    endpoint = endpoint_from(args)
+    try:
+        with serve_lock(path):
+            clear_stale(path)
+            try:
+                eventloop.run(serve(config, endpoint, path, args.log_level))
+            except (KeyboardInterrupt, eventloop.Terminated):
+                say("stopped: agents, workers and server shut down")
+                return 0
+            except (LaunchError, AgentStartError, XmppServerError) as exc:
+                say(f"error: the fleet could not start: {exc}")
+                return 1
+    except AlreadyServing as exc:
+        say(f"error: {exc}")
+        return 1
+    return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import tempfile
@@ -110,7 +111,7 @@ def cmd_bench_auction(args: argparse.Namespace) -> int:
     from fleetbid.cli import config_from
 
     config = config_from(args, requests=0)
-    config = RunConfig(**{**config.__dict__, "speed": BENCH_SPEED, "patience_s": 1e9})
+    config = dataclasses.replace(config, speed=BENCH_SPEED, patience_s=1e9)
     log = None if args.json else sys.stderr
 
     async def main(endpoint: XmppEndpoint) -> dict[str, Any]:

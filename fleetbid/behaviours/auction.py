@@ -320,7 +320,22 @@ class AuctionBehaviour(ProtocolBehaviour):
             return
         if auction.phase == WAITING:
             await self.finish(auction, None, "no eligible vehicle before the passenger's deadline")
-        # BIDDING: the round's own deadline ends it. AWARDING: a vehicle is answering, let it.
+        elif auction.phase == AWARDING and auction.award is not None:
+            # A vehicle is answering: give it one more bid window, then free this manager
+            # (a crashed winner must not hold a pool slot forever).
+            award = auction.award
+            window = self.agent.world.config.bid_window_s()
+            auction.timers.append(self.later(window, lambda: self.on_award_silence(award)))
+        # BIDDING: the round's own deadline ends it.
+
+    async def on_award_silence(self, award: Award) -> None:
+        auction = self.auction
+        if auction is None or auction.award is not award or auction.phase != AWARDING:
+            return
+        log.warning("%s: %s never answered the award of %s", self.agent.name,
+                    award.offer.vehicle, auction.spec.auction_id)
+        await self.close_round(auction, winner=None)
+        await self.finish(auction, None, "the winning vehicle never confirmed")
 
     async def finish(
         self, auction: Auction, offer: Offer | None, reason: str, eta_s: float = 0.0,

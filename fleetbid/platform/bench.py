@@ -112,7 +112,6 @@ def cmd_bench_auction(args: argparse.Namespace) -> int:
 
     config = config_from(args, requests=0)
     config = dataclasses.replace(config, speed=BENCH_SPEED, patience_s=1e9)
-    log = None if args.json else sys.stderr
 
     async def main(endpoint: XmppEndpoint) -> dict[str, Any]:
         return await bench_auction(config, endpoint, args.latency_auctions, args.auctions,
@@ -133,5 +132,5 @@ def cmd_bench_auction(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:28} {value}", file=log or sys.stdout)
+            print(f"{key:28} {value}")
     return 0

@@ -21,10 +21,6 @@ except ImportError:  # pragma: no cover - uvloop is a declared dependency on POS
     _uvloop = None
 
 
-def uvloop_available() -> bool:
-    return _uvloop is not None
-
-
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A fresh loop: uvloop when importable, else the stdlib loop."""
     if _uvloop is not None:
@@ -65,6 +61,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
             terminated = True
             task.cancel()
 
+        # Not available off the main thread or on Windows: then SIGTERM keeps its default.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGTERM, on_term)
         try:

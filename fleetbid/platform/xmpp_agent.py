@@ -43,9 +43,6 @@ class MessageCounters:
     xmpp_sent: int = 0  # subset of `sent` that went through the XMPP server
     received: int = 0
 
-    def reset(self) -> None:
-        self.sent = self.xmpp_sent = self.received = 0
-
     def as_dict(self) -> dict[str, int]:
         return {"sent": self.sent, "xmpp_sent": self.xmpp_sent, "received": self.received}
 

@@ -44,6 +44,12 @@ def add_population_options(p: argparse.ArgumentParser) -> None:
                    help="XMPP domain of --xmpp (%(default)s)")
     p.add_argument("--trace", metavar="FILE", default=None,
                    help="record every message of every agent into FILE (JSON lines)")
+    p.add_argument("--replicas", type=int, default=3,
+                   help="replicas of the AuctionManagers' state, each its own process, kept "
+                        "identical by ISIS total order over UDP multicast (1 = no "
+                        "replication; %(default)s)")
+    p.add_argument("--standby-hosts", type=int, default=d.standby_hosts,
+                   help="spare replica hosts the group recruits after a crash (%(default)s)")
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
 
@@ -53,7 +59,8 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         vehicles=args.vehicles, map=args.map, clusters=args.clusters, radius_m=args.radius,
         proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
         speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
-        seed=args.seed, trace=args.trace, **extra,  # type: ignore[arg-type]
+        seed=args.seed, trace=args.trace, replicas=args.replicas,
+        standby_hosts=args.standby_hosts, **extra,  # type: ignore[arg-type]
     )
 
 
@@ -74,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="passenger requests in all (%(default)s)")
     run.add_argument("--rate", type=float, default=RunConfig().rate,
                      help="requests per simulated minute, Poisson (%(default)s)")
+    run.add_argument("--kill-leader-after", type=int, default=None, metavar="N",
+                     help="fault injection: SIGKILL the replica group's leader once N "
+                          "auctions have opened")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -125,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fleetbid.platform.run_job import run_scenario
     from fleetbid.platform.summary import format_summary
 
-    config = config_from(args, requests=args.requests, rate=args.rate)
+    config = config_from(args, requests=args.requests, rate=args.rate,
+                         kill_leader_after=args.kill_leader_after)
     summary = eventloop.run(run_scenario(
         config, endpoint_from(args), progress=not args.no_progress and not args.json,
         log_level=args.log_level,

@@ -11,3 +11,5 @@ class AuctionManagerAgent(FleetAgent):
     async def setup(self) -> None:
         self.auction_behaviour = AuctionBehaviour()
         self.add_behaviour(self.auction_behaviour)
+        if self.replicate is not None:  # no await since add_behaviour: no message handled yet
+            self.replicate(self.auction_behaviour)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fleetbid.platform.world import World
 from fleetbid.platform.xmpp_agent import XmppAgent
@@ -20,11 +22,18 @@ class Directory:
 
 
 class FleetAgent(XmppAgent):
-    def __init__(self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory):
-        super().__init__(name, endpoint)
+    def __init__(
+        self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,
+        password: str | None = None,
+    ) -> None:
+        super().__init__(name, endpoint, password)
         self.world = world
         self.directory = directory
         self.manager_jid = directory.main_manager
         self.managers = frozenset(directory.auction_managers)
         self.proxies = directory.proxies
         self.fleet = directory.vehicles
+        # Auctions whose replicated manager confirmed our bid is in its log (invariant check).
+        self.bids_acknowledged: set[str] = set()
+        # Set on replica hosts: turns the role's behaviour into a replica (behaviours.ordered).
+        self.replicate: Callable[[Any], None] | None = None

@@ -59,6 +59,14 @@ class AuctionBehaviour(ProtocolBehaviour):
         }
         self.auction: Auction | None = None
 
+    def idle(self) -> bool:
+        return self.auction is None
+
+    async def acknowledge(self, msg: Message, auction_id: str) -> None:
+        """Replicated: tell a bidder its bid is in the replicated log (it cannot be lost)."""
+        if self.ordered is not None:
+            await self.tell(sender_of(msg), m.BidReceived(auction_id=auction_id))
+
     # --- helpers ----------------------------------------------------------------------------
 
     def current(self, auction_id: str) -> Auction:
@@ -92,7 +100,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         self.auction = auction = Auction(body)
         patience_end = body.requested_at + world.config.patience_s
         auction.timers.append(self.later(
-            patience_end - world.clock.now(), lambda: self.on_patience(body.auction_id)
+            patience_end - self.now(), lambda: self.on_patience(body.auction_id)
         ))
         refusals = [r for c in body.candidates if (r := self.admit(auction, c.vehicle, c.node))]
         if auction.admitted:
@@ -148,7 +156,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         vehicles = sorted(auction.admitted)
         n = len(vehicles)
         window = world.config.bid_window_s()
-        deadline = world.clock.now() + window
+        deadline = self.now() + window
         proxies = self.agent.proxies
         k = group_count(n, world.config.proxy_setting(), len(proxies))
         if k == 0:
@@ -181,9 +189,11 @@ class AuctionBehaviour(ProtocolBehaviour):
             raise Rejected(f"{body.vehicle} is not in {proxy}'s group")
         offer = None if body.vehicle is None else Offer(body.vehicle, body.bid, body.eta_s)
         revision = auction.phase == AWARDING and auction.award and auction.award.via == proxy
+        if auction.phase == BIDDING and proxy in auction.standing:
+            raise Rejected(f"{proxy} already reported for auction {body.auction_id}")
+        # Before deciding: the decision may close the auction (and the proxy's group).
+        await self.acknowledge(msg, body.auction_id)
         if auction.phase == BIDDING:
-            if proxy in auction.standing:
-                raise Rejected(f"{proxy} already reported for auction {body.auction_id}")
             auction.standing[proxy] = offer
             auction.bidders += body.bidders
             if len(auction.standing) == len(auction.groups):
@@ -204,6 +214,7 @@ class AuctionBehaviour(ProtocolBehaviour):
             book.add_bid(Offer(sender_of(msg), body.bid, body.eta_s))
         except ValueError as exc:
             raise Rejected(str(exc)) from None
+        await self.acknowledge(msg, body.auction_id)
         if auction.phase == BIDDING and book.complete():
             await self.decide(auction)
 
@@ -214,6 +225,7 @@ class AuctionBehaviour(ProtocolBehaviour):
             book.add_decline(sender_of(msg))
         except ValueError as exc:
             raise Rejected(str(exc)) from None
+        await self.acknowledge(msg, body.auction_id)
         if auction.phase == BIDDING and book.complete():
             await self.decide(auction)
 
@@ -257,7 +269,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         """Nobody (left) to award: close this round; wait for new vehicles while patience lasts."""
         world = self.agent.world
         await self.close_round(auction, winner=None)
-        if world.clock.now() < auction.spec.requested_at + world.config.patience_s:
+        if self.now() < auction.spec.requested_at + world.config.patience_s:
             auction.admitted.clear()
             auction.book = None
             auction.groups.clear()

@@ -11,18 +11,25 @@ state, so bad input changes nothing. Replies to `not-understood`/`refuse` are ne
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spade.behaviour import CyclicBehaviour
 from spade.message import Message
 
 from fleetbid.platform import messages as m
 
+if TYPE_CHECKING:
+    from fleetbid.behaviours.ordered import OrderedSlot
+
 log = logging.getLogger("fleetbid.protocol")
 
 Handler = Callable[[Message, Any], Awaitable[None]]
+Cancellable = asyncio.TimerHandle | Any  # ordered mode returns its own handle with cancel()
+
+SEEN_IDS = 4096  # message ids remembered per behaviour to drop duplicates
 
 
 class Rejected(Exception):
@@ -42,10 +49,29 @@ class ProtocolBehaviour(CyclicBehaviour):
         self.handlers: dict[type[m.Body], Handler] = {}
         # Handlers and timers take turns: state changes of one role never interleave.
         self.lock = asyncio.Lock()
+        # Set on a replica of a replicated role: inputs go through the group's total order.
+        self.ordered: OrderedSlot | None = None
+        self.seen: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+
+    def now(self) -> float:
+        """Simulated time for handlers: on a replica, the ordered entry's stamp, so every
+        replica computes the same deadlines."""
+        if self.ordered is not None:
+            return self.ordered.stamp
+        return float(self.agent.world.clock.now())
+
+    def idle(self) -> bool:
+        """True when the role holds no state worth replaying (see behaviours.ordered)."""
+        return False
 
     async def run(self) -> None:
         msg = await self.receive(timeout=5.0)
         if msg is None:
+            return
+        if self.ordered is not None:
+            self.ordered.capture(msg)
+            return
+        if self.duplicate(msg):
             return
         async with self.lock:
             try:
@@ -54,6 +80,20 @@ class ProtocolBehaviour(CyclicBehaviour):
                 # A bug must not kill the behaviour (spade would leave the agent deaf).
                 log.exception("%s: failed to handle a message from %s", self.agent.name,
                               msg.sender)
+
+    def duplicate(self, msg: Message) -> bool:
+        """A copy of a message already handled (a new manager leader re-sends)?"""
+        mid = msg.get_metadata("mid")
+        if not mid:
+            return False
+        key = (str(msg.sender.bare), mid)
+        if key in self.seen:
+            log.debug("%s: duplicate %s from %s dropped", self.agent.name, mid, msg.sender)
+            return True
+        self.seen[key] = None
+        if len(self.seen) > SEEN_IDS:
+            self.seen.popitem(last=False)
+        return False
 
     async def handle(self, msg: Message) -> None:
         try:
@@ -92,10 +132,15 @@ class ProtocolBehaviour(CyclicBehaviour):
         self, to: str, body: m.Body, conversation: str | None = None, performative: str = ""
     ) -> None:
         """Send one protocol message (counted, traced) from this behaviour."""
-        await self.agent.send(m.encode(to, body, conversation, performative), self)
+        msg = m.encode(to, body, conversation, performative)
+        if self.ordered is not None and not self.ordered.output(msg):
+            return  # a follower replica: the leader sends it
+        await self.agent.send(msg, self)
 
-    def later(self, sim_seconds: float, callback: Callable[[], Awaitable[None]]) -> asyncio.Handle:
+    def later(self, sim_seconds: float, callback: Callable[[], Awaitable[None]]) -> Cancellable:
         """Run `callback` after `sim_seconds` of simulated time, under the behaviour's lock."""
+        if self.ordered is not None:
+            return self.ordered.timer(sim_seconds, callback)
 
         async def fire() -> None:
             async with self.lock:

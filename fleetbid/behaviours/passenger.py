@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -10,6 +11,8 @@ from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
 from fleetbid.platform import messages as m
+
+log = logging.getLogger("fleetbid.passenger")
 
 
 @dataclass
@@ -27,6 +30,7 @@ class RideOutcome:
     latency_ms: float | None = None  # wall ms, request sent -> outcome received
     picked_up_at: float | None = None
     wait_s: float | None = None  # simulated seconds, request -> pickup
+    assignments: int = 0  # distinct vehicles we were told of (more than 1 is a bug)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -68,9 +72,14 @@ class RideBehaviour(ProtocolBehaviour):
     async def on_assigned(self, msg: Message, body: m.RideAssigned) -> None:
         self.from_auction_manager(msg)
         outcome = self.outcome
+        if body.auction_id == outcome.request_id and outcome.served \
+                and body.vehicle != outcome.vehicle:
+            outcome.assignments += 1
+            self.log_double(body)
         if body.auction_id != outcome.request_id or outcome.served:
             raise Rejected(f"unexpected assignment for {body.auction_id}")
         outcome.served = True
+        outcome.assignments = 1
         outcome.latency_ms = self.latency()
         outcome.vehicle, outcome.eta_s = body.vehicle, body.eta_s
         outcome.price, outcome.bidders = body.price, body.bidders
@@ -81,6 +90,10 @@ class RideBehaviour(ProtocolBehaviour):
             return
         wait = body.eta_s * 1.5 + 2 * self.agent.world.config.bid_window_s()
         self.timer = self.later(wait, lambda: self.end("the vehicle never arrived"))
+
+    def log_double(self, body: m.RideAssigned) -> None:
+        log.error("%s: assigned %s after %s: two vehicles for one ride", self.agent.name,
+                  body.vehicle, self.outcome.vehicle)
 
     async def on_unserved(self, msg: Message, body: m.RideUnserved) -> None:
         if sender_of(msg) != self.agent.manager_jid:

@@ -41,6 +41,7 @@ class ProxyBehaviour(ProtocolBehaviour):
             m.AwardConfirmed: self.on_award_confirmed,
             m.AwardDeclined: self.on_award_declined,
             m.AuctionResult: self.on_result,
+            m.BidReceived: self.on_bid_received,
         }
         self.groups: dict[str, Group] = {}
 
@@ -140,6 +141,11 @@ class ProxyBehaviour(ProtocolBehaviour):
         group.book.strike(body.vehicle)
         group.awarded = None
         await self.report(body.auction_id, again=True)
+
+    async def on_bid_received(self, msg: Message, body: m.BidReceived) -> None:
+        if sender_of(msg) not in self.agent.managers:
+            raise Rejected(f"{sender_of(msg)} is not an auction manager")
+        self.agent.bids_acknowledged.add(body.auction_id)
 
     async def on_result(self, msg: Message, body: m.AuctionResult) -> None:
         group = self.group_of(body.auction_id)

@@ -37,6 +37,7 @@ class BiddingBehaviour(ProtocolBehaviour):
             m.Award: self.on_award,
             m.Lost: self.on_lost,
             m.AdmissionRefused: self.on_admission_refused,
+            m.BidReceived: self.on_bid_received,
         }
         # auction id -> who called us (a proxy or the auction manager): awards must come from it
         self.callers: dict[str, str] = {}
@@ -62,6 +63,11 @@ class BiddingBehaviour(ProtocolBehaviour):
         bid = equilibrium_bid(body.n, eta, min_eta)
         self.callers[body.auction_id] = caller
         await self.tell(caller, m.Bid(auction_id=body.auction_id, bid=bid, eta_s=max(eta, min_eta)))
+
+    async def on_bid_received(self, msg: Message, body: m.BidReceived) -> None:
+        if sender_of(msg) not in self.agent.managers:
+            raise Rejected(f"{sender_of(msg)} is not an auction manager")
+        self.agent.bids_acknowledged.add(body.auction_id)
 
     async def on_award(self, msg: Message, body: m.Award) -> None:
         agent = self.agent

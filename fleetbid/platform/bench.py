@@ -100,6 +100,8 @@ async def bench_auction(
             "vehicles": config.vehicles,
             "proxies": config.proxies,
             "processes": config.processes,
+            "replicas": config.replicas,
+            "failovers": fleet.failovers.count,
             "radius_m": config.radius_m,
             "map": fleet.roadmap.name,
             "wall_s_burst": round(time.perf_counter() - started, 2),

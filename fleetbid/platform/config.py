@@ -26,6 +26,11 @@ class RunConfig:
     # this many wall seconds, or fast simulations would close rounds before bids arrive.
     min_bid_wall_s: float = 0.5
     trace: str | None = None  # JSON-lines file every process appends its messages to
+    # Replicated AuctionManagers: the group's size (1 = no replication) and standby hosts
+    # the replication manager can recruit after a crash.
+    replicas: int = 1
+    standby_hosts: int = 1
+    kill_leader_after: int | None = None  # fault injection: SIGKILL the leader's host then
 
     def __post_init__(self) -> None:
         checks = [
@@ -39,11 +44,22 @@ class RunConfig:
             (self.auction_managers >= 1, "--auction-managers must be >= 1"),
             (self.bid_timeout_s > 0, "--bid-timeout must be > 0"),
             (self.patience_s > 0, "--patience must be > 0"),
+            (1 <= self.replicas <= 9, "--replicas must be between 1 and 9"),
+            (0 <= self.standby_hosts <= 9, "--standby-hosts must be between 0 and 9"),
+            (self.kill_leader_after is None or self.kill_leader_after >= 0,
+             "--kill-leader-after must be >= 0"),
+            (self.kill_leader_after is None or self.replicas >= 2,
+             "--kill-leader-after needs --replicas >= 2 (a lone manager has no one to fail "
+             "over to)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
         self.proxy_setting()  # validates
+
+    def replica_hosts(self) -> int:
+        """OS processes holding AuctionManager replicas (0: managers are ordinary agents)."""
+        return self.replicas + self.standby_hosts if self.replicas > 1 else 0
 
     def bid_window_s(self) -> float:
         """Simulated duration of a bidding round: the configured timeout, or longer so that it

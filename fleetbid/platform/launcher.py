@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import multiprocessing as mp
+import os
 import secrets
 import shutil
+import signal
 import tempfile
 import time
 from multiprocessing.connection import Connection
@@ -25,10 +28,13 @@ from fleetbid.maps import RoadMap, load_map
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.pipes import read_in_thread
 from fleetbid.platform.population import Names, Plan, make_plan, vehicle_start_nodes
+from fleetbid.platform.replication_setup import Failovers, replica_settings
 from fleetbid.platform.worker import worker_main
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
 
 READY_TIMEOUT_S = 120.0
+
+log = logging.getLogger("fleetbid.launcher")
 
 
 class LaunchError(RuntimeError):
@@ -66,6 +72,8 @@ class Fleet:
         self._passenger_turn = 0
         self.epoch = 0.0
         self._stopping = False
+        self.dead: set[int] = set()  # processes that exited (replica hosts may: by design)
+        self.failovers = Failovers(config.kill_leader_after)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -96,12 +104,13 @@ class Fleet:
         self.plan = make_plan(self.config, self.endpoint, self.start_nodes, names)
         ctx = mp.get_context("spawn")
         loop = asyncio.get_running_loop()
+        replicas = replica_settings(self.plan) if self.plan.replica_hosts else {}
         for index, specs in enumerate(self.plan.processes):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=worker_main, name=f"fleetbid-worker-{index}", daemon=True,
                 args=(index, self.config, self.endpoint, specs, self.plan.directory, child,
-                      self.log_level),
+                      self.log_level, replicas.get(index)),
             )
             proc.start()
             child.close()
@@ -119,12 +128,23 @@ class Fleet:
     def _deliver(self, index: int, item: tuple[str, Any]) -> None:
         kind, payload = item
         if kind == "eof":
+            self.dead.add(index)
             self._replies[index].put_nowait(("dead", f"worker {index} exited"))
+            assert self.plan is not None
+            if index in self.plan.replica_hosts:
+                # A replica host may die (or be killed): its group carries on without it.
+                log.warning("replica host %d exited", index)
+                return
             if not self._stopping:
                 # Rides hosted there will never report: fail them rather than hang.
                 for waiter in self._waiters.values():
                     if not waiter.done():
                         waiter.set_exception(LaunchError(f"worker process {index} died"))
+            return
+        if kind == "event":
+            victim = self.failovers.on_event(payload)
+            if victim is not None and victim in self._pids():
+                os.kill(victim, signal.SIGKILL)
             return
         if kind == "outcome":
             waiter = self._waiters.pop(payload["request_id"], None)
@@ -149,6 +169,8 @@ class Fleet:
             with contextlib.suppress(Exception):
                 conn.send(("stop",))
         for index in range(len(self.conns)):
+            if index in self.dead:
+                continue
             with contextlib.suppress(Exception):
                 await self._reply(index, "stopped", 15.0)
         for conn in self.conns:
@@ -193,7 +215,26 @@ class Fleet:
                                          "at": at}))
         return await waiter
 
+    def kill_replica(self, member: int) -> None:
+        """SIGKILL the host of replica `member` (fault injection for tests and benchmarks)."""
+        pid = self.failovers.pids.get(member)
+        if pid is None or pid not in self._pids():
+            raise ValueError(f"no live replica host for member {member}")
+        if member == self.failovers.leader:
+            self.failovers.strike(pid)
+        os.kill(pid, signal.SIGKILL)
+
+    def _pids(self) -> set[int]:
+        return {p.pid for i, p in enumerate(self.procs) if i not in self.dead and p.pid}
+
     async def stats(self) -> list[dict[str, Any]]:
-        for conn in self.conns:
-            conn.send(("stats",))
-        return [(await self._reply(i, "stats", 15.0))[1] for i in range(len(self.conns))]
+        """Counters of every live process."""
+        live = [i for i in range(len(self.conns)) if i not in self.dead]
+        for i in live:
+            self.conns[i].send(("stats",))
+        out = []
+        for i in live:
+            kind, payload = await asyncio.wait_for(self._replies[i].get(), 15.0)
+            if kind == "stats":
+                out.append(payload)
+        return out

@@ -9,7 +9,9 @@ out-of-range numbers are rejected before any handler sees them.
 
 from __future__ import annotations
 
+import itertools
 import math
+import secrets
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -220,6 +222,15 @@ class GroupBest(Body):
     bidders: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
+class BidReceived(Body):
+    """Replicated AuctionManager -> Proxy (or Vehicle): your bid (group report, or decline) is
+    in the auction's replicated log, so no crash of a manager replica can lose it."""
+
+    TYPE = "bid-received"
+    PERFORMATIVES = ("confirm",)
+    auction_id: AuctionId
+
+
 class Award(Body):
     """AuctionManager -> Proxy -> Vehicle: you won; confirm (you may have won elsewhere)."""
 
@@ -298,7 +309,8 @@ SCHEMAS: dict[str, type[Body]] = {
     for cls in (
         RideRequest, RideAssigned, RideUnserved, PickedUp, VehicleAvailable, OpenAuction,
         Participation, AuctionPhase, AuctionClosed, AdmissionRefused, GroupCall, CallForBids,
-        Bid, BidDeclined, GroupBest, Award, AwardConfirmed, AwardDeclined, AuctionResult, Lost,
+        Bid, BidDeclined, GroupBest, BidReceived, Award, AwardConfirmed, AwardDeclined,
+        AuctionResult, Lost,
         NotUnderstood, Refused,
     )
 }
@@ -307,11 +319,24 @@ _ENCODER = msgspec.json.Encoder()
 MAX_BODY_BYTES = 1024 * 1024  # an open-auction lists every idle vehicle of a cluster
 
 
+# Every message carries a unique id ("mid"): receivers drop exact duplicates (a replicated
+# AuctionManager's new leader re-sends its recent outputs with their original ids).
+_MID_PREFIX = secrets.token_hex(4)
+_MID_COUNTER = itertools.count()
+
+
+def new_mid() -> str:
+    return f"{_MID_PREFIX}.{next(_MID_COUNTER)}"
+
+
 class ProtocolError(Exception):
     """A message that cannot be understood: answered with `not-understood`."""
 
 
-def encode(to: str, body: Body, conversation: str | None = None, performative: str = "") -> Message:
+def encode(
+    to: str, body: Body, conversation: str | None = None, performative: str = "",
+    mid: str | None = None,
+) -> Message:
     """Build the SPADE message for `body` (performative defaults to the schema's first)."""
     performative = performative or body.PERFORMATIVES[0]
     if performative not in body.PERFORMATIVES:
@@ -323,6 +348,7 @@ def encode(to: str, body: Body, conversation: str | None = None, performative: s
         "ontology": ONTOLOGY,
         "conversation": conv,
         "type": body.TYPE,
+        "mid": mid or new_mid(),
     }
     return Message(to=to, body=_ENCODER.encode(body).decode(), metadata=metadata)
 

@@ -36,6 +36,11 @@ class Plan:
     directory: Directory
     processes: list[list[AgentSpec]] = field(default_factory=list)
     passenger_processes: list[int] = field(default_factory=list)
+    # process index -> (replica id, standby?) for the AuctionManager replica hosts
+    replica_hosts: dict[int, tuple[int, bool]] = field(default_factory=dict)
+
+    def initial_members(self) -> tuple[int, ...]:
+        return tuple(sorted(rid for rid, standby in self.replica_hosts.values() if not standby))
 
 
 class Names:
@@ -80,8 +85,16 @@ def make_plan(
     )
     plan = Plan(directory, [[] for _ in range(config.processes)],
                 tier_processes(config.processes, "passenger"))
-    for group in ([mm], ams, proxies, vehicles):
+    replicated = config.replicas > 1
+    for group in ([mm], [] if replicated else ams, proxies, vehicles):
         where = tier_processes(config.processes, group[0].role) if group else [0]
         for i, spec in enumerate(group):
             plan.processes[where[i % len(where)]].append(spec)
+    if replicated:
+        # Every replica host holds every manager. Standbys get the low replica ids, so the
+        # bully rule (highest id leads) keeps the leader when one of them is recruited.
+        standby = config.standby_hosts
+        for h in range(config.replica_hosts()):
+            plan.replica_hosts[len(plan.processes)] = (h, h < standby)
+            plan.processes.append(list(ams))
     return plan

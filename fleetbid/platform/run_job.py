@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.launcher import Fleet
+from fleetbid.platform.replication_setup import check_invariants
 from fleetbid.platform.scenario import Request, poisson_requests
 from fleetbid.platform.summary import summarize
 from fleetbid.platform.xmpp_server import XmppEndpoint
@@ -43,6 +44,7 @@ async def run_scenario(
         await asyncio.gather(*(one(r) for r in todo))
         bar.close()
         stats = await fleet.stats()
+        invariants = check_invariants(outcomes, stats)
         assert fleet.plan is not None
         extra = {
             "processes": config.processes,
@@ -55,5 +57,14 @@ async def run_scenario(
             "speed": config.speed,
             "simulated_s": round(fleet.now(), 1),
             "wall_s": round(time.perf_counter() - started, 2),
+            "replicas": config.replicas,
+            "failovers": fleet.failovers.count,
+            "failover_ms_max": _max(fleet.failovers.times_ms),
+            "invariant_violations": sum(invariants.values()),
+            "invariants": invariants,
         }
         return summarize(outcomes, stats, extra)
+
+
+def _max(values: list[float]) -> float | None:
+    return round(max(values), 1) if values else None

@@ -65,6 +65,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"population      {s['vehicles']} vehicles, {s['proxies']} proxies, "
         f"{s['processes']} processes, map {s['map']}",
     ]
+    if s.get("replicas", 1) > 1:
+        worst = s["failover_ms_max"]
+        took = "" if worst is None else f" (longest {worst} ms)"
+        lines.append(
+            f"replication     {s['replicas']} replicas, {s['failovers']} failover(s){took}, "
+            f"invariant violations {s['invariant_violations']} {s['invariants']}"
+        )
     for reason, count in s.get("rejections", {}).items():
         lines.append(f"  rejected x{count}: {reason}")
     return "\n".join(lines)

@@ -44,7 +44,7 @@ PASSENGER_LOGINS = 8  # concurrent passenger logins per process
 
 def worker_main(
     index: int, config: RunConfig, endpoint: XmppEndpoint, specs: list[AgentSpec],
-    directory: Directory, conn: Connection, log_level: str,
+    directory: Directory, conn: Connection, log_level: str, replica: Any = None,
 ) -> None:
     """Process entry point (multiprocessing, spawn start method)."""
     logging.basicConfig(
@@ -54,8 +54,15 @@ def worker_main(
     logging.getLogger("fleetbid").setLevel(log_level)
     # Ctrl-C reaches the whole process group; the launcher decides how to stop us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker: Worker
+    if replica is not None:  # a replica host of the AuctionManagers (see replica_host.py)
+        from fleetbid.platform.replica_host import ReplicaHost
+
+        worker = ReplicaHost(index, config, endpoint, specs, directory, conn, settings=replica)
+    else:
+        worker = Worker(index, config, endpoint, specs, directory, conn)
     try:
-        eventloop.run(Worker(index, config, endpoint, specs, directory, conn).main())
+        eventloop.run(worker.main())
     except Exception:
         with contextlib.suppress(Exception):
             conn.send(("error", traceback.format_exc()))
@@ -84,6 +91,7 @@ class Worker:
             world = self.world
             trace.install(self.config.trace, self.index, lambda: world.clock.now())
         self.login_gate = asyncio.Semaphore(PASSENGER_LOGINS)
+        await self.before_ready()
         self.agents = [self.make(spec) for spec in self.specs]
         await start_agents(self.agents)
         self.conn.send(("ready", {"index": self.index, "pid": os.getpid(),
@@ -94,6 +102,9 @@ class Worker:
                 break
             await self.on_command(command)
         await self.shutdown()
+
+    async def before_ready(self) -> None:
+        """Subclasses start what their agents need before they log in."""
 
     def make(self, spec: AgentSpec) -> FleetAgent:
         assert self.world is not None
@@ -159,7 +170,9 @@ class Worker:
         empty = loaded = 0.0
         trips = 0
         auctions = 0
+        acknowledged: list[tuple[str, str]] = []
         for agent in self.agents:
+            acknowledged += [(a, str(agent.jid.bare)) for a in agent.bids_acknowledged]
             if isinstance(agent, VehicleAgent):
                 e, ld = agent.odometer()
                 empty, loaded, trips = empty + e, loaded + ld, trips + agent.trips
@@ -167,7 +180,8 @@ class Worker:
                 auctions += agent.registry.opened
         return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,
-                "by_type": dict(self.by_type)}
+                "by_type": dict(self.by_type),
+                "bids_acknowledged": acknowledged}
 
     async def shutdown(self) -> None:
         for task in list(self.tasks):

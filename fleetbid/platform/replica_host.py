@@ -1,0 +1,257 @@
+"""A replica host: one OS process holding one replica of every AuctionManager.
+
+The AuctionManagers' state is one replicated state machine (`AuctionReplicas`) kept identical
+on every host by the group's total order (fleetbid.replication, ISIS over UDP multicast).
+Every host logs in all the managers (the same JIDs, so the XMPP server hands every host
+every message for them); the group's leader is the one that speaks. Initial members get
+the high replica ids and standby hosts the low ones: the bully election keeps the same
+leader when the replication manager recruits a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from typing import Any
+
+import msgspec
+
+from fleetbid.agents import AuctionManagerAgent, FleetAgent
+from fleetbid.behaviours.base import ProtocolBehaviour
+from fleetbid.behaviours.ordered import DECODER, INPUT, AppliedKeys, OrderedSlot
+from fleetbid.platform.population import AgentSpec
+from fleetbid.platform.replication_setup import ReplicaSettings
+from fleetbid.platform.worker import Worker
+from fleetbid.replication import Delivery, ReplicaNode, View
+
+log = logging.getLogger("fleetbid.replicas")
+
+BID_TYPES = frozenset({"group-best", "bid", "bid-declined"})
+OVERDUE_CHECK_S = 0.1
+DIGESTS_KEPT = 4096
+RESEND_WINDOW_WALL_S = 2.0  # a new leader re-sends outputs of the last this-many wall seconds
+
+
+class GroupPort:
+    """The group as the ordered behaviours see it: leadership as of the last applied view."""
+
+    def __init__(self) -> None:
+        self.node: ReplicaNode | None = None
+        self.is_leader = False
+        self.is_member = False
+
+    def submit(self, payload: bytes) -> None:
+        if self.node is None or not self.is_member:
+            return
+        try:
+            future = self.node.submit(payload)
+        except Exception as exc:  # not a member any more, stopping...: the pending copy stays
+            log.debug("submit failed: %s", exc)
+            return
+        future.add_done_callback(_quiet)
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a lost submission is re-submitted from `pending`
+
+
+class AuctionReplicas:
+    """The replicated state machine of this host: every manager's ordered behaviour."""
+
+    def __init__(self, port: GroupPort, member_id: int, report: Any) -> None:
+        self.port = port
+        self.member_id = member_id
+        self.report = report  # callable(kind, payload) -> None: events for the launcher
+        self.applied = AppliedKeys()
+        self.slots: dict[str, OrderedSlot] = {}
+        self.queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.seq = -1
+        self.digest = b"\0" * 32
+        self.digests: dict[int, str] = {}
+        self.bid_keys: set[tuple[str, str]] = set()
+        self.opened = 0
+        self.view: View | None = None
+        self.failovers = 0
+        self.resent = 0
+
+    def attach(self, behaviour: ProtocolBehaviour) -> None:
+        slot = OrderedSlot(behaviour, self.port, self.applied)
+        slot.slot = str(behaviour.agent.jid.bare)
+        behaviour.ordered = slot
+        self.slots[slot.slot] = slot
+
+    # --- StateMachine (called by the replication node, in total order) -----------------------
+
+    def apply(self, delivery: Delivery) -> None:
+        # Bookkeeping that must be current for a snapshot happens here, synchronously; the
+        # behaviours run in `consume`, in the same order.
+        self.seq = delivery.seq
+        self.digest = hashlib.sha256(self.digest + delivery.payload).digest()
+        self.digests[delivery.seq] = self.digest.hex()
+        self.digests.pop(delivery.seq - DIGESTS_KEPT, None)
+        try:
+            entry = DECODER.decode(delivery.payload)
+        except msgspec.DecodeError as exc:
+            log.warning("undecodable entry %d from member %d: %s", delivery.seq,
+                        delivery.sender, exc)
+            return
+        if entry.kind == INPUT:
+            kind = entry.metadata.get("type", "")
+            if kind in BID_TYPES:
+                self.bid_keys.add((entry.metadata.get("conversation", ""),
+                                   entry.sender.split("/")[0]))
+        self.queue.put_nowait(("apply", delivery.seq, entry))
+
+    def on_view(self, view: View) -> None:
+        self.queue.put_nowait(("view", view))
+
+    def snapshot(self) -> bytes:
+        queued = [(item[1], item[2]) for item in self.queue._queue  # type: ignore[attr-defined]
+                  if item[0] == "apply"]
+        state = {
+            "seq": self.seq, "digest": self.digest, "opened": self.opened,
+            "bid_keys": sorted(self.bid_keys), "applied": self.applied.dump(),
+            "slots": {jid: slot.snapshot() for jid, slot in self.slots.items()},
+            "queued": [(seq, msgspec.msgpack.encode(e)) for seq, e in queued],
+        }
+        return msgspec.msgpack.encode(state)
+
+    def restore(self, data: bytes) -> None:
+        state = msgspec.msgpack.decode(data)
+        self.seq, self.digest = state["seq"], state["digest"]
+        self.digests = {self.seq: self.digest.hex()}
+        self.opened = state["opened"]
+        self.bid_keys = {tuple(k) for k in state["bid_keys"]}  # type: ignore[misc]
+        self.applied.load(state["applied"])
+        self.queue.put_nowait(("restore", state))
+
+    # --- applying, in order ------------------------------------------------------------------
+
+    async def consume(self) -> None:
+        while True:
+            item = await self.queue.get()
+            try:
+                await self.step(item)
+            except Exception:
+                log.exception("replica %d failed to apply %s", self.member_id, item[0])
+
+    async def step(self, item: tuple[Any, ...]) -> None:
+        if item[0] == "apply":
+            _, seq, entry = item
+            slot = self.slots.get(entry.slot)
+            if slot is None:
+                log.warning("entry %d for unknown manager %s ignored", seq, entry.slot)
+                return
+            opening = entry.kind == INPUT and entry.metadata.get("type") == "open-auction" \
+                and entry.key not in self.applied
+            await slot.apply(seq, entry)
+            if opening:
+                self.opened += 1
+                if self.port.is_leader:
+                    self.report("event", {"kind": "opened", "count": self.opened})
+        elif item[0] == "view":
+            await self.install(item[1])
+        elif item[0] == "restore":
+            state = item[1]
+            for jid, slot_state in state["slots"].items():
+                if jid in self.slots:
+                    await self.slots[jid].restore(slot_state)
+            for seq, raw in state["queued"]:
+                entry = DECODER.decode(raw)
+                slot = self.slots.get(entry.slot)
+                if slot is not None:
+                    await slot.apply(seq, entry)
+
+    async def install(self, view: View) -> None:
+        before = self.view
+        was_leader = self.port.is_leader
+        self.view = view
+        self.port.is_member = self.member_id in view.members
+        self.port.is_leader = view.leader == self.member_id
+        self.report("event", {"kind": "view", "view_id": view.view_id,
+                              "members": list(view.members), "leader": view.leader,
+                              "member": self.member_id, "pid": os.getpid(),
+                              "t": time.monotonic()})
+        if self.port.is_leader and not was_leader:
+            crashed = before is not None and before.leader not in view.members
+            if crashed:
+                self.failovers += 1
+            speed = next(iter(self.slots.values())).behaviour.agent.world.clock.speed \
+                if self.slots else 1.0
+            for slot in self.slots.values():
+                self.resent += await slot.take_over(RESEND_WINDOW_WALL_S * speed)
+            self.report("event", {"kind": "leader", "member": self.member_id,
+                                  "pid": os.getpid(), "crashed": crashed,
+                                  "t": time.monotonic()})
+        elif was_leader and not self.port.is_leader:
+            for slot in self.slots.values():
+                slot.step_down()
+
+    async def watch_pending(self) -> None:
+        """Resubmit inputs the group has not ordered in time (the leader may have died)."""
+        while True:
+            await asyncio.sleep(OVERDUE_CHECK_S)
+            if self.port.is_member:
+                now = time.monotonic()
+                for slot in self.slots.values():
+                    slot.overdue(now)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "member": self.member_id, "leader": self.port.is_leader,
+            "member_of_group": self.port.is_member, "seq": self.seq,
+            "digests": dict(self.digests), "bid_keys": sorted(self.bid_keys),
+            "opened": self.opened, "failovers": self.failovers, "resent": self.resent,
+            "view": None if self.view is None else list(self.view.members),
+        }
+
+
+class ReplicaHost(Worker):
+    """A worker whose AuctionManagers are replicas of the group's state machine."""
+
+    def __init__(self, *args: Any, settings: ReplicaSettings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        self.port = GroupPort()
+        self.machine = AuctionReplicas(self.port, settings.member_id, self.send_event)
+        self.node: ReplicaNode | None = None
+
+    def send_event(self, kind: str, payload: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.send((kind, payload))
+
+    def make(self, spec: AgentSpec) -> FleetAgent:
+        assert self.world is not None
+        if spec.role != "auction-manager":
+            raise ValueError(f"a replica host runs auction managers only, not {spec.role}")
+        agent = AuctionManagerAgent(spec.name, self.endpoint, self.world, self.directory,
+                                    password=self.settings.password)
+        agent.replicate = self.machine.attach
+        return agent
+
+    async def before_ready(self) -> None:
+        s = self.settings
+        self.node = ReplicaNode(s.group, s.member_id, self.machine,
+                                initial_members=s.initial_members, standby=s.standby)
+        self.port.node = self.node
+        self.spawn(self.machine.consume())
+        self.spawn(self.machine.watch_pending())
+        await self.node.start()
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out["replica"] = self.machine.stats()
+        if self.node is not None:
+            out["replica"]["counters"] = dict(self.node.counters)
+        return out
+
+    async def shutdown(self) -> None:
+        if self.node is not None:
+            with contextlib.suppress(Exception):
+                await self.node.stop()
+        await super().shutdown()

@@ -8,6 +8,7 @@ import msgspec
 class Heartbeat(msgspec.Struct, array_like=True, frozen=True):
     view_id: int
     members: list[int]
+    ready: bool = True  # the sender has the state (not a recruit still waiting for it)
 
 
 class Msg(msgspec.Struct, array_like=True, frozen=True):
@@ -15,6 +16,7 @@ class Msg(msgspec.Struct, array_like=True, frozen=True):
     payload: bytes
     client: int = -1  # open group: the client that submitted it, and its request id
     req: int = -1
+    vid: int = 0  # the sender's installed view when it sent this
 
 
 class Propose(msgspec.Struct, array_like=True, frozen=True):

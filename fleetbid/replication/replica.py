@@ -61,6 +61,7 @@ class _Coord:
     vid: int
     members: tuple[int, ...]
     joiners: tuple[int, ...]
+    started: float = 0.0
     replies: dict[int, M.FlushOk] = field(default_factory=dict)
 
 
@@ -107,8 +108,10 @@ class Replica:
         self.clients: dict[int, OrderedDict[int, tuple[int, int, int]]] = {}
         self.client_waiters: set[tuple[int, int]] = set()
         self.view_listeners: list[Callable[[View], None]] = []
-        self.join_view = (0, 0, 0)
-        self.early_state: M.State | None = None  # (view id, view position, coordinator) while joining
+        self.join_view = (0, 0, 0)  # (view id, view position, coordinator) while joining
+        self.stateless: set[int] = set()  # recruited members not yet known to have the state
+        self.joined_vid = 0  # messages sent in views before we joined are in our snapshot
+        self.early_state: M.State | None = None  # a STATE that overtook its JOIN
         self._tick: Handle | None = None
         self.running = False
 
@@ -120,6 +123,7 @@ class Replica:
             self.members = self._initial
             self.installed_vid = self.highest_vid = 1
             self.fd.watch(self.members, now)
+            self.transport.subscribe(GROUP)
             self._set_view(View.of(1, self.members))
         else:
             self.transport.subscribe(DISCOVERY)
@@ -158,7 +162,8 @@ class Replica:
         o = Outgoing(mid, payload, client, req, others)
         self.out[mid] = o
         if others:
-            self.ep.send(others, Kind.MSG, _enc.encode(M.Msg(mid, payload, client, req)),
+            self.ep.send(others, Kind.MSG,
+                         _enc.encode(M.Msg(mid, payload, client, req, self.installed_vid)),
                          multicast=True)
         p = self.max_seq = self.max_seq + 1
         self.hold.add(HoldEntry(self.id, mid, payload, client, req, p, self.id))
@@ -210,6 +215,8 @@ class Replica:
 
     def _on_heartbeat(self, sender: int, hb: M.Heartbeat) -> None:
         self.fd.heard(sender, self.clock.now())
+        if hb.ready and hb.view_id == self.installed_vid:
+            self.stateless.discard(sender)
         if (self.status != STANDBY and hb.view_id > self.installed_vid
                 and sender in self.members and self.id not in hb.members
                 and self.flush_key is None):
@@ -218,10 +225,10 @@ class Replica:
             self._become_standby()
 
     def _on_msg(self, sender: int, msg: M.Msg) -> None:
-        if self.status == STANDBY:
+        if self.status == STANDBY and msg.vid <= self.installed_vid:
             self.counters["dropped_not_member"] += 1
             return
-        if self.frozen or sender not in self.members:
+        if self.frozen or sender not in self.members or self.status == STANDBY:
             # Held: processed after the view change (or dropped if the sender is not in it).
             if len(self.queued_msgs) < MAX_QUEUED:
                 self.queued_msgs.append((sender, msg))
@@ -374,23 +381,32 @@ class Replica:
         if self.status == STANDBY:
             return
         now = self.clock.now()
+        if self.status == MEMBER:
+            self.stateless.discard(self.id)
         self.ep.send_unreliable(None, Kind.HEARTBEAT,
-                                _enc.encode(M.Heartbeat(self.installed_vid, list(self.members))))
+                                _enc.encode(M.Heartbeat(self.installed_vid, list(self.members),
+                                                           self.status == MEMBER)))
         watch = set(self.members)
         if self.coord is not None:
             watch.update(self.coord.members)
         suspects = self.fd.suspected(watch - {self.id}, now)
         if self.coord is not None:
-            if suspects & set(self.coord.members):
-                self._start_flush(tuple(m for m in self.coord.members if m not in suspects),
-                                  tuple(j for j in self.coord.joiners if j not in suspects))
+            c = self.coord
+            if suspects & set(c.members) or now - c.started > 2 * self.config.failure_timeout_s:
+                # A member died, or one refused our flush for a rival's (it never answers):
+                # start over with a higher view id.
+                self._start_flush(tuple(m for m in c.members if m not in suspects),
+                                  tuple(j for j in c.joiners if j not in suspects))
             return
         down = suspects & set(self.members)
         if down:
             if self.frozen and self.flush_key is not None and self.flush_key[1] not in down:
                 return  # a live coordinator is already changing the view
-            if coordinator(self.members, down) == self.id:
-                self._start_flush(tuple(m for m in self.members if m not in down), ())
+            # Bully rule among members holding the state; a recruit still waiting for its
+            # state cannot lead the change and is recruited again by it.
+            if coordinator(set(self.members) - self.stateless, down) == self.id:
+                keep = tuple(m for m in self.members if m not in down)
+                self._start_flush(keep, tuple(m for m in keep if m in self.stateless))
             return
         if self.is_leader and not self.frozen and self.status == MEMBER:
             self._recruit(now)
@@ -404,7 +420,8 @@ class Replica:
         if joiners:
             self.recruiter.taken(joiners)
             self.fd.watch(joiners, now)
-            self._start_flush(tuple(sorted(set(self.members) | set(joiners))), joiners)
+            self._start_flush(tuple(sorted(set(self.members) | set(joiners))),
+                              tuple(sorted(set(joiners) | (self.stateless & set(self.members)))))
 
     def _on_discover(self, sender: int, d: M.Discover) -> None:
         if self.status == STANDBY:
@@ -425,7 +442,7 @@ class Replica:
         log.info("replica %d: view change %d -> members %s (joiners %s)", self.id, vid,
                  members, joiners)
         self.counters["view_changes_started"] += 1
-        self.coord = _Coord(vid, members, tuple(joiners))
+        self.coord = _Coord(vid, members, tuple(joiners), self.clock.now())
         survivors = [m for m in members if m not in joiners and m != self.id]
         body = _enc.encode(M.Flush(vid, list(members), list(joiners)))
         if survivors:
@@ -536,15 +553,17 @@ class Replica:
         hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq, inst.coordinator,
                            True, view=View.of(inst.vid, members)))
         self.max_seq = max(self.max_seq, inst.view_seq)
-        self._install_membership(inst.vid, members)
+        self._install_membership(inst.vid, members, inst.joiners)
         self._resume()
 
-    def _install_membership(self, vid: int, members: tuple[int, ...]) -> None:
+    def _install_membership(self, vid: int, members: tuple[int, ...],
+                            joiners: list[int]) -> None:
         now = self.clock.now()
         for m in set(self.members) - set(members):
             self.ep.forget(m)
             self.fd.unwatch(m)
         self.members = members
+        self.stateless = set(joiners)
         self.installed_vid = vid
         self.highest_vid = max(self.highest_vid, vid)
         self.fd.watch(members, now)
@@ -566,13 +585,13 @@ class Replica:
             if new:
                 o.sent_to |= new
                 self.ep.send(new, Kind.MSG, _enc.encode(M.Msg(o.mid, o.payload, o.client,
-                                                              o.req)))
+                                                              o.req, self.installed_vid)))
         for o in list(self.out.values()):
             if o.mid in self.out:
                 self._maybe_finalize(o)
         queued, self.queued_msgs = self.queued_msgs, []
         for sender, msg in queued:
-            if sender in mset:
+            if sender in mset and msg.vid >= self.joined_vid:
                 self._propose(sender, msg)
             else:
                 self.counters["dropped_departed"] += 1
@@ -587,23 +606,24 @@ class Replica:
         if self.id not in inst.joiners or inst.vid <= self.installed_vid:
             self.counters["dropped_stale_install"] += 1
             return
-        if self.status == MEMBER:
-            raise ValueError("join for a replica that already has state")
+        # A member with state may be recruited again when its recruiter died before others
+        # learned that it had the state: the new snapshot replaces it.
         self.status = JOINING
+        self.joined_vid = inst.vid
         self.transport.subscribe(GROUP)
         self.join_view = (inst.vid, inst.view_seq, inst.coordinator)
         self.hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq,
                                 inst.coordinator, True,
                                 view=View.of(inst.vid, tuple(inst.members))))
         self.max_seq = max(self.max_seq, inst.view_seq)
-        self._install_membership(inst.vid, tuple(sorted(set(inst.members))))
+        self._install_membership(inst.vid, tuple(sorted(set(inst.members))), inst.joiners)
         self._resume()
         early, self.early_state = self.early_state, None
         if early is not None and early.vid == inst.vid:
             self._on_state(sender, early)
 
     def _on_state(self, sender: int, st: M.State) -> None:
-        if self.status == STANDBY and st.vid > self.installed_vid:
+        if st.vid > self.join_view[0] and st.vid > self.installed_vid:
             self.early_state = st  # overtook its JOIN (no FIFO between messages): keep it
             return
         if self.status != JOINING or st.vid != self.join_view[0]:

@@ -90,7 +90,7 @@ class SimNode:
         self.net = net
         self.addr = addr
         self.alive = True
-        self.channels: set[str] = {GROUP}
+        self.channels: set[str] = set()
         self._receiver: Receiver = lambda data, src: None
         self.clock = NodeClock(net.clock, self)
 

@@ -337,7 +337,6 @@ class Replica:
         if self.status != MEMBER:
             self.counters["dropped_not_member"] += 1
             return
-        self.fd.heard(sender, self.clock.now())
         done = self._client_seen(sender, cs.req)
         if done is not None:
             self._client_reply(sender, cs.req, done)

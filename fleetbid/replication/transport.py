@@ -92,7 +92,7 @@ class UdpTransport:
                                                                   sock=sock)
 
     def subscribe(self, channel: str) -> None:
-        if channel not in self._subs:
+        if channel not in self._subs and channel in self.channels:
             # Joining is quick and local; run it as a task so the protocol stays sans-IO.
             asyncio.get_running_loop().create_task(self._open_channel(channel))
 
@@ -105,8 +105,9 @@ class UdpTransport:
             self._uni.sendto(data, addr)  # type: ignore[arg-type]
 
     def multicast(self, data: bytes, channel: str = GROUP) -> None:
-        if self._uni is not None:
-            self._uni.sendto(data, self.channels[channel])
+        dest = self.channels.get(channel)
+        if self._uni is not None and dest is not None:
+            self._uni.sendto(data, dest)
 
     def set_receiver(self, receiver: Receiver) -> None:
         self._receiver = receiver

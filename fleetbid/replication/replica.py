@@ -1,0 +1,690 @@
+"""The sans-IO replica: ISIS total order, view changes (flush), failure handling, recruitment.
+
+It talks only to a Transport and a Clock, so the same code runs on real UDP (node.py) and on
+the simulated network (simnet.py). See docs/replication.md for the protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from fleetbid.replication import messages as M
+from fleetbid.replication.api import (
+    Delivery,
+    GroupConfig,
+    ReplicationError,
+    StateMachine,
+    View,
+)
+from fleetbid.replication.clock import Clock, Handle
+from fleetbid.replication.isis import VIEW_SENDER, HoldBack, HoldEntry, Outgoing
+from fleetbid.replication.manager import Recruiter
+from fleetbid.replication.membership import FailureDetector, coordinator
+from fleetbid.replication.reliable import Endpoint
+from fleetbid.replication.transport import DISCOVERY, GROUP, Transport
+from fleetbid.replication.wire import Kind
+
+log = logging.getLogger(__name__)
+
+LOG_LEN = 1024  # delivered entries kept for view changes (a lagging member catches up)
+MAX_QUEUED = 10000  # messages held while frozen or from not-yet-installed members
+CLIENT_REQS = 1024  # remembered requests per client (duplicate suppression)
+MAX_CLIENTS = 4096
+
+_enc = msgspec.msgpack.Encoder()
+_DEC = {
+    Kind.HEARTBEAT: msgspec.msgpack.Decoder(M.Heartbeat),
+    Kind.MSG: msgspec.msgpack.Decoder(M.Msg),
+    Kind.PROPOSE: msgspec.msgpack.Decoder(M.Propose),
+    Kind.AGREED: msgspec.msgpack.Decoder(M.Agreed),
+    Kind.FLUSH: msgspec.msgpack.Decoder(M.Flush),
+    Kind.FLUSH_OK: msgspec.msgpack.Decoder(M.FlushOk),
+    Kind.INSTALL: msgspec.msgpack.Decoder(M.Install),
+    Kind.JOIN: msgspec.msgpack.Decoder(M.Install),
+    Kind.STATE: msgspec.msgpack.Decoder(M.State),
+    Kind.DISCOVER: msgspec.msgpack.Decoder(M.Discover),
+    Kind.OFFER: msgspec.msgpack.Decoder(M.Offer),
+    Kind.CLIENT_SUBMIT: msgspec.msgpack.Decoder(M.ClientSubmit),
+}
+_members_dec = msgspec.msgpack.Decoder(list[int])
+
+STANDBY, JOINING, MEMBER = "standby", "joining", "member"
+
+
+@dataclass
+class _Coord:
+    vid: int
+    members: tuple[int, ...]
+    joiners: tuple[int, ...]
+    started: float = 0.0
+    replies: dict[int, M.FlushOk] = field(default_factory=dict)
+
+
+class Replica:
+    def __init__(self, config: GroupConfig, member_id: int, machine: StateMachine,
+                 transport: Transport, clock: Clock, *, initial_members: tuple[int, ...] = (),
+                 standby: bool = False, incarnation: int = 0) -> None:
+        if not 0 <= member_id < 2**31:
+            raise ValueError("member_id must be in 0..2**31-1")
+        if not standby and member_id not in initial_members:
+            raise ValueError("a non-standby replica must be one of initial_members")
+        self.config = config
+        self.id = member_id
+        self.machine = machine
+        self.clock = clock
+        self.transport = transport
+        self.counters: Counter[str] = Counter()
+        self.ep = Endpoint(config, member_id, transport, clock, incarnation, self._on_message,
+                           self.counters)
+        self.fd = FailureDetector(config.failure_timeout_s, config.startup_grace_s)
+        self.recruiter = Recruiter(config.target_size, config.recruit_interval_s)
+        self._initial = tuple(sorted(set(initial_members)))
+        self.status = STANDBY if standby else MEMBER
+        self.view: View | None = None  # the last view delivered (what the application saw)
+        self.members: tuple[int, ...] = ()  # the last view installed (protocol membership)
+        self.installed_vid = 0
+        self.highest_vid = 0
+        self.frozen = False
+        self.flush_key: tuple[int, int] | None = None
+        self.flush_members: frozenset[int] = frozenset()
+        self.coord: _Coord | None = None
+        self.pending_state: dict[int, tuple[int, ...]] = {}  # view id -> joiners to send to
+        self.hold = HoldBack()
+        self.max_seq = 0
+        self.position = 0  # message entries delivered (duplicates of client requests too)
+        self.applied = 0  # deliveries handed to the state machine: Delivery.seq
+        self.log: deque[M.Entry] = deque()
+        self.delivered_keys: set[tuple[int, int]] = set()
+        self.out: dict[int, Outgoing] = {}
+        self.next_mid = 1
+        self.callbacks: dict[int, Callable[[Delivery], None]] = {}
+        self.queued_msgs: list[tuple[int, M.Msg]] = []
+        self.queued_submits: list[tuple[int, bytes, int, int]] = []
+        self.clients: dict[int, OrderedDict[int, tuple[int, int, int]]] = {}
+        self.client_waiters: set[tuple[int, int]] = set()
+        self.view_listeners: list[Callable[[View], None]] = []
+        self.join_view = (0, 0, 0)  # (view id, view position, coordinator) while joining
+        self.stateless: set[int] = set()  # recruited members not yet known to have the state
+        self.joined_vid = 0  # messages sent in views before we joined are in our snapshot
+        self.early_state: M.State | None = None  # a STATE that overtook its JOIN
+        self._tick: Handle | None = None
+        self.running = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.running = True
+        now = self.clock.now()
+        if self.status == MEMBER:
+            self.members = self._initial
+            self.installed_vid = self.highest_vid = 1
+            self.fd.watch(self.members, now)
+            self.transport.subscribe(GROUP)
+            self._set_view(View.of(1, self.members))
+        else:
+            self.transport.subscribe(DISCOVERY)
+        self._schedule_tick()
+
+    def stop(self) -> None:
+        self.running = False
+        if self._tick is not None:
+            self._tick.cancel()
+        self.ep.close()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.status == MEMBER and bool(self.members) and self.members[-1] == self.id
+
+    # -- submitting ----------------------------------------------------------------------
+    def submit(self, payload: bytes, callback: Callable[[Delivery], None] | None = None, *,
+               client: int = -1, req: int = -1) -> int:
+        """Submits into the total order; `callback` runs when it is delivered here."""
+        if self.status == STANDBY or not self.running:
+            raise ReplicationError(f"replica {self.id} is not a member of the group")
+        if not isinstance(payload, bytes):
+            raise TypeError("payload must be bytes")
+        mid = self.next_mid
+        self.next_mid += 1
+        if callback is not None:
+            self.callbacks[mid] = callback
+        if self.frozen or self.status != MEMBER:
+            self.queued_submits.append((mid, payload, client, req))
+        else:
+            self._send_msg(mid, payload, client, req)
+        return mid
+
+    def _send_msg(self, mid: int, payload: bytes, client: int, req: int) -> None:
+        others = {m for m in self.members if m != self.id}
+        o = Outgoing(mid, payload, client, req, others)
+        self.out[mid] = o
+        if others:
+            self.ep.send(others, Kind.MSG,
+                         _enc.encode(M.Msg(mid, payload, client, req, self.installed_vid)),
+                         multicast=True)
+        p = self.max_seq = self.max_seq + 1
+        self.hold.add(HoldEntry(self.id, mid, payload, client, req, p, self.id))
+        o.proposals[self.id] = p
+        self._maybe_finalize(o)
+
+    def _maybe_finalize(self, o: Outgoing) -> None:
+        if self.frozen:
+            return  # agreeing during a view change could order past the view's position
+        props = o.proposals
+        for m in self.members:
+            if m not in props:
+                return
+        seq, tie = o.agreed_key()
+        del self.out[o.mid]
+        others = [m for m in self.members if m != self.id]
+        if others:
+            self.ep.send(others, Kind.AGREED, _enc.encode(M.Agreed(o.mid, seq, tie)),
+                         multicast=True)
+        e = self.hold.entries.get((self.id, o.mid))
+        if e is not None:
+            self.hold.agree(e, seq, tie)
+        if seq > self.max_seq:
+            self.max_seq = seq
+        self._deliver()
+
+    # -- receiving -----------------------------------------------------------------------
+    def _on_message(self, sender: int, kind: int, body: bytes) -> None:
+        if kind == Kind.CLIENT_RESULT:
+            self.counters["dropped_unexpected"] += 1
+            return
+        dec = _DEC.get(kind)  # type: ignore[call-overload]
+        if dec is None:
+            self.counters["dropped_unexpected"] += 1
+            return
+        try:
+            msg = dec.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.counters["dropped_bad_body"] += 1
+            log.debug("replica %d: bad body of kind %d from %d", self.id, kind, sender)
+            return
+        handler = self._handlers[kind]
+        try:
+            handler(self, sender, msg)
+        except (ValueError, TypeError) as exc:  # nonsense that passed the schema
+            self.counters["dropped_invalid"] += 1
+            log.warning("replica %d: rejected %s from %d: %s", self.id, Kind(kind).name,
+                        sender, exc)
+
+    def _on_heartbeat(self, sender: int, hb: M.Heartbeat) -> None:
+        self.fd.heard(sender, self.clock.now())
+        if hb.ready and hb.view_id == self.installed_vid:
+            self.stateless.discard(sender)
+        if (self.status != STANDBY and hb.view_id > self.installed_vid
+                and sender in self.members and self.id not in hb.members
+                and self.flush_key is None):
+            log.warning("replica %d: excluded from view %d; becoming a standby",
+                        self.id, hb.view_id)
+            self._become_standby()
+
+    def _on_msg(self, sender: int, msg: M.Msg) -> None:
+        if self.status == STANDBY and msg.vid <= self.installed_vid:
+            self.counters["dropped_not_member"] += 1
+            return
+        if self.frozen or sender not in self.members or self.status == STANDBY:
+            # Held: processed after the view change (or dropped if the sender is not in it).
+            if len(self.queued_msgs) < MAX_QUEUED:
+                self.queued_msgs.append((sender, msg))
+            else:
+                self.counters["dropped_queue_full"] += 1
+            return
+        self._propose(sender, msg)
+
+    def _propose(self, sender: int, msg: M.Msg) -> None:
+        key = (sender, msg.mid)
+        e = self.hold.entries.get(key)
+        if e is not None:
+            seq = e.seq  # the same MSG again (a resend): repeat our proposal
+        elif key in self.delivered_keys:
+            return
+        else:
+            seq = self.max_seq = self.max_seq + 1
+            self.hold.add(HoldEntry(sender, msg.mid, msg.payload, msg.client, msg.req, seq,
+                                    self.id))
+        self.ep.send((sender,), Kind.PROPOSE, _enc.encode(M.Propose(msg.mid, seq)))
+
+    def _on_propose(self, sender: int, p: M.Propose) -> None:
+        o = self.out.get(p.mid)
+        if o is None or sender not in self.members:
+            return
+        o.proposals[sender] = p.seq
+        self._maybe_finalize(o)
+
+    def _on_agreed(self, sender: int, a: M.Agreed) -> None:
+        if self.frozen and sender not in self.flush_members:
+            self.counters["dropped_departed"] += 1
+            return
+        e = self.hold.entries.get((sender, a.mid))
+        if e is None or e.agreed:
+            return
+        if (a.seq, a.tie) < (e.seq, e.tie):
+            raise ValueError("agreed sequence below our proposal")
+        self.hold.agree(e, a.seq, a.tie)
+        if a.seq > self.max_seq:
+            self.max_seq = a.seq
+        self._deliver()
+
+    # -- delivery ------------------------------------------------------------------------
+    def _deliver(self) -> None:
+        if self.frozen or self.status != MEMBER:
+            return
+        hold = self.hold
+        while True:
+            e = hold.pop_deliverable()
+            if e is None:
+                return
+            if e.sender == VIEW_SENDER:
+                self._deliver_view(e)
+                continue
+            self._remember(M.Entry(e.sender, e.mid, e.payload, e.client, e.req, e.seq, e.tie,
+                                   True, self.position))
+            self.position += 1
+            result = None
+            if e.client >= 0:
+                result = self._client_seen(e.client, e.req)
+            if result is None:
+                d = Delivery(self.applied, e.sender, e.mid, e.payload)
+                self.applied += 1
+                if e.client >= 0:
+                    self._client_record(e.client, e.req, (d.seq, d.sender, d.msg_id))
+                    result = (d.seq, d.sender, d.msg_id)
+                self.machine.apply(d)
+                if e.sender == self.id:
+                    cb = self.callbacks.pop(e.mid, None)
+                    if cb is not None:
+                        cb(d)
+            elif e.sender == self.id:
+                self.callbacks.pop(e.mid, None)  # a client's duplicate: not applied again
+            if e.client >= 0 and (e.client, e.req) in self.client_waiters:
+                self._client_reply(e.client, e.req, result)
+
+    def _remember(self, entry: M.Entry) -> None:
+        self.log.append(entry)
+        self.delivered_keys.add((entry.sender, entry.mid))
+        if len(self.log) > LOG_LEN:
+            old = self.log.popleft()
+            self.delivered_keys.discard((old.sender, old.mid))
+
+    def _deliver_view(self, e: HoldEntry) -> None:
+        view = e.view
+        assert isinstance(view, View)
+        joiners = self.pending_state.pop(view.view_id, None)
+        if joiners:
+            # The snapshot is taken exactly at the view's position in the total order.
+            snap = self.machine.snapshot()
+            st = M.State(view.view_id, e.seq, self.position, self.applied, snap,
+                         self._clients_table())
+            body = _enc.encode(st)
+            self.ep.send(joiners, Kind.STATE, body)
+            self.counters["state_sent"] += 1
+        self._set_view(view)
+
+    def _set_view(self, view: View) -> None:
+        self.view = view
+        self.machine.on_view(view)
+        for cb in self.view_listeners:
+            cb(view)
+
+    # -- open group: clients -------------------------------------------------------------
+    def _on_client_submit(self, sender: int, cs: M.ClientSubmit) -> None:
+        if self.status != MEMBER:
+            self.counters["dropped_not_member"] += 1
+            return
+        done = self._client_seen(sender, cs.req)
+        if done is not None:
+            self._client_reply(sender, cs.req, done)
+            return
+        if (sender, cs.req) in self.client_waiters:
+            return
+        self.client_waiters.add((sender, cs.req))
+        self.submit(cs.payload, client=sender, req=cs.req)
+
+    def _client_seen(self, client: int, req: int) -> tuple[int, int, int] | None:
+        tbl = self.clients.get(client)
+        return None if tbl is None else tbl.get(req)
+
+    def _client_record(self, client: int, req: int, result: tuple[int, int, int]) -> None:
+        tbl = self.clients.get(client)
+        if tbl is None:
+            if len(self.clients) >= MAX_CLIENTS:  # deterministic: the same at every replica
+                del self.clients[next(iter(self.clients))]
+            tbl = self.clients[client] = OrderedDict()
+        tbl[req] = result
+        if len(tbl) > CLIENT_REQS:
+            tbl.popitem(last=False)
+
+    def _client_reply(self, client: int, req: int, result: tuple[int, int, int] | None) -> None:
+        self.client_waiters.discard((client, req))
+        if result is not None:
+            self.ep.send((client,), Kind.CLIENT_RESULT,
+                         _enc.encode(M.ClientResult(req, *result)))
+
+    def _clients_table(self) -> list[tuple[int, list[tuple[int, int, int, int]]]]:
+        return [(c, [(r, *v) for r, v in tbl.items()]) for c, tbl in self.clients.items()]
+
+    # -- periodic: heartbeats, failure detection, recruitment ----------------------------
+    def _schedule_tick(self) -> None:
+        self._tick = self.clock.call_later(self.config.heartbeat_s, self._on_tick)
+
+    def _on_tick(self) -> None:
+        if not self.running:
+            return
+        self._schedule_tick()
+        if self.status == STANDBY:
+            return
+        now = self.clock.now()
+        if self.status == MEMBER:
+            self.stateless.discard(self.id)
+        self.ep.send_unreliable(None, Kind.HEARTBEAT,
+                                _enc.encode(M.Heartbeat(self.installed_vid, list(self.members),
+                                                           self.status == MEMBER)))
+        watch = set(self.members)
+        if self.coord is not None:
+            watch.update(self.coord.members)
+        suspects = self.fd.suspected(watch - {self.id}, now)
+        if self.coord is not None:
+            c = self.coord
+            if suspects & set(c.members) or now - c.started > 2 * self.config.failure_timeout_s:
+                # A member died, or one refused our flush for a rival's (it never answers):
+                # start over with a higher view id.
+                self._start_flush(tuple(m for m in c.members if m not in suspects),
+                                  tuple(j for j in c.joiners if j not in suspects))
+            return
+        down = suspects & set(self.members)
+        if down:
+            if self.frozen and self.flush_key is not None and self.flush_key[1] not in down:
+                return  # a live coordinator is already changing the view
+            # Bully rule among members holding the state; a recruit still waiting for its
+            # state cannot lead the change and is recruited again by it.
+            if coordinator(set(self.members) - self.stateless, down) == self.id:
+                keep = tuple(m for m in self.members if m not in down)
+                self._start_flush(keep, tuple(m for m in keep if m in self.stateless))
+            return
+        if self.is_leader and not self.frozen and self.status == MEMBER:
+            self._recruit(now)
+
+    def _recruit(self, now: float) -> None:
+        if self.recruiter.should_discover(len(self.members), now):
+            self.ep.send_unreliable(None, Kind.DISCOVER,
+                                    _enc.encode(M.Discover(self.installed_vid, self.id)),
+                                    channel=DISCOVERY)
+        joiners = tuple(self.recruiter.candidates(self.members, now))
+        if joiners:
+            self.recruiter.taken(joiners)
+            self.fd.watch(joiners, now)
+            self._start_flush(tuple(sorted(set(self.members) | set(joiners))),
+                              tuple(sorted(set(joiners) | (self.stateless & set(self.members)))))
+
+    def _on_discover(self, sender: int, d: M.Discover) -> None:
+        if self.status == STANDBY:
+            self.ep.send_unreliable(sender, Kind.OFFER, _enc.encode(M.Offer(self.id)))
+
+    def _on_offer(self, sender: int, o: M.Offer) -> None:
+        if o.member != sender:
+            raise ValueError("offer for another host")
+        now = self.clock.now()
+        self.fd.heard(sender, now)
+        if self.is_leader:
+            self.recruiter.offer(sender, now)
+
+    # -- view change: coordinator side ---------------------------------------------------
+    def _start_flush(self, members: tuple[int, ...], joiners: tuple[int, ...]) -> None:
+        members = tuple(sorted(set(members)))
+        vid = self.highest_vid = max(self.highest_vid, self.installed_vid) + 1
+        log.info("replica %d: view change %d -> members %s (joiners %s)", self.id, vid,
+                 members, joiners)
+        self.counters["view_changes_started"] += 1
+        self.coord = _Coord(vid, members, tuple(joiners), self.clock.now())
+        survivors = [m for m in members if m not in joiners and m != self.id]
+        body = _enc.encode(M.Flush(vid, list(members), list(joiners)))
+        if survivors:
+            self.ep.send(survivors, Kind.FLUSH, body, multicast=True)
+        self._on_flush(self.id, M.Flush(vid, list(members), list(joiners)))
+
+    def _on_flush_ok(self, sender: int, fo: M.FlushOk) -> None:
+        c = self.coord
+        if c is None or fo.vid != c.vid or sender not in c.members or sender in c.joiners:
+            return
+        c.replies[sender] = fo
+        self._maybe_install()
+
+    def _maybe_install(self) -> None:
+        c = self.coord
+        assert c is not None
+        survivors = [m for m in c.members if m not in c.joiners]
+        if any(m not in c.replies for m in survivors):
+            return
+        replies = [c.replies[m] for m in survivors]
+        view_seq = max(r.max_seq for r in replies) + 1
+        with_state = [r.delivered for r in replies if not r.needs_state]
+        min_pos = min(with_state) if with_state else 0
+        merged: dict[tuple[int, int], M.Entry] = {}
+        for r in replies:
+            for e in r.entries:
+                key = (e.sender, e.mid)
+                cur = merged.get(key)
+                if cur is None or _rank(e) > _rank(cur):
+                    merged[key] = e
+        agreed = [e for e in merged.values()
+                  if (e.pos >= min_pos) or (e.pos < 0 and e.agreed)]
+        joiners = tuple(sorted(set(c.joiners) | {m for m in survivors
+                                                 if c.replies[m].needs_state}))
+        inst = M.Install(c.vid, list(c.members), list(joiners), view_seq, self.id, agreed)
+        self.coord = None
+        others = [m for m in survivors if m != self.id and m not in joiners]
+        if others:
+            self.ep.send(others, Kind.INSTALL, _enc.encode(inst), multicast=True)
+        if joiners:
+            self.ep.send(joiners, Kind.JOIN,
+                         _enc.encode(M.Install(c.vid, list(c.members), list(joiners),
+                                               view_seq, self.id, [])))
+            self.pending_state[c.vid] = joiners
+        self._apply_install(inst)
+
+    # -- view change: member side --------------------------------------------------------
+    def _on_flush(self, sender: int, f: M.Flush) -> None:
+        if self.status == STANDBY or self.id not in f.members:
+            return
+        key = (f.vid, sender)
+        if f.vid <= self.installed_vid or (self.flush_key is not None and key < self.flush_key):
+            self.counters["dropped_stale_flush"] += 1
+            return
+        survivors = set(f.members) - set(f.joiners)
+        if sender != max(survivors):
+            raise ValueError("flush from a replica that is not the highest survivor")
+        if self.coord is not None and key > (self.coord.vid, self.id):
+            self.coord = None  # a higher coordinator took over
+        self.highest_vid = max(self.highest_vid, f.vid)
+        self.flush_key = key
+        self.frozen = True
+        self.flush_members = frozenset(f.members)
+        entries = [M.Entry(e.sender, e.mid, _view_payload(e), e.client, e.req, e.seq, e.tie,
+                           e.agreed) for e in self.hold.entries.values()]
+        entries.extend(self.log)
+        fo = M.FlushOk(f.vid, self.max_seq, self.position, self.status != MEMBER, entries)
+        if sender == self.id:
+            assert self.coord is not None
+            self.coord.replies[self.id] = fo
+            self._maybe_install()
+        else:
+            self.ep.send((sender,), Kind.FLUSH_OK, _enc.encode(fo))
+
+    def _on_install(self, sender: int, inst: M.Install) -> None:
+        if self.flush_key != (inst.vid, sender) or inst.coordinator != sender:
+            self.counters["dropped_stale_install"] += 1
+            return
+        self._apply_install(inst)
+
+    def _apply_install(self, inst: M.Install) -> None:
+        members = tuple(sorted(set(inst.members)))
+        hold = self.hold
+        for e in inst.agreed:
+            key = (e.sender, e.mid)
+            if e.sender == VIEW_SENDER:
+                if self.view is not None and e.mid <= self.view.view_id:
+                    continue
+                cur = hold.entries.get(key)
+                if cur is None:
+                    hold.add(HoldEntry(VIEW_SENDER, e.mid, b"", -1, -1, e.seq, e.tie, True,
+                                       view=View.of(e.mid, _members_dec.decode(e.payload))))
+                continue
+            if (0 <= e.pos < self.position) or key in self.delivered_keys:
+                continue
+            cur = hold.entries.get(key)
+            if cur is None:
+                hold.add(HoldEntry(e.sender, e.mid, e.payload, e.client, e.req, e.seq, e.tie,
+                                   True))
+            elif not cur.agreed:
+                hold.agree(cur, e.seq, e.tie)
+            if e.seq > self.max_seq:
+                self.max_seq = e.seq
+        mset = set(members)
+        for key, e in list(hold.entries.items()):
+            if not e.agreed and e.sender != VIEW_SENDER and e.sender not in mset:
+                hold.remove(key)  # a departed sender's message that nobody agreed: dropped
+        hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq, inst.coordinator,
+                           True, view=View.of(inst.vid, members)))
+        self.max_seq = max(self.max_seq, inst.view_seq)
+        self._install_membership(inst.vid, members, inst.joiners)
+        self._resume()
+
+    def _install_membership(self, vid: int, members: tuple[int, ...],
+                            joiners: list[int]) -> None:
+        now = self.clock.now()
+        for m in set(self.members) - set(members):
+            self.ep.forget(m)
+            self.fd.unwatch(m)
+        self.members = members
+        self.stateless = set(joiners)
+        self.installed_vid = vid
+        self.highest_vid = max(self.highest_vid, vid)
+        self.fd.watch(members, now)
+        for m in members:
+            self.fd.heard(m, max(now, self.fd.last.get(m, now)))
+        self.frozen = False
+        self.flush_key = None
+        self.flush_members = frozenset()
+        self.counters["views_installed"] += 1
+
+    def _resume(self) -> None:
+        """After a view change: re-target pending messages, then process what was held."""
+        mset = set(self.members)
+        for o in list(self.out.values()):
+            for m in list(o.proposals):
+                if m not in mset:
+                    del o.proposals[m]
+            new = mset - o.sent_to - {self.id}
+            if new:
+                o.sent_to |= new
+                self.ep.send(new, Kind.MSG, _enc.encode(M.Msg(o.mid, o.payload, o.client,
+                                                              o.req, self.installed_vid)))
+        for o in list(self.out.values()):
+            if o.mid in self.out:
+                self._maybe_finalize(o)
+        queued, self.queued_msgs = self.queued_msgs, []
+        for sender, msg in queued:
+            if sender in mset and msg.vid >= self.joined_vid:
+                self._propose(sender, msg)
+            else:
+                self.counters["dropped_departed"] += 1
+        if self.status == MEMBER:
+            subs, self.queued_submits = self.queued_submits, []
+            for mid, payload, client, req in subs:
+                self._send_msg(mid, payload, client, req)
+        self._deliver()
+
+    # -- recruited host side -------------------------------------------------------------
+    def _on_join(self, sender: int, inst: M.Install) -> None:
+        if self.id not in inst.joiners or inst.vid <= self.installed_vid:
+            self.counters["dropped_stale_install"] += 1
+            return
+        # A member with state may be recruited again when its recruiter died before others
+        # learned that it had the state: the new snapshot replaces it.
+        self.status = JOINING
+        self.joined_vid = inst.vid
+        self.transport.subscribe(GROUP)
+        self.join_view = (inst.vid, inst.view_seq, inst.coordinator)
+        self.hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq,
+                                inst.coordinator, True,
+                                view=View.of(inst.vid, tuple(inst.members))))
+        self.max_seq = max(self.max_seq, inst.view_seq)
+        self._install_membership(inst.vid, tuple(sorted(set(inst.members))), inst.joiners)
+        self._resume()
+        early, self.early_state = self.early_state, None
+        if early is not None and early.vid == inst.vid:
+            self._on_state(sender, early)
+
+    def _on_state(self, sender: int, st: M.State) -> None:
+        if st.vid > self.join_view[0] and st.vid > self.installed_vid:
+            self.early_state = st  # overtook its JOIN (no FIFO between messages): keep it
+            return
+        if self.status != JOINING or st.vid != self.join_view[0]:
+            self.counters["dropped_stale_state"] += 1
+            return
+        vid, view_seq, coord = self.join_view
+        cut = (view_seq, coord, VIEW_SENDER, vid)
+        view_entry = self.hold.entries.get((VIEW_SENDER, vid))
+        for key, e in list(self.hold.entries.items()):
+            if (e.seq, e.tie, e.sender, e.mid) < cut:
+                self.hold.remove(key)  # ordered before the snapshot: already in it
+        self.hold.remove((VIEW_SENDER, vid))
+        self.machine.restore(st.snapshot)
+        self.position = st.delivered
+        self.applied = st.applied
+        self.clients = {c: OrderedDict((r, (s, snd, mid)) for r, s, snd, mid in reqs)
+                        for c, reqs in st.clients}
+        self.status = MEMBER
+        self.counters["state_transfers"] += 1
+        view = view_entry.view if view_entry is not None else View.of(vid, self.members)
+        assert isinstance(view, View)
+        self._set_view(view)
+        self._resume()
+
+    def _become_standby(self) -> None:
+        self.status = STANDBY
+        for m in self.members:
+            self.ep.forget(m)
+        self.members = ()
+        self.view = None
+        self.hold = HoldBack()
+        self.out.clear()
+        self.callbacks.clear()
+        self.queued_msgs.clear()
+        self.queued_submits.clear()
+        self.frozen = False
+        self.flush_key = None
+        self.coord = None
+        self.transport.subscribe(DISCOVERY)
+        self.counters["expelled"] += 1
+
+    _handlers: dict[int, Callable] = {
+        Kind.HEARTBEAT: _on_heartbeat,
+        Kind.MSG: _on_msg,
+        Kind.PROPOSE: _on_propose,
+        Kind.AGREED: _on_agreed,
+        Kind.FLUSH: _on_flush,
+        Kind.FLUSH_OK: _on_flush_ok,
+        Kind.INSTALL: _on_install,
+        Kind.JOIN: _on_join,
+        Kind.STATE: _on_state,
+        Kind.DISCOVER: _on_discover,
+        Kind.OFFER: _on_offer,
+        Kind.CLIENT_SUBMIT: _on_client_submit,
+    }
+
+
+def _rank(e: M.Entry) -> int:
+    return 2 if e.pos >= 0 else (1 if e.agreed else 0)
+
+
+def _view_payload(e: HoldEntry) -> bytes:
+    if e.sender == VIEW_SENDER and isinstance(e.view, View):
+        return _enc.encode(list(e.view.members))
+    return e.payload

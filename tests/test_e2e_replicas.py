@@ -43,7 +43,8 @@ async def members_of(fleet: Fleet, size: int, timeout: float = 10.0) -> list[dic
 @pytest.fixture(scope="module")
 def crashes(kit: Any) -> dict[str, Any]:
     config = kit.small_config(vehicles=12, processes=2, replicas=3, standby_hosts=2,
-                              kill_leader_after=2, speed=300.0, proxies="auto")
+                              kill_leader_after=2, speed=300.0, proxies="auto",
+                              clusters=1, radius_m=1e6)  # every vehicle may bid
 
     async def scenario() -> dict[str, Any]:
         async with Fleet(config) as fleet:

@@ -62,6 +62,9 @@ class AuctionBehaviour(ProtocolBehaviour):
     def idle(self) -> bool:
         return self.auction is None
 
+    def reset_state(self) -> None:
+        self.auction = None
+
     async def acknowledge(self, msg: Message, auction_id: str) -> None:
         """Replicated: tell a bidder its bid is in the replicated log (it cannot be lost)."""
         if self.ordered is not None:

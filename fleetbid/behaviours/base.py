@@ -60,6 +60,9 @@ class ProtocolBehaviour(CyclicBehaviour):
             return self.ordered.stamp
         return float(self.agent.world.clock.now())
 
+    def reset_state(self) -> None:
+        """Back to the state at start (a replica about to replay a transferred log)."""
+
     def idle(self) -> bool:
         """True when the role holds no state worth replaying (see behaviours.ordered)."""
         return False

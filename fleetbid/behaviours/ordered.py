@@ -233,6 +233,15 @@ class OrderedSlot:
 
     # --- state transfer -----------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Forget everything: a transferred state is about to be replayed."""
+        self.step_down()
+        self.timers.clear()
+        self.pending.clear()
+        self.recent.clear()
+        self.since_idle.clear()
+        self.behaviour.reset_state()
+
     def snapshot(self) -> dict[str, Any]:
         return {"timer_base": self.timer_base,
                 "log": [(seq, ENCODER.encode(e)) for seq, e in self.since_idle]}

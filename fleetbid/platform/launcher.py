@@ -142,6 +142,8 @@ class Fleet:
                         waiter.set_exception(LaunchError(f"worker process {index} died"))
             return
         if kind == "event":
+            if payload.get("kind") in ("view", "leader"):
+                log.info("replica event: %s", payload)
             victim = self.failovers.on_event(payload)
             if victim is not None and victim in self._pids():
                 os.kill(victim, signal.SIGKILL)

@@ -26,7 +26,8 @@ from fleetbid.behaviours.ordered import DECODER, INPUT, AppliedKeys, OrderedSlot
 from fleetbid.platform.population import AgentSpec
 from fleetbid.platform.replication_setup import ReplicaSettings
 from fleetbid.platform.worker import Worker
-from fleetbid.replication import Delivery, ReplicaNode, View
+from fleetbid.replication.api import Delivery, View
+from fleetbid.replication.node import ReplicaNode
 
 log = logging.getLogger("fleetbid.replicas")
 
@@ -37,12 +38,21 @@ RESEND_WINDOW_WALL_S = 2.0  # a new leader re-sends outputs of the last this-man
 
 
 class GroupPort:
-    """The group as the ordered behaviours see it: leadership as of the last applied view."""
+    """The group as the ordered behaviours see it: leadership as of the last applied view,
+    while the node is a full member (an expelled node goes back to standby at once)."""
 
     def __init__(self) -> None:
         self.node: ReplicaNode | None = None
-        self.is_leader = False
-        self.is_member = False
+        self.leads = False  # per the last view applied in order
+
+    @property
+    def is_member(self) -> bool:
+        core = self.node.core if self.node is not None else None
+        return core is not None and core.status == "member"
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leads and self.is_member
 
     def submit(self, payload: bytes) -> None:
         if self.node is None or not self.is_member:
@@ -129,6 +139,7 @@ class AuctionReplicas:
         self.bid_keys = {tuple(k) for k in state["bid_keys"]}  # type: ignore[misc]
         self.applied.load(state["applied"])
         self.queue.put_nowait(("restore", state))
+        self.port.leads = False
 
     # --- applying, in order ------------------------------------------------------------------
 
@@ -158,6 +169,8 @@ class AuctionReplicas:
             await self.install(item[1])
         elif item[0] == "restore":
             state = item[1]
+            for slot in self.slots.values():  # an expelled replica may be recruited again
+                slot.reset()
             for jid, slot_state in state["slots"].items():
                 if jid in self.slots:
                     await self.slots[jid].restore(slot_state)
@@ -171,8 +184,7 @@ class AuctionReplicas:
         before = self.view
         was_leader = self.port.is_leader
         self.view = view
-        self.port.is_member = self.member_id in view.members
-        self.port.is_leader = view.leader == self.member_id
+        self.port.leads = view.leader == self.member_id
         self.report("event", {"kind": "view", "view_id": view.view_id,
                               "members": list(view.members), "leader": view.leader,
                               "member": self.member_id, "pid": os.getpid(),

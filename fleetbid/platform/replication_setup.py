@@ -44,6 +44,8 @@ def replica_settings(plan: Plan, target_size: int | None = None) -> dict[int, Re
         discovery_addr=f"239.254.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}",
         discovery_port=free_udp_port(),
         target_size=target_size or len(members),
+        # Eight busy processes share two cores here: a 0.3 s silence is not yet a crash.
+        heartbeat_s=0.05, failure_timeout_s=0.5,
     )
     password = secrets.token_urlsafe(16)
     return {index: ReplicaSettings(rid, members, standby, group, password)

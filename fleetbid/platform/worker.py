@@ -91,9 +91,9 @@ class Worker:
             world = self.world
             trace.install(self.config.trace, self.index, lambda: world.clock.now())
         self.login_gate = asyncio.Semaphore(PASSENGER_LOGINS)
-        await self.before_ready()
         self.agents = [self.make(spec) for spec in self.specs]
         await start_agents(self.agents)
+        await self.before_ready()
         self.conn.send(("ready", {"index": self.index, "pid": os.getpid(),
                                   "agents": len(self.agents)}))
         while True:
@@ -104,7 +104,7 @@ class Worker:
         await self.shutdown()
 
     async def before_ready(self) -> None:
-        """Subclasses start what their agents need before they log in."""
+        """Subclasses start what else they run once the agents are logged in."""
 
     def make(self, spec: AgentSpec) -> FleetAgent:
         assert self.world is not None

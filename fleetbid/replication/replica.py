@@ -99,6 +99,9 @@ class Replica:
         self.position = 0  # message entries delivered (duplicates of client requests too)
         self.applied = 0  # deliveries handed to the state machine: Delivery.seq
         self.log: deque[M.Entry] = deque()
+        # Order key of the last entry delivered (or covered by a restored snapshot): anything
+        # ordered at or below it has been delivered here already.
+        self.cut: tuple[int, int, int, int] = (-1, -1, -1, -1)
         self.delivered_keys: set[tuple[int, int]] = set()
         self.out: dict[int, Outgoing] = {}
         self.next_mid = 1
@@ -280,6 +283,7 @@ class Replica:
             e = hold.pop_deliverable()
             if e is None:
                 return
+            self.cut = (e.seq, e.tie, e.sender, e.mid)
             if e.sender == VIEW_SENDER:
                 self._deliver_view(e)
                 continue
@@ -525,8 +529,11 @@ class Replica:
     def _apply_install(self, inst: M.Install) -> None:
         members = tuple(sorted(set(inst.members)))
         hold = self.hold
+        cut = self.cut
         for e in inst.agreed:
             key = (e.sender, e.mid)
+            if (e.seq, e.tie, e.sender, e.mid) <= cut:
+                continue  # delivered here already, or part of the snapshot we restored
             if e.sender == VIEW_SENDER:
                 if self.view is not None and e.mid <= self.view.view_id:
                     continue
@@ -635,6 +642,7 @@ class Replica:
             if (e.seq, e.tie, e.sender, e.mid) < cut:
                 self.hold.remove(key)  # ordered before the snapshot: already in it
         self.hold.remove((VIEW_SENDER, vid))
+        self.cut = cut
         self.machine.restore(st.snapshot)
         self.position = st.delivered
         self.applied = st.applied

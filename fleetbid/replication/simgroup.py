@@ -15,7 +15,8 @@ SIM_KEY = b"simulation-key-0123456789abcdef"
 class SimGroup:
     def __init__(self, seed: int, members: Iterable[int], standbys: Iterable[int] = (),
                  faults: Faults | None = None, config: GroupConfig | None = None) -> None:
-        self.config = config or GroupConfig("sim", SIM_KEY)
+        # Everyone starts at time 0 here, so a short grace for never-heard members suffices.
+        self.config = config or GroupConfig("sim", SIM_KEY, startup_grace_s=1.0)
         self.net = SimNetwork(seed, faults)
         self.clock = self.net.clock
         self.replicas: dict[int, Replica] = {}

@@ -221,8 +221,7 @@ class Replica:
         if hb.ready and hb.view_id == self.installed_vid:
             self.stateless.discard(sender)
         if (self.status != STANDBY and hb.view_id > self.installed_vid
-                and sender in self.members and self.id not in hb.members
-                and self.flush_key is None):
+                and sender in self.members and self.id not in hb.members):
             log.warning("replica %d: excluded from view %d; becoming a standby",
                         self.id, hb.view_id)
             self._become_standby()
@@ -441,6 +440,13 @@ class Replica:
     # -- view change: coordinator side ---------------------------------------------------
     def _start_flush(self, members: tuple[int, ...], joiners: tuple[int, ...]) -> None:
         members = tuple(sorted(set(members)))
+        if self.config.primary_partition and 2 * len(set(members) & set(self.members)) <= len(
+                self.members):
+            # Without a majority of the current view we may be the cut-off side of a
+            # partition (or a stalled process): changing the view could split the brain.
+            self.counters["no_quorum"] += 1
+            self.coord = None
+            return
         vid = self.highest_vid = max(self.highest_vid, self.installed_vid) + 1
         log.info("replica %d: view change %d -> members %s (joiners %s)", self.id, vid,
                  members, joiners)

@@ -62,6 +62,14 @@ class SimGroup:
             self.clock.run_until(min(end, self.clock.now() + step))
         return bool(pred())
 
+    def majority_survives(self, victim: int) -> bool:
+        """Crash-stop with a primary partition: every view keeps a live majority."""
+        # A recruit that never got its JOIN is as good as dead to the view it was added to.
+        live = {m for m in self.alive() if self.replicas[m].status != "standby"} - {victim}
+        views = {self.replicas[m].members for m in live if self.replicas[m].members}
+        views |= {r.coord.members for m in live if (r := self.replicas[m]).coord is not None}
+        return all(2 * len(set(v) & live) > len(v) for v in views)
+
     def alive(self) -> list[int]:
         return [m for m in self.replicas if m not in self.crashed]
 

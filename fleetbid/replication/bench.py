@@ -98,8 +98,9 @@ def run_bench(replicas: int, messages: int = 2000, *, latency_messages: int = 50
             if n:
                 cluster.submit(m, n, window=window, size=payload)
         for m, n in zip(members, share, strict=True):
-            if n and not cluster.wait_event("submitted", m, 300):
-                raise TimeoutError("throughput phase did not finish")
+            if n and not cluster.wait_event("submitted", m, 120):
+                states = {r.member: r.extra for r in (cluster.report(x) for x in members)}
+                raise TimeoutError(f"throughput phase did not finish: {states}")
         time.sleep(0.3)
         reps = [cluster.report(m) for m in members]
         sub = {k: t for r in reps for k, t in r.submitted_at.items() if k not in set(lat_keys)}

@@ -401,8 +401,11 @@ class Replica:
                                   tuple(j for j in c.joiners if j not in suspects))
             return
         down = suspects & set(self.members)
-        if down:
-            if self.frozen and self.flush_key is not None and self.flush_key[1] not in down:
+        # Our own flush that stopped for want of a quorum: retry it (everyone is frozen).
+        abandoned = self.frozen and self.flush_key is not None and self.flush_key[1] == self.id
+        if down or abandoned:
+            if (self.frozen and self.flush_key is not None and self.flush_key[1] not in down
+                    and not abandoned):
                 return  # a live coordinator is already changing the view
             # Bully rule among members holding the state; a recruit still waiting for its
             # state cannot lead the change and is recruited again by it.

@@ -190,3 +190,24 @@ def test_config_rejects_bad_values() -> None:
         GroupConfig("g", b"short")
     with pytest.raises(ValueError):
         GroupConfig("g", SIM_KEY, heartbeat_s=0.5, failure_timeout_s=0.3)
+
+
+def test_cut_off_member_forms_no_view_and_is_recruited_back() -> None:
+    g = SimGroup(8, [1, 2, 3], faults=Faults(loss=0.05, reorder=0.2))
+    for i in range(30):
+        g.submit(1 + i % 3, b"a%d" % i)
+    g.run(0.2)
+    links = {(a, b) for a in (1, 2, 3) for b in (1, 2, 3) if a != b and 1 in (a, b)}
+    g.net.blocked |= links
+    for i in range(10):
+        g.submit(2 + i % 2, b"b%d" % i)
+    g.run(1.0)
+    # The minority (1 alone) has no quorum: it installed nothing; the majority moved on.
+    assert g.replicas[1].installed_vid == 1 and g.replicas[1].counters["no_quorum"] > 0
+    assert g.replicas[2].members == (2, 3)
+    g.net.blocked -= links
+    assert g.run_until(lambda: g.stable() and g.replicas[2].members == (1, 2, 3), timeout=5.0)
+    assert g.replicas[1].counters["expelled"] == 1
+    assert g.machines[1].restored_from is not None
+    assert g.machines[1].log == g.machines[2].log == g.machines[3].log
+    assert len(g.machines[2].log) == 40

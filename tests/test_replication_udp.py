@@ -105,3 +105,22 @@ def test_processes_kill_follower_standby_is_recruited_with_state() -> None:
         assert r7.views[-1][1] == (2, 3, 7)
     finally:
         c.close()
+
+
+def test_single_replica_group_and_submit_errors() -> None:
+    async def main() -> None:
+        m = LogMachine()
+        node = ReplicaNode(_config("solo"), 5, m, initial_members=(5,))
+        with pytest.raises(RuntimeError):
+            node.submit(b"too early")
+        await node.start()
+        try:
+            assert node.is_leader and node.view is not None and node.view.members == (5,)
+            d = await asyncio.wait_for(node.submit(b"one"), 5)
+            assert (d.seq, d.sender, d.payload) == (0, 5, b"one")
+            with pytest.raises(TypeError):
+                node.submit("not bytes")  # type: ignore[arg-type]
+            assert m.log == [(0, 5, d.msg_id, b"one")]
+        finally:
+            await node.stop()
+    asyncio.run(main())

@@ -111,6 +111,8 @@ class Replica:
         self.clients: dict[int, OrderedDict[int, tuple[int, int, int]]] = {}
         self.client_waiters: set[tuple[int, int]] = set()
         self.view_listeners: list[Callable[[View], None]] = []
+        # Called with the msg ids of our submissions that will never be delivered here.
+        self.lost_listeners: list[Callable[[list[int]], None]] = []
         self.join_view = (0, 0, 0)  # (view id, view position, coordinator) while joining
         self.stateless: set[int] = set()  # recruited members not yet known to have the state
         self.joined_vid = 0  # messages sent in views before we joined are in our snapshot
@@ -672,7 +674,10 @@ class Replica:
         self.view = None
         self.hold = HoldBack()
         self.out.clear()
+        lost = list(self.callbacks)
         self.callbacks.clear()
+        for cb in self.lost_listeners:
+            cb(lost)
         self.queued_msgs.clear()
         self.queued_submits.clear()
         self.frozen = False

@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     auction.add_argument("--raw-messages", type=int, default=20000,
                          help="messages in the raw XMPP ceiling phase (%(default)s)")
     auction.add_argument("--json", action="store_true", help="print the result as JSON")
+    repl = bench_sub.add_parser("replication", help="replication: ordered latency, throughput")
+    repl.add_argument("--replicas", type=int, nargs="+", default=[3],
+                      help="group sizes to measure (%(default)s)")
+    repl.add_argument("--messages", type=int, default=2000,
+                      help="messages in the throughput phase (%(default)s)")
+    repl.add_argument("--json", action="store_true", help="print the result as JSON")
+    repl.add_argument("--log-level", default="WARNING",
+                      choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_trace_parser(sub)
     add_parsers(sub)
     return parser
@@ -112,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "bench":
+            if args.bench == "replication":
+                from fleetbid.replication.bench import cmd_bench_replication
+
+                return cmd_bench_replication(args)
             from fleetbid.platform.bench import cmd_bench_auction
 
             return cmd_bench_auction(args)

@@ -29,6 +29,9 @@ class GroupConfig:
     startup_grace_s: float = 10.0  # an initial member never heard from is removed after this
     recruit_interval_s: float = 0.2  # how often a short-handed leader asks for standbys
     client_timeout_s: float = 1.0  # a GroupClient retries through another member after this
+    # A view change needs a majority of the current view (no split brain when a process is
+    # only stalled, or the network is cut); False favours availability over that.
+    primary_partition: bool = True
 
     def __post_init__(self) -> None:
         if not self.group_id or len(self.group_id.encode()) > 64:

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from fleetbid.replication.api import Delivery, GroupConfig, StateMachine, View
+from fleetbid.replication.api import Delivery, GroupConfig, ReplicationError, StateMachine, View
 from fleetbid.replication.clock import AsyncioClock
 from fleetbid.replication.replica import Replica
 from fleetbid.replication.transport import DISCOVERY, GROUP, FaultyTransport, UdpTransport
@@ -68,6 +68,8 @@ class ReplicaNode:
         self.core = Replica(self.config, self._member_id, self.machine, transport,  # type: ignore[arg-type]
                             clock, initial_members=self.initial_members,
                             standby=self.standby, incarnation=time.time_ns() // 1000)
+        self.core.lost_listeners.append(self._fail_lost)
+        self._futures: dict[int, asyncio.Future[Delivery]] = {}
         self.core.start()
         if not self.standby:
             # View 1 is installed at once; wait until every initial member has been heard so
@@ -77,9 +79,18 @@ class ReplicaNode:
             while time.monotonic() < deadline and not others <= set(self.core.fd.last):
                 await asyncio.sleep(self.config.heartbeat_s / 2)
 
+    def _fail_lost(self, mids: list[int]) -> None:
+        for mid in mids:
+            fut = self._futures.pop(mid, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(ReplicationError("excluded from the group before delivery"))
+
     async def stop(self) -> None:
         if self.core is not None:
             self.core.stop()
+            for fut in self._futures.values():
+                fut.cancel()
+            self._futures.clear()
         if self._udp is not None:
             self._udp.close()
 
@@ -90,9 +101,12 @@ class ReplicaNode:
             raise RuntimeError("start() the node first")
 
         def done(d: Delivery) -> None:
+            self._futures.pop(d.msg_id, None)
             if not fut.done():
                 fut.set_result(d)
-        self.core.submit(payload, done)
+        mid = self.core.submit(payload, done)
+        if not fut.done():  # a group of one delivers inside submit()
+            self._futures[mid] = fut
         return fut
 
     @property

@@ -75,8 +75,13 @@ async def _serve(config: GroupConfig, member: int, initial: tuple[int, ...], sta
             await _submit(node, count, window, size, submitted_at)
             events.put(("submitted", member, count))
         elif op == "report":
+            core = node.core
+            state = {"status": core.status, "view": core.view, "members": core.members,
+                     "frozen": core.frozen, "flush": core.flush_key, "pending_out": len(core.out),
+                     "hold": len(core.hold), "head": repr(core.hold.head())[:300],
+                     "unacked": core.ep.unacked}
             events.put(("report", Report(member, machine.log, delivered_at, submitted_at, views,
-                                         node.counters, machine.restored_from)))
+                                         node.counters, machine.restored_from, state)))
     await node.stop()
 
 
@@ -119,6 +124,7 @@ class Cluster:
         self.procs: dict[int, Any] = {}
         self.pids: dict[int, int] = {}
         self.view_events: list[tuple] = []
+        self.backlog: list[tuple] = []  # events not consumed by wait_event yet
         for m in (*members, *standbys):
             q = self.ctx.Queue()
             self.commands[m] = q
@@ -153,11 +159,20 @@ class Cluster:
         return True
 
     def wait_event(self, kind: str, member: int | None, timeout: float) -> tuple | None:
+        """The first not yet consumed event of that kind (and member)."""
+        def match(ev: tuple) -> bool:
+            return ev[0] == kind and (member is None or ev[1] == member)
+        for i, ev in enumerate(self.backlog):
+            if match(ev):
+                return self.backlog.pop(i)
         end = time.monotonic() + timeout
         while (left := end - time.monotonic()) > 0:
             ev = self._pump(min(left, 0.1))
-            if ev is not None and ev[0] == kind and (member is None or ev[1] == member):
+            if ev is None or ev[0] == "report":
+                continue
+            if match(ev):
                 return ev
+            self.backlog.append(ev)
         return None
 
     def submit(self, member: int, count: int, window: int = 1, size: int = 16) -> None:

@@ -26,14 +26,33 @@ _ACKS_PER_DATAGRAM = 160
 
 
 class _Pending:
-    __slots__ = ("dests", "frames", "rto", "attempts", "timer")
+    __slots__ = ("dests", "frames", "rto", "attempts", "timer", "sent_at")
 
-    def __init__(self, dests: set[int], frames: list[bytes], rto: float) -> None:
+    def __init__(self, dests: set[int], frames: list[bytes], rto: float, now: float) -> None:
         self.dests = dests
         self.frames = frames
         self.rto = rto
         self.attempts = 1
         self.timer: Handle | None = None
+        self.sent_at = now
+
+
+class _Rtt:
+    """Round-trip estimate of one peer (RFC 6298): the retransmission timeout adapts to a
+    loaded machine instead of resending what is merely late."""
+
+    __slots__ = ("srtt", "rttvar")
+
+    def __init__(self, sample: float) -> None:
+        self.srtt = sample
+        self.rttvar = sample / 2
+
+    def update(self, sample: float) -> None:
+        self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - sample)
+        self.srtt = 0.875 * self.srtt + 0.125 * sample
+
+    def rto(self) -> float:
+        return self.srtt + 4 * self.rttvar
 
 
 class Endpoint:
@@ -54,6 +73,7 @@ class Endpoint:
         self._pending: dict[int, _Pending] = {}
         self._acks: dict[int, list[int]] = {}
         self._ack_timer: Handle | None = None
+        self._rtt: dict[int, _Rtt] = {}
         self.closed = False
         transport.set_receiver(self.on_datagram)
 
@@ -81,7 +101,7 @@ class Endpoint:
         else:
             for d in targets:
                 self._unicast(d, frames)
-        p = _Pending(targets, frames, self.config.rto_s)
+        p = _Pending(targets, frames, self._rto_for(targets), self.clock.now())
         self._pending[mid] = p
         p.timer = self.clock.call_later(p.rto, lambda: self._retransmit(mid))
         return mid
@@ -113,6 +133,14 @@ class Endpoint:
             send(addr, f)
         self.counters["sent"] += len(frames)
 
+    def _rto_for(self, dests: set[int]) -> float:
+        rto = self.config.rto_s
+        for d in dests:
+            est = self._rtt.get(d)
+            if est is not None:
+                rto = max(rto, est.rto())
+        return min(rto, self.config.rto_max_s)
+
     def _retransmit(self, mid: int) -> None:
         p = self._pending.get(mid)
         if p is None or self.closed:
@@ -131,6 +159,7 @@ class Endpoint:
 
     def forget(self, member: int) -> None:
         """Stops retransmitting to a member that left the view."""
+        self._rtt.pop(member, None)
         for mid in [m for m, p in self._pending.items() if member in p.dests]:
             p = self._pending[mid]
             p.dests.discard(member)
@@ -196,9 +225,16 @@ class Endpoint:
             self.counters["dropped_bad_ack"] += 1
             return
         pending = self._pending
+        now = self.clock.now()
         for (mid,) in struct.iter_unpack("!Q", body):
             p = pending.get(mid)
             if p is not None and sender in p.dests:
+                if p.attempts == 1:  # Karn: only unambiguous samples
+                    est = self._rtt.get(sender)
+                    if est is None:
+                        self._rtt[sender] = _Rtt(now - p.sent_at)
+                    else:
+                        est.update(now - p.sent_at)
                 p.dests.discard(sender)
                 if not p.dests:
                     self._done(mid, p)

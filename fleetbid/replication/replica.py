@@ -99,6 +99,9 @@ class Replica:
         self.position = 0  # message entries delivered (duplicates of client requests too)
         self.applied = 0  # deliveries handed to the state machine: Delivery.seq
         self.log: deque[M.Entry] = deque()
+        # Order key of the last entry delivered (or covered by a restored snapshot): anything
+        # ordered at or below it has been delivered here already.
+        self.cut: tuple[int, int, int, int] = (-1, -1, -1, -1)
         self.delivered_keys: set[tuple[int, int]] = set()
         self.out: dict[int, Outgoing] = {}
         self.next_mid = 1
@@ -108,6 +111,8 @@ class Replica:
         self.clients: dict[int, OrderedDict[int, tuple[int, int, int]]] = {}
         self.client_waiters: set[tuple[int, int]] = set()
         self.view_listeners: list[Callable[[View], None]] = []
+        # Called with the msg ids of our submissions that will never be delivered here.
+        self.lost_listeners: list[Callable[[list[int]], None]] = []
         self.join_view = (0, 0, 0)  # (view id, view position, coordinator) while joining
         self.stateless: set[int] = set()  # recruited members not yet known to have the state
         self.joined_vid = 0  # messages sent in views before we joined are in our snapshot
@@ -218,8 +223,7 @@ class Replica:
         if hb.ready and hb.view_id == self.installed_vid:
             self.stateless.discard(sender)
         if (self.status != STANDBY and hb.view_id > self.installed_vid
-                and sender in self.members and self.id not in hb.members
-                and self.flush_key is None):
+                and sender in self.members and self.id not in hb.members):
             log.warning("replica %d: excluded from view %d; becoming a standby",
                         self.id, hb.view_id)
             self._become_standby()
@@ -280,6 +284,7 @@ class Replica:
             e = hold.pop_deliverable()
             if e is None:
                 return
+            self.cut = (e.seq, e.tie, e.sender, e.mid)
             if e.sender == VIEW_SENDER:
                 self._deliver_view(e)
                 continue
@@ -398,8 +403,11 @@ class Replica:
                                   tuple(j for j in c.joiners if j not in suspects))
             return
         down = suspects & set(self.members)
-        if down:
-            if self.frozen and self.flush_key is not None and self.flush_key[1] not in down:
+        # Our own flush that stopped for want of a quorum: retry it (everyone is frozen).
+        abandoned = self.frozen and self.flush_key is not None and self.flush_key[1] == self.id
+        if down or abandoned:
+            if (self.frozen and self.flush_key is not None and self.flush_key[1] not in down
+                    and not abandoned):
                 return  # a live coordinator is already changing the view
             # Bully rule among members holding the state; a recruit still waiting for its
             # state cannot lead the change and is recruited again by it.
@@ -437,6 +445,13 @@ class Replica:
     # -- view change: coordinator side ---------------------------------------------------
     def _start_flush(self, members: tuple[int, ...], joiners: tuple[int, ...]) -> None:
         members = tuple(sorted(set(members)))
+        if self.config.primary_partition and 2 * len(set(members) & set(self.members)) <= len(
+                self.members):
+            # Without a majority of the current view we may be the cut-off side of a
+            # partition (or a stalled process): changing the view could split the brain.
+            self.counters["no_quorum"] += 1
+            self.coord = None
+            return
         vid = self.highest_vid = max(self.highest_vid, self.installed_vid) + 1
         log.info("replica %d: view change %d -> members %s (joiners %s)", self.id, vid,
                  members, joiners)
@@ -525,8 +540,11 @@ class Replica:
     def _apply_install(self, inst: M.Install) -> None:
         members = tuple(sorted(set(inst.members)))
         hold = self.hold
+        cut = self.cut
         for e in inst.agreed:
             key = (e.sender, e.mid)
+            if (e.seq, e.tie, e.sender, e.mid) <= cut:
+                continue  # delivered here already, or part of the snapshot we restored
             if e.sender == VIEW_SENDER:
                 if self.view is not None and e.mid <= self.view.view_id:
                     continue
@@ -635,6 +653,7 @@ class Replica:
             if (e.seq, e.tie, e.sender, e.mid) < cut:
                 self.hold.remove(key)  # ordered before the snapshot: already in it
         self.hold.remove((VIEW_SENDER, vid))
+        self.cut = cut
         self.machine.restore(st.snapshot)
         self.position = st.delivered
         self.applied = st.applied
@@ -655,7 +674,10 @@ class Replica:
         self.view = None
         self.hold = HoldBack()
         self.out.clear()
+        lost = list(self.callbacks)
         self.callbacks.clear()
+        for cb in self.lost_listeners:
+            cb(lost)
         self.queued_msgs.clear()
         self.queued_submits.clear()
         self.frozen = False

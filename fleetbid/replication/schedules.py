@@ -27,8 +27,10 @@ def run_schedule(seed: int, *, steps: int = 30, max_crashes: int = 1) -> SimGrou
         r = rng.random()
         live = g.members_alive()
         if r < 0.06 and crashes < max_crashes and len(live) > 1:
-            g.crash(rng.choice(live))
-            crashes += 1
+            victim = rng.choice(live)
+            if g.majority_survives(victim):
+                g.crash(victim)
+                crashes += 1
         elif r < 0.7 and live:
             m = rng.choice(live)
             if g.replicas[m].status == "member":

@@ -15,7 +15,8 @@ SIM_KEY = b"simulation-key-0123456789abcdef"
 class SimGroup:
     def __init__(self, seed: int, members: Iterable[int], standbys: Iterable[int] = (),
                  faults: Faults | None = None, config: GroupConfig | None = None) -> None:
-        self.config = config or GroupConfig("sim", SIM_KEY)
+        # Everyone starts at time 0 here, so a short grace for never-heard members suffices.
+        self.config = config or GroupConfig("sim", SIM_KEY, startup_grace_s=1.0)
         self.net = SimNetwork(seed, faults)
         self.clock = self.net.clock
         self.replicas: dict[int, Replica] = {}
@@ -60,6 +61,14 @@ class SimGroup:
                 return True
             self.clock.run_until(min(end, self.clock.now() + step))
         return bool(pred())
+
+    def majority_survives(self, victim: int) -> bool:
+        """Crash-stop with a primary partition: every view keeps a live majority."""
+        # A recruit that never got its JOIN is as good as dead to the view it was added to.
+        live = {m for m in self.alive() if self.replicas[m].status != "standby"} - {victim}
+        views = {self.replicas[m].members for m in live if self.replicas[m].members}
+        views |= {r.coord.members for m in live if (r := self.replicas[m]).coord is not None}
+        return all(2 * len(set(v) & live) > len(v) for v in views)
 
     def alive(self) -> list[int]:
         return [m for m in self.replicas if m not in self.crashed]

@@ -110,6 +110,8 @@ class OrderedSlot:
         self.since_idle: list[tuple[int, Entry]] = []
         self.timer_base = 0
         self.muted = False  # replaying a transferred log: no network, no timers
+        # Leader: wall seconds from receiving an input to applying it (the cost of ordering).
+        self.order_delays: collections.deque[float] = collections.deque(maxlen=4096)
 
     # --- receiving ----------------------------------------------------------------------------
 
@@ -146,7 +148,9 @@ class OrderedSlot:
         self.seq, self.stamp, self.out_index = seq, entry.stamp, 0
         behaviour = self.behaviour
         if entry.kind == INPUT:
-            self.pending.pop(entry.key, None)
+            held = self.pending.pop(entry.key, None)
+            if held is not None and self.group.is_leader:
+                self.order_delays.append(time.monotonic() - held[0])
             # A replayed entry is in the transferred key set already.
             if not self.applied.add(entry.key) and not replay:
                 return

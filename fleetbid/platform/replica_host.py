@@ -222,7 +222,10 @@ class AuctionReplicas:
                     slot.overdue(now)
 
     def stats(self) -> dict[str, Any]:
+        delays = sorted(d for slot in self.slots.values() for d in slot.order_delays)
         return {
+            "order_ms_p50": round(1000 * delays[len(delays) // 2], 2) if delays else None,
+            "order_ms_p99": round(1000 * delays[int(len(delays) * 0.99)], 2) if delays else None,
             "member": self.member_id, "leader": self.port.is_leader,
             "member_of_group": self.port.is_member, "seq": self.seq,
             "digests": dict(self.digests), "bid_keys": sorted(self.bid_keys),

@@ -9,6 +9,8 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True):
     view_id: int
     members: list[int]
     ready: bool = True  # the sender has the state (not a recruit still waiting for it)
+    frozen: bool = False  # the sender is in an unfinished view change
+    highest_vid: int = 0  # the highest view id the sender has seen (flushes included)
 
 
 class Msg(msgspec.Struct, array_like=True, frozen=True):

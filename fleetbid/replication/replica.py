@@ -114,6 +114,7 @@ class Replica:
         # Called with the msg ids of our submissions that will never be delivered here.
         self.lost_listeners: list[Callable[[list[int]], None]] = []
         self.join_view = (0, 0, 0)  # (view id, view position, coordinator) while joining
+        self.frozen_since: dict[int, float] = {}  # members reporting an unfinished flush
         self.stateless: set[int] = set()  # recruited members not yet known to have the state
         self.joined_vid = 0  # messages sent in views before we joined are in our snapshot
         self.early_state: M.State | None = None  # a STATE that overtook its JOIN
@@ -219,9 +220,16 @@ class Replica:
                         sender, exc)
 
     def _on_heartbeat(self, sender: int, hb: M.Heartbeat) -> None:
-        self.fd.heard(sender, self.clock.now())
+        now = self.clock.now()
+        self.fd.heard(sender, now)
         if hb.ready and hb.view_id == self.installed_vid:
             self.stateless.discard(sender)
+        if sender in self.members:
+            self.highest_vid = max(self.highest_vid, hb.highest_vid)
+            if hb.frozen:
+                self.frozen_since.setdefault(sender, now)
+            else:
+                self.frozen_since.pop(sender, None)
         if (self.status != STANDBY and hb.view_id > self.installed_vid
                 and sender in self.members and self.id not in hb.members):
             log.warning("replica %d: excluded from view %d; becoming a standby",
@@ -389,7 +397,8 @@ class Replica:
             self.stateless.discard(self.id)
         self.ep.send_unreliable(None, Kind.HEARTBEAT,
                                 _enc.encode(M.Heartbeat(self.installed_vid, list(self.members),
-                                                           self.status == MEMBER)))
+                                                           self.status == MEMBER, self.frozen,
+                                                           self.highest_vid)))
         watch = set(self.members)
         if self.coord is not None:
             watch.update(self.coord.members)
@@ -414,6 +423,15 @@ class Replica:
             if coordinator(set(self.members) - self.stateless, down) == self.id:
                 keep = tuple(m for m in self.members if m not in down)
                 self._start_flush(keep, tuple(m for m in keep if m in self.stateless))
+            return
+        if (not self.frozen and self.status == MEMBER and self.frozen_since
+                and coordinator(set(self.members) - self.stateless, suspects) == self.id
+                and now - min(self.frozen_since.values()) > 2 * self.config.failure_timeout_s):
+            # Members stuck in a view change whose coordinator gave up (it lost its quorum
+            # while suspecting us): as the bully winner, run one that frees them.
+            self.frozen_since.clear()
+            self._start_flush(self.members, tuple(m for m in self.members
+                                                  if m in self.stateless))
             return
         if self.is_leader and not self.frozen and self.status == MEMBER:
             self._recruit(now)
@@ -489,6 +507,10 @@ class Replica:
                     merged[key] = e
         agreed = [e for e in merged.values()
                   if (e.pos >= min_pos) or (e.pos < 0 and e.agreed)]
+        logged = [e.pos for e in merged.values() if e.pos >= 0]
+        if logged and min(logged) > min_pos:
+            log.warning("replica %d: a survivor lags more than %d deliveries; it cannot catch "
+                        "up from the logs", self.id, LOG_LEN)
         joiners = tuple(sorted(set(c.joiners) | {m for m in survivors
                                                  if c.replies[m].needs_state}))
         inst = M.Install(c.vid, list(c.members), list(joiners), view_seq, self.id, agreed)
@@ -580,6 +602,7 @@ class Replica:
             self.ep.forget(m)
             self.fd.unwatch(m)
         self.members = members
+        self.frozen_since.clear()
         self.stateless = set(joiners)
         self.installed_vid = vid
         self.highest_vid = max(self.highest_vid, vid)

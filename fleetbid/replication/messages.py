@@ -74,6 +74,7 @@ class State(msgspec.Struct, array_like=True, frozen=True):
     applied: int  # deliveries applied before the view: the next Delivery.seq
     snapshot: bytes
     clients: list[tuple[int, list[tuple[int, int, int, int]]]]  # client, [(req,seq,snd,mid)]
+    log: list[Entry] = []  # the sender's last deliveries: the recruit reports them in flushes
 
 
 class Discover(msgspec.Struct, array_like=True, frozen=True):

@@ -322,7 +322,7 @@ class Replica(ViewChange):
             # The snapshot is taken exactly at the view's position in the total order.
             snap = self.machine.snapshot()
             st = M.State(view.view_id, e.seq, self.position, self.applied, snap,
-                         self._clients_table())
+                         self._clients_table(), list(self.log))
             body = _enc.encode(st)
             self.ep.send(joiners, Kind.STATE, body)
             self.counters["state_sent"] += 1

@@ -256,6 +256,8 @@ class ViewChange:
         self.hold.remove((VIEW_SENDER, vid))
         self.cut = cut
         self.machine.restore(st.snapshot)
+        for entry in st.log:  # so our flush reports cover what the snapshot contains
+            self._remember(entry)
         self.position = st.delivered
         self.applied = st.applied
         self.clients = {c: OrderedDict((r, (s, snd, mid)) for r, s, snd, mid in reqs)

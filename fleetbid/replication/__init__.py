@@ -11,5 +11,9 @@ from fleetbid.replication.api import (
     StateMachine,
     View,
 )
+from fleetbid.replication.client import ClientCore, GroupClient
+from fleetbid.replication.node import FaultSpec, ReplicaNode
+from fleetbid.replication.replica import Replica
 
-__all__ = ["Delivery", "GroupConfig", "ReplicationError", "StateMachine", "View"]
+__all__ = ["ClientCore", "Delivery", "FaultSpec", "GroupClient", "GroupConfig", "Replica",
+           "ReplicaNode", "ReplicationError", "StateMachine", "View"]

@@ -9,6 +9,8 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True):
     view_id: int
     members: list[int]
     ready: bool = True  # the sender has the state (not a recruit still waiting for it)
+    frozen: bool = False  # the sender is in an unfinished view change
+    highest_vid: int = 0  # the highest view id the sender has seen (flushes included)
 
 
 class Msg(msgspec.Struct, array_like=True, frozen=True):
@@ -72,6 +74,7 @@ class State(msgspec.Struct, array_like=True, frozen=True):
     applied: int  # deliveries applied before the view: the next Delivery.seq
     snapshot: bytes
     clients: list[tuple[int, list[tuple[int, int, int, int]]]]  # client, [(req,seq,snd,mid)]
+    log: list[Entry] = []  # the sender's last deliveries: the recruit reports them in flushes
 
 
 class Discover(msgspec.Struct, array_like=True, frozen=True):

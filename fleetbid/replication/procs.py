@@ -72,8 +72,8 @@ async def _serve(config: GroupConfig, member: int, initial: tuple[int, ...], sta
             break
         if op == "submit":  # ("submit", count, window, size)
             _, count, window, size = cmd
-            await _submit(node, count, window, size, submitted_at)
-            events.put(("submitted", member, count))
+            failed = await _submit(node, count, window, size, submitted_at)
+            events.put(("submitted", member, count, failed))
         elif op == "report":
             core = node.core
             state = {"status": core.status, "view": core.view, "members": core.members,
@@ -93,7 +93,8 @@ def _get(q: Any) -> Any:
 
 
 async def _submit(node: ReplicaNode, count: int, window: int, size: int,
-                  submitted_at: dict[tuple[int, int], float]) -> None:
+                  submitted_at: dict[tuple[int, int], float]) -> int:
+    """Submits `count` messages, `window` at a time; returns how many failed."""
     sem = asyncio.Semaphore(window)
     pad = b"x" * size
     futs = []
@@ -108,7 +109,8 @@ async def _submit(node: ReplicaNode, count: int, window: int, size: int,
         submitted_at[(node.member_id, node.core.next_mid - 1)] = t
         fut.add_done_callback(release)
         futs.append(fut)
-    await asyncio.gather(*futs)
+    results = await asyncio.gather(*futs, return_exceptions=True)
+    return sum(1 for r in results if isinstance(r, BaseException))
 
 
 class Cluster:

@@ -1,5 +1,6 @@
-"""The sans-IO replica: ISIS total order, view changes (flush), failure handling, recruitment.
+"""The sans-IO replica: ISIS total order, heartbeats, failure handling, open-group requests.
 
+View changes and state transfer are in viewchange.py (a mixin of Replica).
 It talks only to a Transport and a Clock, so the same code runs on real UDP (node.py) and on
 the simulated network (simnet.py). See docs/replication.md for the protocol.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import msgspec
 
@@ -27,11 +27,11 @@ from fleetbid.replication.manager import Recruiter
 from fleetbid.replication.membership import FailureDetector, coordinator
 from fleetbid.replication.reliable import Endpoint
 from fleetbid.replication.transport import DISCOVERY, GROUP, Transport
+from fleetbid.replication.viewchange import LOG_LEN, MEMBER, STANDBY, ViewChange, _Coord
 from fleetbid.replication.wire import Kind
 
 log = logging.getLogger(__name__)
 
-LOG_LEN = 1024  # delivered entries kept for view changes (a lagging member catches up)
 MAX_QUEUED = 10000  # messages held while frozen or from not-yet-installed members
 CLIENT_REQS = 1024  # remembered requests per client (duplicate suppression)
 MAX_CLIENTS = 4096
@@ -51,21 +51,10 @@ _DEC = {
     Kind.OFFER: msgspec.msgpack.Decoder(M.Offer),
     Kind.CLIENT_SUBMIT: msgspec.msgpack.Decoder(M.ClientSubmit),
 }
-_members_dec = msgspec.msgpack.Decoder(list[int])
-
-STANDBY, JOINING, MEMBER = "standby", "joining", "member"
 
 
-@dataclass
-class _Coord:
-    vid: int
-    members: tuple[int, ...]
-    joiners: tuple[int, ...]
-    started: float = 0.0
-    replies: dict[int, M.FlushOk] = field(default_factory=dict)
 
-
-class Replica:
+class Replica(ViewChange):
     def __init__(self, config: GroupConfig, member_id: int, machine: StateMachine,
                  transport: Transport, clock: Clock, *, initial_members: tuple[int, ...] = (),
                  standby: bool = False, incarnation: int = 0) -> None:
@@ -114,6 +103,7 @@ class Replica:
         # Called with the msg ids of our submissions that will never be delivered here.
         self.lost_listeners: list[Callable[[list[int]], None]] = []
         self.join_view = (0, 0, 0)  # (view id, view position, coordinator) while joining
+        self.frozen_since: dict[int, float] = {}  # members reporting an unfinished flush
         self.stateless: set[int] = set()  # recruited members not yet known to have the state
         self.joined_vid = 0  # messages sent in views before we joined are in our snapshot
         self.early_state: M.State | None = None  # a STATE that overtook its JOIN
@@ -219,9 +209,16 @@ class Replica:
                         sender, exc)
 
     def _on_heartbeat(self, sender: int, hb: M.Heartbeat) -> None:
-        self.fd.heard(sender, self.clock.now())
+        now = self.clock.now()
+        self.fd.heard(sender, now)
         if hb.ready and hb.view_id == self.installed_vid:
             self.stateless.discard(sender)
+        if sender in self.members:
+            self.highest_vid = max(self.highest_vid, hb.highest_vid)
+            if hb.frozen:
+                self.frozen_since.setdefault(sender, now)
+            else:
+                self.frozen_since.pop(sender, None)
         if (self.status != STANDBY and hb.view_id > self.installed_vid
                 and sender in self.members and self.id not in hb.members):
             log.warning("replica %d: excluded from view %d; becoming a standby",
@@ -325,7 +322,7 @@ class Replica:
             # The snapshot is taken exactly at the view's position in the total order.
             snap = self.machine.snapshot()
             st = M.State(view.view_id, e.seq, self.position, self.applied, snap,
-                         self._clients_table())
+                         self._clients_table(), list(self.log))
             body = _enc.encode(st)
             self.ep.send(joiners, Kind.STATE, body)
             self.counters["state_sent"] += 1
@@ -389,7 +386,8 @@ class Replica:
             self.stateless.discard(self.id)
         self.ep.send_unreliable(None, Kind.HEARTBEAT,
                                 _enc.encode(M.Heartbeat(self.installed_vid, list(self.members),
-                                                           self.status == MEMBER)))
+                                                           self.status == MEMBER, self.frozen,
+                                                           self.highest_vid)))
         watch = set(self.members)
         if self.coord is not None:
             watch.update(self.coord.members)
@@ -414,6 +412,15 @@ class Replica:
             if coordinator(set(self.members) - self.stateless, down) == self.id:
                 keep = tuple(m for m in self.members if m not in down)
                 self._start_flush(keep, tuple(m for m in keep if m in self.stateless))
+            return
+        if (not self.frozen and self.status == MEMBER and self.frozen_since
+                and coordinator(set(self.members) - self.stateless, suspects) == self.id
+                and now - min(self.frozen_since.values()) > 2 * self.config.failure_timeout_s):
+            # Members stuck in a view change whose coordinator gave up (it lost its quorum
+            # while suspecting us): as the bully winner, run one that frees them.
+            self.frozen_since.clear()
+            self._start_flush(self.members, tuple(m for m in self.members
+                                                  if m in self.stateless))
             return
         if self.is_leader and not self.frozen and self.status == MEMBER:
             self._recruit(now)
@@ -442,271 +449,17 @@ class Replica:
         if self.is_leader:
             self.recruiter.offer(sender, now)
 
-    # -- view change: coordinator side ---------------------------------------------------
-    def _start_flush(self, members: tuple[int, ...], joiners: tuple[int, ...]) -> None:
-        members = tuple(sorted(set(members)))
-        if self.config.primary_partition and 2 * len(set(members) & set(self.members)) <= len(
-                self.members):
-            # Without a majority of the current view we may be the cut-off side of a
-            # partition (or a stalled process): changing the view could split the brain.
-            self.counters["no_quorum"] += 1
-            self.coord = None
-            return
-        vid = self.highest_vid = max(self.highest_vid, self.installed_vid) + 1
-        log.info("replica %d: view change %d -> members %s (joiners %s)", self.id, vid,
-                 members, joiners)
-        self.counters["view_changes_started"] += 1
-        self.coord = _Coord(vid, members, tuple(joiners), self.clock.now())
-        survivors = [m for m in members if m not in joiners and m != self.id]
-        body = _enc.encode(M.Flush(vid, list(members), list(joiners)))
-        if survivors:
-            self.ep.send(survivors, Kind.FLUSH, body, multicast=True)
-        self._on_flush(self.id, M.Flush(vid, list(members), list(joiners)))
-
-    def _on_flush_ok(self, sender: int, fo: M.FlushOk) -> None:
-        c = self.coord
-        if c is None or fo.vid != c.vid or sender not in c.members or sender in c.joiners:
-            return
-        c.replies[sender] = fo
-        self._maybe_install()
-
-    def _maybe_install(self) -> None:
-        c = self.coord
-        assert c is not None
-        survivors = [m for m in c.members if m not in c.joiners]
-        if any(m not in c.replies for m in survivors):
-            return
-        replies = [c.replies[m] for m in survivors]
-        view_seq = max(r.max_seq for r in replies) + 1
-        with_state = [r.delivered for r in replies if not r.needs_state]
-        min_pos = min(with_state) if with_state else 0
-        merged: dict[tuple[int, int], M.Entry] = {}
-        for r in replies:
-            for e in r.entries:
-                key = (e.sender, e.mid)
-                cur = merged.get(key)
-                if cur is None or _rank(e) > _rank(cur):
-                    merged[key] = e
-        agreed = [e for e in merged.values()
-                  if (e.pos >= min_pos) or (e.pos < 0 and e.agreed)]
-        joiners = tuple(sorted(set(c.joiners) | {m for m in survivors
-                                                 if c.replies[m].needs_state}))
-        inst = M.Install(c.vid, list(c.members), list(joiners), view_seq, self.id, agreed)
-        self.coord = None
-        others = [m for m in survivors if m != self.id and m not in joiners]
-        if others:
-            self.ep.send(others, Kind.INSTALL, _enc.encode(inst), multicast=True)
-        if joiners:
-            self.ep.send(joiners, Kind.JOIN,
-                         _enc.encode(M.Install(c.vid, list(c.members), list(joiners),
-                                               view_seq, self.id, [])))
-            self.pending_state[c.vid] = joiners
-        self._apply_install(inst)
-
-    # -- view change: member side --------------------------------------------------------
-    def _on_flush(self, sender: int, f: M.Flush) -> None:
-        if self.status == STANDBY or self.id not in f.members:
-            return
-        key = (f.vid, sender)
-        if f.vid <= self.installed_vid or (self.flush_key is not None and key < self.flush_key):
-            self.counters["dropped_stale_flush"] += 1
-            return
-        survivors = set(f.members) - set(f.joiners)
-        if sender != max(survivors):
-            raise ValueError("flush from a replica that is not the highest survivor")
-        if self.coord is not None and key > (self.coord.vid, self.id):
-            self.coord = None  # a higher coordinator took over
-        self.highest_vid = max(self.highest_vid, f.vid)
-        self.flush_key = key
-        self.frozen = True
-        self.flush_members = frozenset(f.members)
-        entries = [M.Entry(e.sender, e.mid, _view_payload(e), e.client, e.req, e.seq, e.tie,
-                           e.agreed) for e in self.hold.entries.values()]
-        entries.extend(self.log)
-        fo = M.FlushOk(f.vid, self.max_seq, self.position, self.status != MEMBER, entries)
-        if sender == self.id:
-            assert self.coord is not None
-            self.coord.replies[self.id] = fo
-            self._maybe_install()
-        else:
-            self.ep.send((sender,), Kind.FLUSH_OK, _enc.encode(fo))
-
-    def _on_install(self, sender: int, inst: M.Install) -> None:
-        if self.flush_key != (inst.vid, sender) or inst.coordinator != sender:
-            self.counters["dropped_stale_install"] += 1
-            return
-        self._apply_install(inst)
-
-    def _apply_install(self, inst: M.Install) -> None:
-        members = tuple(sorted(set(inst.members)))
-        hold = self.hold
-        cut = self.cut
-        for e in inst.agreed:
-            key = (e.sender, e.mid)
-            if (e.seq, e.tie, e.sender, e.mid) <= cut:
-                continue  # delivered here already, or part of the snapshot we restored
-            if e.sender == VIEW_SENDER:
-                if self.view is not None and e.mid <= self.view.view_id:
-                    continue
-                cur = hold.entries.get(key)
-                if cur is None:
-                    hold.add(HoldEntry(VIEW_SENDER, e.mid, b"", -1, -1, e.seq, e.tie, True,
-                                       view=View.of(e.mid, _members_dec.decode(e.payload))))
-                continue
-            if (0 <= e.pos < self.position) or key in self.delivered_keys:
-                continue
-            cur = hold.entries.get(key)
-            if cur is None:
-                hold.add(HoldEntry(e.sender, e.mid, e.payload, e.client, e.req, e.seq, e.tie,
-                                   True))
-            elif not cur.agreed:
-                hold.agree(cur, e.seq, e.tie)
-            if e.seq > self.max_seq:
-                self.max_seq = e.seq
-        mset = set(members)
-        for key, e in list(hold.entries.items()):
-            if not e.agreed and e.sender != VIEW_SENDER and e.sender not in mset:
-                hold.remove(key)  # a departed sender's message that nobody agreed: dropped
-        hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq, inst.coordinator,
-                           True, view=View.of(inst.vid, members)))
-        self.max_seq = max(self.max_seq, inst.view_seq)
-        self._install_membership(inst.vid, members, inst.joiners)
-        self._resume()
-
-    def _install_membership(self, vid: int, members: tuple[int, ...],
-                            joiners: list[int]) -> None:
-        now = self.clock.now()
-        for m in set(self.members) - set(members):
-            self.ep.forget(m)
-            self.fd.unwatch(m)
-        self.members = members
-        self.stateless = set(joiners)
-        self.installed_vid = vid
-        self.highest_vid = max(self.highest_vid, vid)
-        self.fd.watch(members, now)
-        for m in members:
-            self.fd.heard(m, max(now, self.fd.last.get(m, now)))
-        self.frozen = False
-        self.flush_key = None
-        self.flush_members = frozenset()
-        self.counters["views_installed"] += 1
-
-    def _resume(self) -> None:
-        """After a view change: re-target pending messages, then process what was held."""
-        mset = set(self.members)
-        for o in list(self.out.values()):
-            for m in list(o.proposals):
-                if m not in mset:
-                    del o.proposals[m]
-            new = mset - o.sent_to - {self.id}
-            if new:
-                o.sent_to |= new
-                self.ep.send(new, Kind.MSG, _enc.encode(M.Msg(o.mid, o.payload, o.client,
-                                                              o.req, self.installed_vid)))
-        for o in list(self.out.values()):
-            if o.mid in self.out:
-                self._maybe_finalize(o)
-        queued, self.queued_msgs = self.queued_msgs, []
-        for sender, msg in queued:
-            if sender in mset and msg.vid >= self.joined_vid:
-                self._propose(sender, msg)
-            else:
-                self.counters["dropped_departed"] += 1
-        if self.status == MEMBER:
-            subs, self.queued_submits = self.queued_submits, []
-            for mid, payload, client, req in subs:
-                self._send_msg(mid, payload, client, req)
-        self._deliver()
-
-    # -- recruited host side -------------------------------------------------------------
-    def _on_join(self, sender: int, inst: M.Install) -> None:
-        if self.id not in inst.joiners or inst.vid <= self.installed_vid:
-            self.counters["dropped_stale_install"] += 1
-            return
-        # A member with state may be recruited again when its recruiter died before others
-        # learned that it had the state: the new snapshot replaces it.
-        self.status = JOINING
-        self.joined_vid = inst.vid
-        self.transport.subscribe(GROUP)
-        self.join_view = (inst.vid, inst.view_seq, inst.coordinator)
-        self.hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq,
-                                inst.coordinator, True,
-                                view=View.of(inst.vid, tuple(inst.members))))
-        self.max_seq = max(self.max_seq, inst.view_seq)
-        self._install_membership(inst.vid, tuple(sorted(set(inst.members))), inst.joiners)
-        self._resume()
-        early, self.early_state = self.early_state, None
-        if early is not None and early.vid == inst.vid:
-            self._on_state(sender, early)
-
-    def _on_state(self, sender: int, st: M.State) -> None:
-        if st.vid > self.join_view[0] and st.vid > self.installed_vid:
-            self.early_state = st  # overtook its JOIN (no FIFO between messages): keep it
-            return
-        if self.status != JOINING or st.vid != self.join_view[0]:
-            self.counters["dropped_stale_state"] += 1
-            return
-        vid, view_seq, coord = self.join_view
-        cut = (view_seq, coord, VIEW_SENDER, vid)
-        view_entry = self.hold.entries.get((VIEW_SENDER, vid))
-        for key, e in list(self.hold.entries.items()):
-            if (e.seq, e.tie, e.sender, e.mid) < cut:
-                self.hold.remove(key)  # ordered before the snapshot: already in it
-        self.hold.remove((VIEW_SENDER, vid))
-        self.cut = cut
-        self.machine.restore(st.snapshot)
-        self.position = st.delivered
-        self.applied = st.applied
-        self.clients = {c: OrderedDict((r, (s, snd, mid)) for r, s, snd, mid in reqs)
-                        for c, reqs in st.clients}
-        self.status = MEMBER
-        self.counters["state_transfers"] += 1
-        view = view_entry.view if view_entry is not None else View.of(vid, self.members)
-        assert isinstance(view, View)
-        self._set_view(view)
-        self._resume()
-
-    def _become_standby(self) -> None:
-        self.status = STANDBY
-        for m in self.members:
-            self.ep.forget(m)
-        self.members = ()
-        self.view = None
-        self.hold = HoldBack()
-        self.out.clear()
-        lost = list(self.callbacks)
-        self.callbacks.clear()
-        for cb in self.lost_listeners:
-            cb(lost)
-        self.queued_msgs.clear()
-        self.queued_submits.clear()
-        self.frozen = False
-        self.flush_key = None
-        self.coord = None
-        self.transport.subscribe(DISCOVERY)
-        self.counters["expelled"] += 1
-
     _handlers: dict[int, Callable] = {
         Kind.HEARTBEAT: _on_heartbeat,
         Kind.MSG: _on_msg,
         Kind.PROPOSE: _on_propose,
         Kind.AGREED: _on_agreed,
-        Kind.FLUSH: _on_flush,
-        Kind.FLUSH_OK: _on_flush_ok,
-        Kind.INSTALL: _on_install,
-        Kind.JOIN: _on_join,
-        Kind.STATE: _on_state,
+        Kind.FLUSH: ViewChange._on_flush,
+        Kind.FLUSH_OK: ViewChange._on_flush_ok,
+        Kind.INSTALL: ViewChange._on_install,
+        Kind.JOIN: ViewChange._on_join,
+        Kind.STATE: ViewChange._on_state,
         Kind.DISCOVER: _on_discover,
         Kind.OFFER: _on_offer,
         Kind.CLIENT_SUBMIT: _on_client_submit,
     }
-
-
-def _rank(e: M.Entry) -> int:
-    return 2 if e.pos >= 0 else (1 if e.agreed else 0)
-
-
-def _view_payload(e: HoldEntry) -> bytes:
-    if e.sender == VIEW_SENDER and isinstance(e.view, View):
-        return _enc.encode(list(e.view.members))
-    return e.payload

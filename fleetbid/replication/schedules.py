@@ -49,8 +49,6 @@ def check_liveness(g: SimGroup) -> None:
     live = g.members_alive()
     logs = {m: set(g.machines[m].keys()) for m in live}
     for m in live:
-        if g.machines[m].restored_from is None and m not in g.submitted:
-            continue
         for mid in g.submitted.get(m, []):
             for other in live:
                 if (m, mid) not in logs[other]:

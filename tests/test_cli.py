@@ -15,6 +15,7 @@ KEYS = {
     "requests", "served", "rejected", "wait_avg_s", "wait_p95_s", "wait_max_s",
     "deadhead_ratio", "latency_p50_ms", "latency_p99_ms", "messages", "xmpp_messages",
     "processes", "vehicles", "proxies",
+    "replicas", "failovers", "failover_ms_max", "invariant_violations",
 }
 SMALL = ["--vehicles", "12", "--requests", "4", "--rate", "20", "--speed", "400",
          "--auction-managers", "4"]
@@ -38,6 +39,19 @@ def test_run_json_prints_one_summary_object_on_stdout() -> None:
 
 
 @pytest.mark.e2e
+def test_run_kill_leader_after_reports_the_failover_and_no_violation() -> None:
+    done = fleetbid("run", *SMALL, "--json", "--replicas", "3", "--kill-leader-after", "1",
+                    "--clusters", "1", "--radius", "100000")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["replicas"] == 3
+    assert summary["failovers"] == 1
+    assert 0 < summary["failover_ms_max"] < 1000
+    assert summary["invariant_violations"] == 0, summary["invariants"]
+    assert summary["served"] == summary["requests"] == 4
+
+
+@pytest.mark.e2e
 def test_run_against_an_existing_server(tmp_path: Path) -> None:
     with EmbeddedXmppServer(tmp_path / "server") as server:
         ep = server.endpoint
@@ -57,6 +71,8 @@ def test_run_against_an_existing_server(tmp_path: Path) -> None:
     (["--proxies", "many"], "--proxies"),
     (["--speed", "-1"], "--speed"),
     (["--xmpp", "localhost"], "HOST:PORT"),
+    (["--replicas", "0"], "--replicas"),
+    (["--replicas", "1", "--kill-leader-after", "3"], "--kill-leader-after needs"),
 ])
 def test_bad_options_get_a_clear_error(args: list[str], needle: str) -> None:
     done = fleetbid("run", *args, "--requests", "1", timeout=60)

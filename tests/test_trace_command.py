@@ -274,6 +274,6 @@ def test_trace_of_a_real_run(tmp_path: Path) -> None:
         assert conv["messages"] >= 6
     for conv in unserved:
         assert conv["winner"] is None and conv["reason"] in summary["rejections"]
-    shown = fleetbid("trace", str(path), "--conversation", convs[0]["auction_id"])
+    shown = fleetbid("trace", str(path), "--conversation", served[0]["auction_id"])
     assert shown.returncode == 0, shown.stderr
     assert "ride-assigned" in shown.stdout and "bid" in shown.stdout

@@ -34,6 +34,7 @@ log = logging.getLogger("fleetbid.ordered")
 
 INPUT, TICK = "input", "tick"
 RECENT_OUTPUTS = 256  # per manager: what a new leader may have to re-send
+TAKEOVER_GRACE_S = 0.1  # wall seconds before an overdue timer fires at a new leader
 APPLIED_KEYS = 65536  # inputs remembered for duplicate suppression (deterministic eviction)
 
 
@@ -139,8 +140,14 @@ class OrderedSlot:
         """Followers: submit what the leader has not ordered in time (it may be dead)."""
         for key, (seen, entry) in list(self.pending.items()):
             if now - seen >= self.pending_grace_s:
-                self.pending[key] = (now, entry)
-                self.submit(entry)
+                self.resubmit(key, entry)
+
+    def resubmit(self, key: str, entry: Entry) -> None:
+        # Stamped anew: deadlines computed from a stamp taken before a failover would have
+        # passed before anyone could act on them. Unordered, the entry has no stamp yet.
+        entry = msgspec.structs.replace(entry, stamp=self.clock_now())
+        self.pending[key] = (time.monotonic(), entry)
+        self.submit(entry)
 
     # --- applying the total order -------------------------------------------------------------
 
@@ -196,12 +203,12 @@ class OrderedSlot:
         if handle is not None:
             handle.cancel()
 
-    def arm(self, timer_id: int) -> None:
+    def arm(self, timer_id: int, at_least_s: float = 0.0) -> None:
         if timer_id in self.armed or timer_id not in self.timers:
             return
         due = self.timers[timer_id][0]
         clock = self.behaviour.agent.world.clock
-        delay = clock.wall_delay(max(0.0, due - clock.now()))
+        delay = max(at_least_s, clock.wall_delay(max(0.0, due - clock.now())))
 
         def fire() -> None:
             self.armed.pop(timer_id, None)
@@ -215,11 +222,12 @@ class OrderedSlot:
     async def take_over(self, resend_window_s: float) -> int:
         """This replica now leads: arm the timers, order what the old leader left, re-send
         its recent outputs (receivers drop duplicates by id). Returns messages re-sent."""
-        for timer_id in list(self.timers):
-            self.arm(timer_id)
         for key, (_seen, entry) in list(self.pending.items()):
-            self.pending[key] = (time.monotonic(), entry)
-            self.submit(entry)
+            self.resubmit(key, entry)
+        # Deadlines that passed during the failover wait a little more: the inputs just
+        # resubmitted (bids among them) should be ordered before the deadline's tick.
+        for timer_id in list(self.timers):
+            self.arm(timer_id, at_least_s=TAKEOVER_GRACE_S)
         if not self.recent:
             return 0
         newest = self.recent[-1][0]

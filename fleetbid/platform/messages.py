@@ -392,8 +392,8 @@ class Revoked(Body):
     TYPE = "revoked"
     PERFORMATIVES = ("inform",)
     subject: Jid
-    serials: tuple[Serial, ...] = ()
     reason: Reason
+    serials: tuple[Serial, ...] = ()
 
 
 class AuditCopy(Body):

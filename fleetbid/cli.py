@@ -46,6 +46,10 @@ def add_population_options(p: argparse.ArgumentParser) -> None:
                    help="record every message of every agent into FILE (JSON lines)")
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
+    p.add_argument("--law", default=d.law,
+                   help="default law: a built-in name or a TOML law file (%(default)s)")
+    p.add_argument("--audit", metavar="PATH", default=None,
+                   help="the auditor's SQLite file (append-only; default: in memory)")
 
 
 def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
@@ -53,7 +57,7 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         vehicles=args.vehicles, map=args.map, clusters=args.clusters, radius_m=args.radius,
         proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
         speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
-        seed=args.seed, trace=args.trace, **extra,  # type: ignore[arg-type]
+        seed=args.seed, trace=args.trace, law=args.law, audit=args.audit, **extra,  # type: ignore[arg-type]
     )
 
 

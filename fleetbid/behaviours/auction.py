@@ -18,6 +18,7 @@ from fleetbid.auction import admission
 from fleetbid.auction.book import BidBook, Offer
 from fleetbid.auction.rules import group_count, split_groups
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.laws import strategies
 from fleetbid.platform import messages as m
 
 log = logging.getLogger("fleetbid.auction")
@@ -44,6 +45,7 @@ class Auction:
     timers: list[asyncio.Handle] = field(default_factory=list)
     rounds: int = 0
     refusals: dict[str, m.AdmissionRefused] = field(default_factory=dict)  # sent at the end
+    law_state: strategies.Rounds | None = None  # English/Dutch rounds under way (laws/)
 
 
 class AuctionBehaviour(ProtocolBehaviour):
@@ -150,7 +152,12 @@ class AuctionBehaviour(ProtocolBehaviour):
         window = world.config.bid_window_s()
         deadline = world.clock.now() + window
         proxies = self.agent.proxies
-        k = group_count(n, world.config.proxy_setting(), len(proxies))
+        law = self.agent.controller.law_for(spec.auction_id)
+        if strategies.runs_rounds(law):  # English/Dutch: rounds of their own (laws/)
+            await strategies.start(self, auction, vehicles, law)
+            return
+        k = 0 if strategies.direct(law) else group_count(n, world.config.proxy_setting(),
+                                                           len(proxies))
         if k == 0:
             auction.book = BidBook(frozenset(vehicles))
             call = m.CallForBids(auction_id=spec.auction_id, pickup=spec.pickup, n=n,
@@ -199,6 +206,9 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
         auction = self.current(body.auction_id)
+        if auction.law_state is not None:
+            await strategies.on_answer(self, auction, msg, body)
+            return
         book = self.direct_book(auction, msg)
         try:
             book.add_bid(Offer(sender_of(msg), body.bid, body.eta_s))
@@ -209,6 +219,9 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     async def on_bid_declined(self, msg: Message, body: m.BidDeclined) -> None:
         auction = self.current(body.auction_id)
+        if auction.law_state is not None:
+            await strategies.on_answer(self, auction, msg, body)
+            return
         book = self.direct_book(auction, msg)
         try:
             book.add_decline(sender_of(msg))
@@ -250,8 +263,13 @@ class AuctionBehaviour(ProtocolBehaviour):
         spec = auction.spec
         await self.tell(via, m.Award(
             auction_id=spec.auction_id, vehicle=offer.vehicle, passenger=spec.passenger,
-            pickup=spec.pickup, dropoff=spec.dropoff, price=offer.bid,
+            pickup=spec.pickup, dropoff=spec.dropoff, price=self.price(auction, offer),
         ))
+
+    def price(self, auction: Auction, offer: Offer) -> float:
+        """What the winner is paid under the auction's law (its bid, or the second-best)."""
+        law = self.agent.controller.law_for(auction.spec.auction_id)
+        return strategies.price(law, auction.book, offer)
 
     async def no_bids(self, auction: Auction) -> None:
         """Nobody (left) to award: close this round; wait for new vehicles while patience lasts."""
@@ -263,6 +281,7 @@ class AuctionBehaviour(ProtocolBehaviour):
             auction.groups.clear()
             auction.standing.clear()
             auction.bidders = 0
+            auction.law_state = None
             await self.set_phase(auction, WAITING)
         else:
             await self.finish(auction, None, "no eligible vehicle bid before the deadline")
@@ -351,7 +370,8 @@ class AuctionBehaviour(ProtocolBehaviour):
         else:
             await self.tell(spec.passenger, m.RideAssigned(
                 auction_id=spec.auction_id, vehicle=offer.vehicle, eta_s=eta_s,
-                price=offer.bid, bidders=max(1, auction.bidders or _book_bidders(auction)),
+                price=self.price(auction, offer),
+                bidders=max(1, auction.bidders or _book_bidders(auction)),
             ))
         winner = None if offer is None else offer.vehicle
         await self.tell(self.agent.manager_jid, m.AuctionClosed(auction_id=spec.auction_id,

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fleetbid.laws.command import add_parsers as add_laws_parsers
 from fleetbid.maps import MapError
 from fleetbid.platform import eventloop
 from fleetbid.platform.config import RunConfig
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     auction.add_argument("--json", action="store_true", help="print the result as JSON")
     add_trace_parser(sub)
     add_parsers(sub)
+    add_laws_parsers(sub)
     return parser
 
 
@@ -111,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench_auction(args)
         if args.command == "trace":
             return args.func(args)
-        if args.command in ("serve", "request"):
+        if args.command in ("serve", "request", "laws", "complain"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)

@@ -39,7 +39,9 @@ def _payload(cert: Certificate) -> bytes:
     return _ENCODER.encode(msgspec.structs.replace(cert, signature=""))
 
 
-def issue(private_hex: str, subject: str, issuer: str, now: float, lifetime_s: float) -> Certificate:
+def issue(
+    private_hex: str, subject: str, issuer: str, now: float, lifetime_s: float
+) -> Certificate:
     seats, wheelchair = vehicle_attributes(subject)
     cert = Certificate(subject=subject, issuer=issuer, serial=secrets.token_hex(16),
                        seats=seats, wheelchair=wheelchair, issued_at=now,

@@ -182,6 +182,8 @@ def vehicle_handlers(bidding: Any) -> dict[type[m.Body], Any]:
             return
         own = auctions.value(eta, bidding.agent.world.config.min_eta_s)
         bid = auctions.english_raise(own, body.minimum)
+        # An earlier raise of ours may still end up losing: keep the caller for its `lost`.
+        bidding.callers[body.auction_id] = sender_of(msg)
         await _answer(bidding, msg, body.auction_id, bid, eta, "the minimum raise exceeds "
                       "my value")
 

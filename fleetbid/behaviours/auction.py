@@ -75,9 +75,16 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     def refusal(self, spec: m.OpenAuction, node: str) -> str | None:
         world = self.agent.world
+        law = self.agent.controller.law_for(spec.auction_id)
+        radius = law.eligibility.radius_m or world.config.radius_m
         return admission.refusal(
-            world.roadmap, world.clusters, world.config.radius_m, spec.cluster, spec.pickup, node
+            world.roadmap, world.clusters, radius, spec.cluster, spec.pickup, node
         )
+
+    def patience_end(self, spec: m.OpenAuction) -> float:
+        """When the passenger's patience ends: the law's patience, else the run's."""
+        law = self.agent.controller.law_for(spec.auction_id)
+        return spec.requested_at + (law.deadlines.patience_s or self.agent.world.config.patience_s)
 
     # --- opening and admission --------------------------------------------------------------
 
@@ -92,7 +99,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         if world.clusters.cluster_of_node(body.pickup) != body.cluster:
             raise Rejected(f"pickup {body.pickup} is not in cluster {body.cluster}")
         self.auction = auction = Auction(body)
-        patience_end = body.requested_at + world.config.patience_s
+        patience_end = self.patience_end(body)
         auction.timers.append(self.later(
             patience_end - world.clock.now(), lambda: self.on_patience(body.auction_id)
         ))
@@ -275,7 +282,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         """Nobody (left) to award: close this round; wait for new vehicles while patience lasts."""
         world = self.agent.world
         await self.close_round(auction, winner=None)
-        if world.clock.now() < auction.spec.requested_at + world.config.patience_s:
+        if world.clock.now() < self.patience_end(auction.spec):
             auction.admitted.clear()
             auction.book = None
             auction.groups.clear()

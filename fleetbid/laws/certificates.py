@@ -64,19 +64,28 @@ def decode(text: str) -> Certificate:
 
 
 def problem(
-    cert: Certificate, public_hex: str, subject: str, now: float, revoked: set[str] | frozenset[str]
+    cert: Certificate, public_hex: str, subject: str, now: float,
+    revoked: set[str] | frozenset[str], signature_checked: bool = False,
 ) -> str | None:
     """Why `cert` does not certify `subject` now, or None if it does."""
     if cert.subject != subject:
         return f"certificate is for {cert.subject}, not {subject}"
+    if not signature_checked:
+        bad = signature_problem(cert, public_hex)
+        if bad is not None:
+            return bad
+    if cert.serial in revoked:
+        return f"certificate {cert.serial} of {subject} was revoked"
+    if now >= cert.expires_at:
+        return f"certificate {cert.serial} of {subject} expired at t={cert.expires_at:.0f} s"
+    return None
+
+
+def signature_problem(cert: Certificate, public_hex: str) -> str | None:
     try:
         signature = base64.b64decode(cert.signature, validate=True)
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex)).verify(
             signature, _payload(cert))
     except (InvalidSignature, binascii.Error, ValueError):
         return f"certificate {cert.serial} has a forged or invalid signature"
-    if cert.serial in revoked:
-        return f"certificate {cert.serial} of {subject} was revoked"
-    if now >= cert.expires_at:
-        return f"certificate {cert.serial} of {subject} expired at t={cert.expires_at:.0f} s"
     return None

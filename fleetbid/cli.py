@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fleetbid.laws.command import add_parsers as add_laws_parsers
 from fleetbid.maps import MapError
 from fleetbid.platform import eventloop
 from fleetbid.platform.config import RunConfig
@@ -52,6 +53,10 @@ def add_population_options(p: argparse.ArgumentParser) -> None:
                    help="spare replica hosts the group recruits after a crash (%(default)s)")
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
+    p.add_argument("--law", default=d.law,
+                   help="default law: a built-in name or a TOML law file (%(default)s)")
+    p.add_argument("--audit", metavar="PATH", default=None,
+                   help="the auditor's SQLite file (append-only; default: in memory)")
 
 
 def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
@@ -60,7 +65,8 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
         speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
         seed=args.seed, trace=args.trace, replicas=args.replicas,
-        standby_hosts=args.standby_hosts, **extra,  # type: ignore[arg-type]
+        standby_hosts=args.standby_hosts, law=args.law, audit=args.audit,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -108,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_trace_parser(sub)
     add_parsers(sub)
+    add_laws_parsers(sub)
     return parser
 
 
@@ -129,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench_auction(args)
         if args.command == "trace":
             return args.func(args)
-        if args.command in ("serve", "request"):
+        if args.command in ("serve", "request", "laws", "complain"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)

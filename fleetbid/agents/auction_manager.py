@@ -8,6 +8,8 @@ from fleetbid.behaviours.auction import AuctionBehaviour
 
 
 class AuctionManagerAgent(FleetAgent):
+    ROLE = "auction-manager"
+
     async def setup(self) -> None:
         self.auction_behaviour = AuctionBehaviour()
         self.add_behaviour(self.auction_behaviour)

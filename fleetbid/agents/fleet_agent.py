@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from spade.message import Message
+
+from fleetbid.platform import messages as m
 from fleetbid.platform.world import World
 from fleetbid.platform.xmpp_agent import XmppAgent
 from fleetbid.platform.xmpp_server import XmppEndpoint
@@ -19,9 +22,22 @@ class Directory:
     auction_managers: tuple[str, ...]
     proxies: tuple[str, ...]
     vehicles: frozenset[str]
+    # Law-governed auctions (docs/laws.md): the agents laws name, and the CA's public key.
+    authority: str = ""
+    auditor: str = ""
+    complaints: str = ""
+    authority_key: str = ""
+
+    def services(self) -> dict[str, str]:
+        """Law agent name -> JID (a law names its CA, auditor and complaints agent)."""
+        named = {"certification-authority": self.authority, "auditor": self.auditor,
+                 "complaints": self.complaints}
+        return {name: jid for name, jid in named.items() if jid}
 
 
 class FleetAgent(XmppAgent):
+    ROLE = ""  # the role the law controller enforces ("" : no role restriction)
+
     def __init__(
         self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,
         password: str | None = None,
@@ -37,3 +53,36 @@ class FleetAgent(XmppAgent):
         self.bids_acknowledged: set[str] = set()
         # Set on replica hosts: turns the role's behaviour into a replica (behaviours.ordered).
         self.replicate: Callable[[Any], None] | None = None
+        self.controller = make_controller(self)
+
+    async def send(self, msg: Message, behaviour: Any) -> None:
+        """Every send passes the law controller: blocked, or forwarded (plus audit copy)."""
+        reason, copy = self.controller.on_send(msg)
+        if reason is not None:
+            await blocked_send(self, msg, reason, behaviour)
+            return
+        await super().send(msg, behaviour)
+        if copy is not None:
+            await super().send(m.encode(copy.auditor, copy.body), behaviour)
+
+
+def make_controller(agent: FleetAgent) -> Any:
+    from fleetbid.laws.book import book_for  # laws import the agents' messages: import late
+    from fleetbid.laws.controller import Controller
+
+    directory = agent.directory
+    return Controller(str(agent.jid.bare), agent.ROLE, book_for(agent.world.config.law),
+                      directory.services(), directory.authority_key, agent.world.clock.now)
+
+
+async def blocked_send(agent: FleetAgent, msg: Message, reason: str, behaviour: Any) -> None:
+    """The controller blocked a send: log it; a blocked bid becomes a decline with the reason
+    (so the auction does not wait for it)."""
+    import logging
+
+    logging.getLogger("fleetbid.laws").warning("%s: blocked %s to %s: %s", agent.name,
+                                               msg.get_metadata("type"), msg.to, reason)
+    if msg.get_metadata("type") == m.Bid.TYPE:
+        conversation = msg.get_metadata("conversation") or ""
+        declined = m.BidDeclined(auction_id=conversation, reason=f"blocked by law: {reason}"[:500])
+        await agent.send(m.encode(str(msg.to), declined), behaviour)

@@ -8,6 +8,8 @@ from fleetbid.behaviours.registry import RegistryBehaviour
 
 
 class MainManagerAgent(FleetAgent):
+    ROLE = "main-manager"
+
     async def setup(self) -> None:
         self.registry = RegistryBehaviour()
         self.add_behaviour(self.registry)

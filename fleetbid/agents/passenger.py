@@ -11,6 +11,8 @@ from fleetbid.platform.xmpp_server import XmppEndpoint
 
 
 class PassengerAgent(FleetAgent):
+    ROLE = "passenger"
+
     def __init__(
         self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,
         request_id: str, source: str, destination: str,

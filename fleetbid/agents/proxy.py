@@ -7,6 +7,8 @@ from fleetbid.behaviours.proxy import ProxyBehaviour
 
 
 class ProxyAgent(FleetAgent):
+    ROLE = "proxy"
+
     async def setup(self) -> None:
         self.proxy_behaviour = ProxyBehaviour()
         self.add_behaviour(self.proxy_behaviour)

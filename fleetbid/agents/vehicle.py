@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import Directory, FleetAgent
 from fleetbid.behaviours.vehicle import IDLE, AnnounceBehaviour, BiddingBehaviour, Leg
+from fleetbid.laws.vehicle_certs import RequestCertificate
 from fleetbid.platform.world import World
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 
 class VehicleAgent(FleetAgent):
+    ROLE = "vehicle"
+
     def __init__(
         self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory, node: str
     ) -> None:
@@ -26,6 +29,8 @@ class VehicleAgent(FleetAgent):
 
     def announce(self) -> None:
         """Tell the MainManager we are idle (the launcher calls this once the fleet is up)."""
+        if self.directory.authority:  # and get certified, for laws that require it
+            self.add_behaviour(RequestCertificate())
         self.add_behaviour(AnnounceBehaviour())
 
     async def drive(self, target: str, loaded: bool) -> None:

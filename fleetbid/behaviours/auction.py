@@ -18,6 +18,7 @@ from fleetbid.auction import admission
 from fleetbid.auction.book import BidBook, Offer
 from fleetbid.auction.rules import group_count, split_groups
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.laws import strategies
 from fleetbid.platform import messages as m
 
 log = logging.getLogger("fleetbid.auction")
@@ -44,6 +45,7 @@ class Auction:
     timers: list[asyncio.Handle] = field(default_factory=list)
     rounds: int = 0
     refusals: dict[str, m.AdmissionRefused] = field(default_factory=dict)  # sent at the end
+    law_state: strategies.Rounds | None = None  # English/Dutch rounds under way (laws/)
 
 
 class AuctionBehaviour(ProtocolBehaviour):
@@ -84,9 +86,16 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     def refusal(self, spec: m.OpenAuction, node: str) -> str | None:
         world = self.agent.world
+        law = self.agent.controller.law_for(spec.auction_id)
+        radius = law.eligibility.radius_m or world.config.radius_m
         return admission.refusal(
-            world.roadmap, world.clusters, world.config.radius_m, spec.cluster, spec.pickup, node
+            world.roadmap, world.clusters, radius, spec.cluster, spec.pickup, node
         )
+
+    def patience_end(self, spec: m.OpenAuction) -> float:
+        """When the passenger's patience ends: the law's patience, else the run's."""
+        law = self.agent.controller.law_for(spec.auction_id)
+        return spec.requested_at + (law.deadlines.patience_s or self.agent.world.config.patience_s)
 
     # --- opening and admission --------------------------------------------------------------
 
@@ -101,7 +110,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         if world.clusters.cluster_of_node(body.pickup) != body.cluster:
             raise Rejected(f"pickup {body.pickup} is not in cluster {body.cluster}")
         self.auction = auction = Auction(body)
-        patience_end = body.requested_at + world.config.patience_s
+        patience_end = self.patience_end(body)
         auction.timers.append(self.later(
             patience_end - self.now(), lambda: self.on_patience(body.auction_id)
         ))
@@ -161,7 +170,12 @@ class AuctionBehaviour(ProtocolBehaviour):
         window = world.config.bid_window_s()
         deadline = self.now() + window
         proxies = self.agent.proxies
-        k = group_count(n, world.config.proxy_setting(), len(proxies))
+        law = self.agent.controller.law_for(spec.auction_id)
+        if strategies.runs_rounds(law):  # English/Dutch: rounds of their own (laws/)
+            await strategies.start(self, auction, vehicles, law)
+            return
+        k = 0 if strategies.direct(law) else group_count(n, world.config.proxy_setting(),
+                                                           len(proxies))
         if k == 0:
             auction.book = BidBook(frozenset(vehicles))
             call = m.CallForBids(auction_id=spec.auction_id, pickup=spec.pickup, n=n,
@@ -212,6 +226,9 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
         auction = self.current(body.auction_id)
+        if auction.law_state is not None:
+            await strategies.on_answer(self, auction, msg, body)
+            return
         book = self.direct_book(auction, msg)
         try:
             book.add_bid(Offer(sender_of(msg), body.bid, body.eta_s))
@@ -223,6 +240,9 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     async def on_bid_declined(self, msg: Message, body: m.BidDeclined) -> None:
         auction = self.current(body.auction_id)
+        if auction.law_state is not None:
+            await strategies.on_answer(self, auction, msg, body)
+            return
         book = self.direct_book(auction, msg)
         try:
             book.add_decline(sender_of(msg))
@@ -265,19 +285,24 @@ class AuctionBehaviour(ProtocolBehaviour):
         spec = auction.spec
         await self.tell(via, m.Award(
             auction_id=spec.auction_id, vehicle=offer.vehicle, passenger=spec.passenger,
-            pickup=spec.pickup, dropoff=spec.dropoff, price=offer.bid,
+            pickup=spec.pickup, dropoff=spec.dropoff, price=self.price(auction, offer),
         ))
+
+    def price(self, auction: Auction, offer: Offer) -> float:
+        """What the winner is paid under the auction's law (its bid, or the second-best)."""
+        law = self.agent.controller.law_for(auction.spec.auction_id)
+        return strategies.price(law, auction.book, offer)
 
     async def no_bids(self, auction: Auction) -> None:
         """Nobody (left) to award: close this round; wait for new vehicles while patience lasts."""
-        world = self.agent.world
         await self.close_round(auction, winner=None)
-        if self.now() < auction.spec.requested_at + world.config.patience_s:
+        if self.now() < self.patience_end(auction.spec):
             auction.admitted.clear()
             auction.book = None
             auction.groups.clear()
             auction.standing.clear()
             auction.bidders = 0
+            auction.law_state = None
             await self.set_phase(auction, WAITING)
         else:
             await self.finish(auction, None, "no eligible vehicle bid before the deadline")
@@ -366,7 +391,8 @@ class AuctionBehaviour(ProtocolBehaviour):
         else:
             await self.tell(spec.passenger, m.RideAssigned(
                 auction_id=spec.auction_id, vehicle=offer.vehicle, eta_s=eta_s,
-                price=offer.bid, bidders=max(1, auction.bidders or _book_bidders(auction)),
+                price=self.price(auction, offer),
+                bidders=max(1, auction.bidders or _book_bidders(auction)),
             ))
         winner = None if offer is None else offer.vehicle
         await self.tell(self.agent.manager_jid, m.AuctionClosed(auction_id=spec.auction_id,

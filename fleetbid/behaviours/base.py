@@ -108,7 +108,16 @@ class ProtocolBehaviour(CyclicBehaviour):
         if isinstance(body, m.NotUnderstood | m.Refused):
             await self.on_error_reply(msg, body)
             return
+        controller = getattr(self.agent, "controller", None)
+        refusal = controller.on_receive(msg, body) if controller is not None else None
+        if refusal is not None:  # the law controller blocks it before any handler sees it
+            log.warning("%s: law refuses %s from %s: %s", self.agent.name, body.TYPE,
+                        msg.sender, refusal)
+            await self.reply_error(msg, m.Refused(reason=refusal[:500], in_reply_to=body.TYPE))
+            return
         handler = self.handlers.get(type(body))
+        if handler is None and isinstance(body, m.Revoked):
+            return  # for the law controller only (it keeps the revocation)
         if handler is None:
             reason = f"{self.agent.name} does not expect {body.TYPE}"
             log.warning("%s: not-understood from %s: %s", self.agent.name, msg.sender, reason)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.laws.schema import Law
 from fleetbid.platform import messages as m
+from fleetbid.platform.config import RunConfig
 
 log = logging.getLogger("fleetbid.registry")
 
@@ -26,6 +28,11 @@ class LiveAuction:
     passenger: str
     phase: str = "bidding"
     forwarded: set[tuple[str, str]] = field(default_factory=set)  # (vehicle, node) sent
+    # The registry's entry (docs/laws.md): where, under which law, and until when.
+    pickup: str = ""
+    destination: str = ""
+    law: str = ""  # the law's hash
+    deadline: float = 0.0  # simulated seconds; the auction is withdrawn then
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,13 @@ class RegistryBehaviour(ProtocolBehaviour):
             for vehicle, (node, c) in sorted(self.idle.items())
             if c == cluster
         )
-        live = LiveAuction(manager, cluster, pending.passenger)
+        law = self.agent.controller.law_for(request.request_id)
+        live = LiveAuction(manager, cluster, pending.passenger, pickup=request.source,
+                           destination=request.destination, law=law.hash,
+                           deadline=withdrawal_time(self.agent.world.config, law,
+                                                    request.requested_at))
+        self.later(live.deadline - self.agent.world.clock.now(),
+                   lambda: self.withdraw(request.request_id, live))
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
         self.live[request.request_id] = live
         self.opened += 1
@@ -135,6 +148,16 @@ class RegistryBehaviour(ProtocolBehaviour):
                         performative="refuse")
         await self.close(auction_id, live, winner=None)
 
+    async def withdraw(self, auction_id: str, live: LiveAuction) -> None:
+        """The auction outlived its deadline (its manager never closed it): withdraw it, so
+        its pool slot is not held forever, and tell the passenger."""
+        if self.live.get(auction_id) is not live:
+            return
+        log.warning("auction %s withdrawn at its deadline t=%.0f s", auction_id, live.deadline)
+        reason = "the auction was withdrawn at its deadline"
+        await self.tell(live.passenger, m.RideUnserved(auction_id=auction_id, reason=reason))
+        await self.close(auction_id, live, winner=None)
+
     async def on_closed(self, msg: Message, body: m.AuctionClosed) -> None:
         live = self.from_its_manager(msg, body.auction_id)
         await self.close(body.auction_id, live, body.winner, body.winner_trips)
@@ -149,3 +172,12 @@ class RegistryBehaviour(ProtocolBehaviour):
         self.free_managers.append(live.manager)
         if self.waiting_requests:
             await self.open(self.waiting_requests.popleft())
+
+
+def withdrawal_time(config: RunConfig, law: Law, requested_at: float) -> float:
+    """When the registry withdraws an auction: the passenger's patience (the law's, else the
+    run's) plus three bidding windows, by which time its manager has always closed it
+    (a pending award is given up one window after the patience)."""
+    patience = law.deadlines.patience_s or config.patience_s
+    window = law.deadlines.bid_window_s or config.bid_window_s()
+    return requested_at + patience + 3 * window

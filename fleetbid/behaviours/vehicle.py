@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from spade.behaviour import OneShotBehaviour
 from spade.message import Message
 
-from fleetbid.auction.rules import equilibrium_bid
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.laws import strategies, vehicle_certs
 from fleetbid.platform import messages as m
 
 log = logging.getLogger("fleetbid.vehicle")
@@ -39,6 +39,8 @@ class BiddingBehaviour(ProtocolBehaviour):
             m.AdmissionRefused: self.on_admission_refused,
             m.BidReceived: self.on_bid_received,
         }
+        self.handlers.update(strategies.vehicle_handlers(self))  # English/Dutch rounds (laws/)
+        self.handlers.update(vehicle_certs.certificate_handlers(self))
         # auction id -> who called us (a proxy or the auction manager): awards must come from it
         self.callers: dict[str, str] = {}
 
@@ -60,7 +62,8 @@ class BiddingBehaviour(ProtocolBehaviour):
             await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=reason))
             return
         min_eta = agent.world.config.min_eta_s
-        bid = equilibrium_bid(body.n, eta, min_eta)
+        law = agent.controller.law_for(body.auction_id)
+        bid = strategies.sealed_bid(law, body.n, eta, min_eta)
         self.callers[body.auction_id] = caller
         await self.tell(caller, m.Bid(auction_id=body.auction_id, bid=bid, eta_s=max(eta, min_eta)))
 

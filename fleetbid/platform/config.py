@@ -26,6 +26,8 @@ class RunConfig:
     # this many wall seconds, or fast simulations would close rounds before bids arrive.
     min_bid_wall_s: float = 0.5
     trace: str | None = None  # JSON-lines file every process appends its messages to
+    law: str = "sealed-first-price"  # default law: a built-in name or a TOML file (docs/laws.md)
+    audit: str | None = None  # the auditor's SQLite file (None: kept in memory)
     # Replicated AuctionManagers: the group's size (1 = no replication) and standby hosts
     # the replication manager can recruit after a crash.
     replicas: int = 1

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from fleetbid.laws import certificates
+from fleetbid.laws.book import book_for
 from fleetbid.maps import RoadMap, load_map
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.pipes import read_in_thread
@@ -58,6 +60,8 @@ class Fleet:
         )
         if len(self.start_nodes) != config.vehicles:
             raise ValueError(f"{len(self.start_nodes)} start nodes for {config.vehicles} vehicles")
+        book_for(config.law)  # a bad law fails here, before anything starts
+        self.authority_key = certificates.new_key()  # (private, public) hex, for this run
         self._external = endpoint
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="fleetbid-"))
@@ -101,7 +105,8 @@ class Fleet:
             # Accounts persist on an external server: fresh names per run, fresh passwords.
             names = Names(secrets.token_hex(3))
         self.names = names
-        self.plan = make_plan(self.config, self.endpoint, self.start_nodes, names)
+        self.plan = make_plan(self.config, self.endpoint, self.start_nodes, names,
+                              self.authority_key)
         ctx = mp.get_context("spawn")
         loop = asyncio.get_running_loop()
         replicas = replica_settings(self.plan) if self.plan.replica_hosts else {}

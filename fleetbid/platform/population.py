@@ -21,7 +21,8 @@ from fleetbid.maps import RoadMap
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
-TIER_A = ("main-manager", "passenger", "vehicle")
+TIER_A = ("main-manager", "passenger", "vehicle", "certification-authority", "auditor",
+          "complaints")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class AgentSpec:
     role: str  # main-manager | auction-manager | proxy | vehicle
     name: str
     node: str = ""  # vehicles: start node
+    secret: str = ""  # certification authority: its private key (hex)
 
 
 @dataclass
@@ -69,7 +71,8 @@ def vehicle_start_nodes(roadmap: RoadMap, count: int, seed: int) -> list[str]:
 
 
 def make_plan(
-    config: RunConfig, endpoint: XmppEndpoint, start_nodes: list[str], names: Names
+    config: RunConfig, endpoint: XmppEndpoint, start_nodes: list[str], names: Names,
+    authority_key: tuple[str, str] = ("", ""),
 ) -> Plan:
     mm = AgentSpec("main-manager", names("main-manager"))
     ams = [AgentSpec("auction-manager", names(f"auction-{i}"))
@@ -82,11 +85,19 @@ def make_plan(
         auction_managers=tuple(endpoint.jid(a.name) for a in ams),
         proxies=tuple(endpoint.jid(p.name) for p in proxies),
         vehicles=frozenset(endpoint.jid(v.name) for v in vehicles),
+        authority=endpoint.jid(names("certification-authority")),
+        auditor=endpoint.jid(names("auditor")), complaints=endpoint.jid(names("complaints")),
+        authority_key=authority_key[1],
     )
+    # The agents laws name (docs/laws.md): CA, auditor, complaints.
+    law_agents = [AgentSpec("certification-authority", names("certification-authority"),
+                            secret=authority_key[0]),
+                  AgentSpec("auditor", names("auditor")), AgentSpec("complaints",
+                                                                    names("complaints"))]
     plan = Plan(directory, [[] for _ in range(config.processes)],
                 tier_processes(config.processes, "passenger"))
     replicated = config.replicas > 1
-    for group in ([mm], [] if replicated else ams, proxies, vehicles):
+    for group in ([mm], [] if replicated else ams, proxies, vehicles, law_agents):
         where = tier_processes(config.processes, group[0].role) if group else [0]
         for i, spec in enumerate(group):
             plan.processes[where[i % len(where)]].append(spec)

@@ -28,6 +28,7 @@ from fleetbid.agents import (
     VehicleAgent,
 )
 from fleetbid.behaviours.passenger import RideOutcome
+from fleetbid.laws.agents import AuditorAgent, AuthorityAgent, ComplaintsAgent
 from fleetbid.platform import eventloop, trace, xmpp_agent
 from fleetbid.platform.clock import SimClock
 from fleetbid.platform.config import RunConfig
@@ -121,6 +122,12 @@ class Worker:
                 return ProxyAgent(*args)
             case "vehicle":
                 return VehicleAgent(*args, node=spec.node)
+            case "certification-authority":
+                return AuthorityAgent(*args, secret=spec.secret)
+            case "auditor":
+                return AuditorAgent(*args)
+            case "complaints":
+                return ComplaintsAgent(*args)
         raise ValueError(f"unknown role {spec.role}")
 
     async def on_command(self, command: tuple[Any, ...]) -> None:

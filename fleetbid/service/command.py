@@ -74,6 +74,9 @@ def add_parsers(subparsers: Any) -> None:
     request.add_argument("--json", action="store_true",
                          help="print JSON (one object: the outcome, or outcomes + summary)")
     request.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    request.add_argument("--law", default=None,
+                         help="the law to auction these rides under (a built-in name or a "
+                              "TOML file the serve also adopted; default: the serve's)")
     request.add_argument("--log-level", default="WARNING",
                          choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
     request.set_defaults(func=run_request)

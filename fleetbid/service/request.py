@@ -22,6 +22,8 @@ from typing import Any
 
 from fleetbid.agents import Directory, PassengerAgent
 from fleetbid.behaviours.passenger import RideOutcome
+from fleetbid.laws.book import resolve
+from fleetbid.laws.schema import Law
 from fleetbid.maps import MapError, RoadMap
 from fleetbid.platform import eventloop
 from fleetbid.platform.summary import summarize
@@ -45,6 +47,7 @@ class Client:
     endpoint: XmppEndpoint
     timeout_s: float
     gate: asyncio.Semaphore
+    law: Law | None = None  # `--law`: the law this client's passengers choose
 
     @classmethod
     def join(cls, state: ServeState, timeout_s: float | None = None) -> Client:
@@ -77,6 +80,8 @@ class Client:
 
         agent = PassengerAgent(f"passenger-{token}", self.endpoint, self.world, self.directory,
                                request_id, source, destination, finished, at)
+        if self.law is not None:
+            agent.controller.choose(self.law)
         try:
             async with self.gate:
                 await start_agents([agent], concurrency=1)
@@ -128,6 +133,7 @@ def endpoint_node(roadmap: RoadMap, point: str | None, node: str | None, what: s
 
 async def one_request(args: argparse.Namespace, state: ServeState) -> int:
     client = Client.join(state, args.timeout)
+    client.law = resolve(args.law) if getattr(args, "law", None) else None
     try:
         source = endpoint_node(client.roadmap, args.source, args.from_node, "from")
         destination = endpoint_node(client.roadmap, args.to, args.to_node, "to")
@@ -204,6 +210,7 @@ def format_service_summary(s: dict[str, Any]) -> str:
 
 async def many_requests(args: argparse.Namespace, state: ServeState) -> int:
     client = Client.join(state, args.timeout)
+    client.law = resolve(args.law) if getattr(args, "law", None) else None
     bad: list[BadRow] = []
     if args.script is not None:
         rides, bad = load_rides(Path(args.script), client.roadmap)

@@ -61,6 +61,8 @@ class ServeState:
     proxies: list[str] = field(default_factory=list)
     vehicles: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)  # every RunConfig field
+    # The agents laws name: certification-authority, auditor, complaints -> JID.
+    law_agents: dict[str, str] = field(default_factory=dict)
     version: int = VERSION
 
     @classmethod
@@ -76,7 +78,7 @@ class ServeState:
             radius_m=config.radius_m, speed=config.speed, epoch=epoch,
             auction_managers=list(directory.auction_managers),
             proxies=list(directory.proxies), vehicles=sorted(directory.vehicles),
-            config=dataclasses.asdict(config),
+            config=dataclasses.asdict(config), law_agents=directory.services(),
         )
 
     def run_config(self) -> RunConfig:
@@ -87,8 +89,11 @@ class ServeState:
         return XmppEndpoint(self.host, self.port, self.domain, self.embedded)
 
     def directory(self) -> Directory:
+        agents = self.law_agents
         return Directory(self.main_manager, tuple(self.auction_managers), tuple(self.proxies),
-                         frozenset(self.vehicles))
+                         frozenset(self.vehicles),
+                         authority=agents.get("certification-authority", ""),
+                         auditor=agents.get("auditor", ""), complaints=agents.get("complaints", ""))
 
 
 def write_state(path: Path, state: ServeState) -> None:

@@ -1,0 +1,152 @@
+"""The three agents a law names: CertificationAuthority, Auditor and ComplaintsAgent."""
+
+from __future__ import annotations
+
+import logging
+
+from spade.message import Message
+
+from fleetbid.agents.fleet_agent import Directory, FleetAgent
+from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.laws import certificates
+from fleetbid.laws.audit_store import AuditStore
+from fleetbid.laws.decisions import decide
+from fleetbid.platform import messages as m
+from fleetbid.platform.world import World
+from fleetbid.platform.xmpp_server import XmppEndpoint
+
+log = logging.getLogger("fleetbid.laws")
+
+
+# --- certification authority ------------------------------------------------------------------
+
+
+class AuthorityBehaviour(ProtocolBehaviour):
+    async def on_start(self) -> None:
+        self.handlers = {m.CertificateRequest: self.on_request, m.Revoke: self.on_revoke}
+        self.serials: dict[str, list[str]] = {}  # subject -> serials issued
+        self.revoked: dict[str, str] = {}  # subject -> reason
+
+    async def on_request(self, msg: Message, body: m.CertificateRequest) -> None:
+        agent: AuthorityAgent = self.agent
+        subject = sender_of(msg)
+        if subject not in agent.fleet:
+            raise Rejected(f"{subject} is not a vehicle of this fleet")
+        if subject in self.revoked:
+            raise Rejected(f"the certificate of {subject} was revoked: {self.revoked[subject]}")
+        rules = agent.controller.book.default.certification
+        if body.renew and not rules.renew:
+            raise Rejected("the law does not let certificates be renewed")
+        cert = certificates.issue(agent.secret, subject, str(agent.jid.bare),
+                                  agent.world.clock.now(), rules.lifetime_s)
+        self.serials.setdefault(subject, []).append(cert.serial)
+        await self.tell(subject, m.CertificateIssued(certificate=cert))
+
+    async def on_revoke(self, msg: Message, body: m.Revoke) -> None:
+        agent: AuthorityAgent = self.agent
+        if sender_of(msg) != agent.directory.complaints:
+            raise Rejected(f"{sender_of(msg)} is not the complaints agent")
+        self.revoked[body.subject] = body.reason
+        note = m.Revoked(subject=body.subject, reason=body.reason,
+                         serials=tuple(self.serials.get(body.subject, ())))
+        told = {body.subject, sender_of(msg), *agent.directory.auction_managers,
+                *agent.directory.proxies}
+        for jid in sorted(told):
+            await self.tell(jid, note)
+        log.warning("%s revoked %s: %s", agent.name, body.subject, body.reason)
+
+
+class AuthorityAgent(FleetAgent):
+    ROLE = "certification-authority"
+
+    def __init__(self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,
+                 secret: str) -> None:
+        super().__init__(name, endpoint, world, directory)
+        self.secret = secret  # hex Ed25519 private key
+
+    async def setup(self) -> None:
+        self.add_behaviour(AuthorityBehaviour())
+
+
+# --- auditor ----------------------------------------------------------------------------------
+
+
+class AuditorBehaviour(ProtocolBehaviour):
+    async def on_start(self) -> None:
+        self.handlers = {m.AuditCopy: self.on_copy, m.AuditQuery: self.on_query}
+
+    async def on_copy(self, msg: Message, body: m.AuditCopy) -> None:
+        # A controller copies only what its own agent sends.
+        if body.sender != sender_of(msg):
+            raise Rejected(f"{sender_of(msg)} cannot file a copy of {body.sender}'s message")
+        self.agent.store.append(body)
+
+    async def on_query(self, msg: Message, body: m.AuditQuery) -> None:
+        entries = self.agent.store.record(body.auction_id)
+        await self.tell(sender_of(msg), m.AuditRecord(auction_id=body.auction_id,
+                                                      entries=entries))
+
+
+class AuditorAgent(FleetAgent):
+    ROLE = "auditor"
+
+    def __init__(self, name: str, endpoint: XmppEndpoint, world: World,
+                 directory: Directory) -> None:
+        super().__init__(name, endpoint, world, directory)
+        self.store = AuditStore(world.config.audit)
+
+    async def setup(self) -> None:
+        self.add_behaviour(AuditorBehaviour())
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.store.close()
+
+
+# --- complaints -------------------------------------------------------------------------------
+
+
+class ComplaintsBehaviour(ProtocolBehaviour):
+    async def on_start(self) -> None:
+        self.handlers = {m.Complaint: self.on_complaint, m.AuditRecord: self.on_record}
+        self.pending: dict[str, list[tuple[str, m.Complaint]]] = {}
+
+    async def on_complaint(self, msg: Message, body: m.Complaint) -> None:
+        auditor = self.agent.directory.auditor
+        if not auditor:
+            raise Rejected("this fleet has no auditor to check complaints against")
+        waiting = self.pending.setdefault(body.auction_id, [])
+        waiting.append((sender_of(msg), body))
+        if len(waiting) == 1:
+            await self.tell(auditor, m.AuditQuery(auction_id=body.auction_id),
+                            performative="query-ref")
+
+    async def on_record(self, msg: Message, body: m.AuditRecord) -> None:
+        agent = self.agent
+        if sender_of(msg) != agent.directory.auditor:
+            raise Rejected(f"{sender_of(msg)} is not the auditor")
+        waiting = self.pending.pop(body.auction_id, None)
+        if waiting is None:
+            raise Rejected(f"no complaint about {body.auction_id} is pending")
+        for complainant, complaint in waiting:
+            decision = decide(complaint.reason, body.auction_id, body.entries,
+                              agent.world.clock.now())
+            revoke = decision.upheld and decision.offender is not None \
+                and bool(agent.directory.authority)
+            if revoke:
+                assert decision.offender is not None
+                await self.tell(agent.directory.authority, m.Revoke(
+                    subject=decision.offender, reason=f"{complaint.reason} in "
+                                                      f"{body.auction_id}: {decision.reason}"[:500],
+                ))
+            await self.tell(complainant, m.ComplaintDecision(
+                auction_id=body.auction_id, upheld=decision.upheld, reason=decision.reason[:500],
+                offender=decision.offender, revoked=revoke,
+            ))
+
+
+class ComplaintsAgent(FleetAgent):
+    ROLE = "complaints"
+
+    async def setup(self) -> None:
+        self.add_behaviour(ComplaintsBehaviour())

@@ -1,0 +1,254 @@
+"""The law controller: a layer under an agent's behaviours that enforces the laws it adopted.
+
+Every message an agent sends passes `on_send` (in FleetAgent.send) and every message it
+receives passes `on_receive` (in ProtocolBehaviour.handle, right after decoding). Using
+only this agent's control state, the controller forwards or delivers the message, blocks it
+with a reason (a blocked receipt is answered `refuse`), and says which sends the law wants
+copied to an auditor. The rules:
+
+* an auction's messages carry its law's hash (metadata `law`, stamped here on send; a
+  message without one is under the run's default law). The first one an agent sees adopts
+  the law for that auction; a message under another hash, or under a law this agent does
+  not know, is refused with the reason;
+* each role sends only the message kinds of its part in the protocol;
+* a bid needs a token: a call (call-for-bids, english-round, dutch-tick) received in that
+  auction. It cannot come from the auction's passenger (shill bidding), and under a law
+  that requires certification it must carry (metadata `cert`) a certificate of the CA that
+  is genuine, unexpired, unrevoked and shows the attributes the law requires.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from spade.message import Message
+
+from fleetbid.laws import certificates
+from fleetbid.laws.book import LawBook
+from fleetbid.laws.schema import AUCTION_KINDS, Law
+from fleetbid.platform import messages as m
+
+log = logging.getLogger("fleetbid.laws")
+
+CALLS = frozenset({m.CallForBids.TYPE, m.EnglishRound.TYPE, m.DutchTick.TYPE})
+ERRORS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE})
+MAX_AUCTIONS = 20000  # control state kept per agent (oldest auctions forgotten first)
+
+ROLE_SENDS: dict[str, frozenset[str]] = {
+    "passenger": frozenset({"ride-request", "complaint", "audit-query"}),
+    "vehicle": frozenset({"vehicle-available", "bid", "bid-declined", "award-confirmed",
+                          "award-declined", "picked-up", "certificate-request"}),
+    "main-manager": frozenset({"open-auction", "participation", "ride-unserved"}),
+    "auction-manager": frozenset({
+        "admission-refused", "group-call", "call-for-bids", "award", "auction-result", "lost",
+        "ride-assigned", "ride-unserved", "auction-phase", "auction-closed", "english-round",
+        "outbid", "dutch-tick"}),
+    "proxy": frozenset({"call-for-bids", "group-best", "award", "award-confirmed", "lost"}),
+    "certification-authority": frozenset({"certificate-issued", "revoked"}),
+    "auditor": frozenset({"audit-record"}),
+    "complaints": frozenset({"complaint-decision", "revoke", "audit-query"}),
+}
+
+
+@dataclass
+class AuctionControl:
+    """This agent's control state for one auction under its adopted law."""
+
+    law_hash: str
+    law: Law
+    passenger: str = ""
+    tokens: int = 0  # calls to bid received, not yet used
+
+
+@dataclass
+class Copy:
+    """A send the law wants copied to its auditor."""
+
+    auditor: str
+    body: m.AuditCopy
+
+
+@dataclass
+class Controller:
+    me: str  # bare JID
+    role: str
+    book: LawBook
+    services: dict[str, str]  # law agent name (auditor, ...) -> JID
+    authority_key: str  # hex Ed25519 public key of the CA ("" when the run has none)
+    now: Callable[[], float]
+    chosen: str = ""  # hash a passenger starts its auctions under ("": the default law)
+    auctions: OrderedDict[str, AuctionControl] = field(default_factory=OrderedDict)
+    certificate: m.Certificate | None = None
+    revoked: set[str] = field(default_factory=set)  # serials the CA revoked
+    revoked_subjects: set[str] = field(default_factory=set)
+    # Certificates (as presented) whose signature was already verified: a vehicle presents
+    # the same one with every bid, and Ed25519 verification dominates the controller's cost.
+    verified: OrderedDict[str, m.Certificate] = field(default_factory=OrderedDict)
+
+    @property
+    def certified(self) -> bool:
+        return self.certificate_problem() is None
+
+    def certificate_problem(self) -> str | None:
+        if self.certificate is None:
+            return f"{self.me} holds no certificate"
+        if self.me in self.revoked_subjects:
+            return f"the certificate of {self.me} was revoked"
+        # Its signature was verified when it was installed (laws/vehicle_certs.py).
+        return certificates.problem(self.certificate, self.authority_key, self.me, self.now(),
+                                    self.revoked, signature_checked=True)
+
+    def choose(self, law: Law) -> None:
+        """The law under which this agent starts auctions (a passenger's `--law`)."""
+        self.chosen = self.book.add(law)
+
+    def law_for(self, auction_id: str) -> Law:
+        control = self.auctions.get(auction_id)
+        return control.law if control is not None else self.book.default
+
+    # --- receipt ------------------------------------------------------------------------------
+
+    def on_receive(self, msg: Message, body: m.Body) -> str | None:
+        """None to deliver `body` to the behaviour, else the reason it is refused."""
+        kind = body.TYPE
+        if isinstance(body, m.Revoked):
+            if str(msg.sender.bare) != self.services.get("certification-authority"):
+                return f"{msg.sender.bare} is not the certification authority"
+            self.revoked.update(body.serials)
+            self.revoked_subjects.add(body.subject)
+        conversation = msg.get_metadata("conversation") or ""
+        if kind not in AUCTION_KINDS or not conversation:
+            return None
+        sender = str(msg.sender.bare)
+        digest = msg.get_metadata("law") or self.book.default_hash
+        control, reason = self.adopt(conversation, digest)
+        if control is None:
+            return reason
+        passenger = msg.get_metadata("passenger") or ""
+        if isinstance(body, m.RideRequest):
+            passenger = sender
+        elif isinstance(body, m.OpenAuction | m.Award):
+            passenger = body.passenger
+        if passenger and not control.passenger:
+            control.passenger = passenger
+        if kind == m.Bid.TYPE:
+            if sender == control.passenger:
+                return f"shill bid: {sender} is the passenger of auction {conversation}"
+            if control.law.eligibility.certified:
+                return self.bid_certificate_problem(msg, sender, control.law)
+        elif kind in CALLS:
+            control.tokens += 1
+        return None
+
+    def adopt(self, conversation: str, digest: str) -> tuple[AuctionControl | None, str]:
+        control = self.auctions.get(conversation)
+        if control is not None:
+            if control.law_hash != digest:
+                return None, (f"auction {conversation} is governed by law "
+                              f"{control.law_hash[:16]}, not {digest[:16]}")
+            return control, ""
+        law = self.book.get(digest)
+        if law is None:
+            return None, f"law {digest[:16]} is not one {self.me} adopted"
+        control = self.auctions[conversation] = AuctionControl(digest, law)
+        if len(self.auctions) > MAX_AUCTIONS:
+            self.auctions.popitem(last=False)
+        return control, ""
+
+    def bid_certificate_problem(self, msg: Message, sender: str, law: Law) -> str | None:
+        text = msg.get_metadata("cert")
+        if not text:
+            return f"law {law.name} requires a certificate and {sender} presented none"
+        if not self.authority_key:
+            return "this agent has no certification authority key to check certificates"
+        cert = self.verified.get(text)
+        if cert is None:
+            try:
+                cert = certificates.decode(text)
+            except ValueError as exc:
+                return str(exc)
+            forged = certificates.signature_problem(cert, self.authority_key)
+            if forged is not None:
+                return forged
+            self.verified[text] = cert
+            if len(self.verified) > MAX_AUCTIONS:
+                self.verified.popitem(last=False)
+        if cert.subject in self.revoked_subjects:
+            return f"the certificate of {cert.subject} was revoked"
+        problem = certificates.problem(cert, self.authority_key, sender, self.now(), self.revoked,
+                                       signature_checked=True)
+        if problem is None:
+            problem = attribute_problem(cert, law)
+        return problem
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def on_send(self, msg: Message) -> tuple[str | None, Copy | None]:
+        """(reason to block, None) or (None, the auditor copy the law wants, if any).
+
+        Stamps the law's hash (and the passenger, once known) on an auction's messages."""
+        kind = msg.get_metadata("type") or ""
+        conversation = msg.get_metadata("conversation") or ""
+        if kind in ERRORS or kind == m.AuditCopy.TYPE:
+            control = self.auctions.get(conversation)
+            if control is not None:
+                msg.set_metadata("law", control.law_hash)
+            return None, None
+        allowed = ROLE_SENDS.get(self.role)
+        if allowed is not None and kind not in allowed:
+            return f"the law does not let a {self.role} send {kind}", None
+        if kind not in AUCTION_KINDS or not conversation:
+            return None, None
+        control = self.auctions.get(conversation)
+        if control is None:
+            control, reason = self.adopt(conversation, self.chosen or self.book.default_hash)
+            if control is None:
+                return reason, None
+        if kind == m.Bid.TYPE:
+            reason = self.may_bid(conversation, control)
+            if reason is not None:
+                return reason, None
+            control.tokens -= 1
+            if control.law.eligibility.certified and self.certificate is not None:
+                msg.set_metadata("cert", certificates.encode(self.certificate))
+        msg.set_metadata("law", control.law_hash)
+        if control.passenger:
+            msg.set_metadata("passenger", control.passenger)
+        if kind not in control.law.audit.kinds:
+            return None, None
+        auditor = self.services.get(control.law.audit.auditor)
+        if not auditor:
+            log.warning("%s: law %s names auditor %r, unknown in this run", self.me,
+                        control.law.name, control.law.audit.auditor)
+            return None, None
+        copy = m.AuditCopy(
+            auction_id=conversation, law=control.law_hash, kind=kind,
+            performative=msg.get_metadata("performative") or "", sender=self.me,
+            receiver=str(msg.to.bare), body=(msg.body or "")[:65536], at=max(0.0, self.now()),
+        )
+        return None, Copy(auditor, copy)
+
+    def may_bid(self, conversation: str, control: AuctionControl) -> str | None:
+        if self.me == control.passenger:
+            return f"shill bid: {self.me} is the passenger of auction {conversation}"
+        if control.tokens <= 0:
+            return f"{self.me} was not called to bid in auction {conversation}"
+        if control.law.eligibility.certified:
+            problem = self.certificate_problem()
+            if problem is None and self.certificate is not None:
+                problem = attribute_problem(self.certificate, control.law)
+            if problem is not None:
+                return f"law {control.law.name} requires a valid certificate: {problem}"
+        return None
+
+
+def attribute_problem(cert: m.Certificate, law: Law) -> str | None:
+    wanted = law.eligibility
+    if cert.seats < wanted.min_seats:
+        return f"{cert.subject} has {cert.seats} seats, law {law.name} requires {wanted.min_seats}"
+    if wanted.wheelchair and not cert.wheelchair:
+        return f"{cert.subject} is not wheelchair accessible, law {law.name} requires it"
+    return None

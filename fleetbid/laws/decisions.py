@@ -1,0 +1,77 @@
+"""How the complaints agent decides, from an auction's audit record alone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fleetbid.platform import messages as m
+
+GRACE_S = 60.0  # simulated seconds a pickup may be late beyond 1.5 x the confirmed ETA
+
+
+@dataclass(frozen=True)
+class Decision:
+    upheld: bool
+    reason: str
+    offender: str | None = None
+
+
+def _body(entry: m.AuditEntry) -> dict[str, Any]:
+    try:
+        body = json.loads(entry.body)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def decide(reason: str, auction_id: str, entries: Sequence[m.AuditEntry], now: float) -> Decision:
+    if not entries:
+        return Decision(False, f"the auditor has no record of auction {auction_id}")
+    if reason == "no-show":
+        return no_show(auction_id, entries, now)
+    if reason == "shill":
+        return shill(auction_id, entries)
+    return Decision(False, f"unknown complaint {reason!r}")
+
+
+def no_show(auction_id: str, entries: Sequence[m.AuditEntry], now: float) -> Decision:
+    confirmed = [e for e in entries if e.kind == m.AwardConfirmed.TYPE
+                 and _body(e).get("vehicle") == e.sender]
+    if not confirmed:
+        return Decision(False, f"the record shows no vehicle confirming an award in {auction_id}")
+    first = confirmed[0]
+    vehicle = first.sender
+    eta = float(_body(first).get("eta_s", 0.0))
+    pickups = [e for e in entries if e.kind == m.PickedUp.TYPE and e.sender == vehicle]
+    if pickups:
+        return Decision(False, f"the record shows {vehicle} at the pickup at "
+                               f"t={pickups[0].at:.0f} s")
+    due = first.at + 1.5 * eta + GRACE_S
+    if now < due:
+        return Decision(False, f"{vehicle} is not late yet: it confirmed at t={first.at:.0f} s "
+                               f"with an ETA of {eta:.0f} s, due by t={due:.0f} s")
+    return Decision(True, f"{vehicle} confirmed the award at t={first.at:.0f} s (ETA {eta:.0f} s)"
+                          f" and the record has no pickup by t={now:.0f} s", vehicle)
+
+
+def shill(auction_id: str, entries: Sequence[m.AuditEntry]) -> Decision:
+    passenger = None
+    for e in entries:
+        if e.kind in (m.RideAssigned.TYPE, m.RideUnserved.TYPE):
+            passenger = e.receiver
+        elif e.kind == m.Award.TYPE:
+            passenger = _body(e).get("passenger") or passenger
+        if passenger:
+            break
+    if not passenger:
+        return Decision(False, f"the record of {auction_id} does not name its passenger")
+    bids = [e for e in entries if e.kind == m.Bid.TYPE]
+    own = [e for e in bids if e.sender == passenger]
+    if own:
+        return Decision(True, f"the passenger {passenger} bid in its own auction at "
+                              f"t={own[0].at:.0f} s", passenger)
+    return Decision(False, f"no bid from the passenger {passenger} in the record "
+                           f"({len(bids)} bid(s), all from other agents)")

@@ -1,0 +1,94 @@
+"""The auditor's append-only store and the complaints agent's decisions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fleetbid.laws.audit_store import AuditStore
+from fleetbid.laws.decisions import decide
+from fleetbid.platform import messages as m
+
+LAW = "a" * 64
+
+
+def copy(kind: str, sender: str, receiver: str, body: dict, at: float, auction: str = "r1"
+         ) -> m.AuditCopy:
+    return m.AuditCopy(auction_id=auction, law=LAW, kind=kind, performative="inform",
+                       sender=sender, receiver=receiver, body=json.dumps(body), at=at)
+
+
+def served_record(pickup: bool) -> list[m.AuditCopy]:
+    rows = [
+        copy("bid", "v1@x", "am@x", {"auction_id": "r1", "bid": 0.01, "eta_s": 50.0}, 1.0),
+        copy("award", "am@x", "v1@x", {"auction_id": "r1", "passenger": "p@x"}, 2.0),
+        copy("award-confirmed", "v1@x", "am@x",
+             {"auction_id": "r1", "vehicle": "v1@x", "eta_s": 50.0}, 3.0),
+        copy("ride-assigned", "am@x", "p@x", {"auction_id": "r1"}, 3.5),
+    ]
+    if pickup:
+        rows.append(copy("picked-up", "v1@x", "p@x", {"auction_id": "r1", "at": 53.0}, 53.0))
+    return rows
+
+
+def test_store_is_append_only_and_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    store = AuditStore(path)
+    for row in served_record(pickup=True):
+        store.append(row)
+    store.append(copy("bid", "v2@x", "am@x", {}, 1.0, auction="r2"))
+    first = store.record("r1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.db.execute("UPDATE audit SET sender = 'v9@x'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.db.execute("DELETE FROM audit")
+    store.close()
+    again = AuditStore(path)
+    assert again.record("r1") == first
+    assert [e.kind for e in first] == ["bid", "award", "award-confirmed", "ride-assigned",
+                                       "picked-up"]
+    assert [e.seq for e in first] == sorted(e.seq for e in first)
+    assert len(again.record("r2")) == 1 and again.record("nope") == ()
+
+
+def test_corrupt_audit_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ValueError, match="audit file"):
+        AuditStore(path)
+
+
+def entries(rows: list[m.AuditCopy]) -> list[m.AuditEntry]:
+    store = AuditStore(None)
+    for row in rows:
+        store.append(row)
+    return list(store.record("r1"))
+
+
+def test_no_show_supported_by_the_record_names_the_offender() -> None:
+    decision = decide("no-show", "r1", entries(served_record(pickup=False)), now=500.0)
+    assert decision.upheld and decision.offender == "v1@x"
+    assert "no pickup by t=500 s" in decision.reason
+
+
+def test_no_show_not_supported_is_rejected_with_the_reason() -> None:
+    decision = decide("no-show", "r1", entries(served_record(pickup=True)), now=500.0)
+    assert not decision.upheld and decision.offender is None
+    assert decision.reason == "the record shows v1@x at the pickup at t=53 s"
+    early = decide("no-show", "r1", entries(served_record(pickup=False)), now=60.0)
+    assert not early.upheld and "not late yet" in early.reason
+    assert decide("no-show", "r9", [], now=1.0).reason == "the auditor has no record of auction r9"
+
+
+def test_shill_complaints() -> None:
+    rows = served_record(pickup=True)
+    rejected = decide("shill", "r1", entries(rows), now=1.0)
+    assert not rejected.upheld
+    assert rejected.reason == "no bid from the passenger p@x in the record (1 bid(s), all from " \
+                              "other agents)"
+    rows.append(copy("bid", "p@x", "am@x", {"auction_id": "r1", "bid": 1.0}, 1.5))
+    upheld = decide("shill", "r1", entries(rows), now=1.0)
+    assert upheld.upheld and upheld.offender == "p@x"

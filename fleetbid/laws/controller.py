@@ -45,7 +45,7 @@ ROLE_SENDS: dict[str, frozenset[str]] = {
     "auction-manager": frozenset({
         "admission-refused", "group-call", "call-for-bids", "award", "auction-result", "lost",
         "ride-assigned", "ride-unserved", "auction-phase", "auction-closed", "english-round",
-        "outbid", "dutch-tick"}),
+        "outbid", "dutch-tick", "bid-received"}),
     "proxy": frozenset({"call-for-bids", "group-best", "award", "award-confirmed", "lost"}),
     "certification-authority": frozenset({"certificate-issued", "revoked"}),
     "auditor": frozenset({"audit-record"}),

@@ -28,7 +28,7 @@ AUCTION_KINDS = frozenset({
     m.AdmissionRefused.TYPE, m.GroupCall.TYPE, m.CallForBids.TYPE, m.Bid.TYPE,
     m.BidDeclined.TYPE, m.GroupBest.TYPE, m.Award.TYPE, m.AwardConfirmed.TYPE,
     m.AwardDeclined.TYPE, m.AuctionResult.TYPE, m.Lost.TYPE, m.RideRequest.TYPE,
-    m.RideAssigned.TYPE, m.RideUnserved.TYPE, m.PickedUp.TYPE,
+    m.RideAssigned.TYPE, m.RideUnserved.TYPE, m.PickedUp.TYPE, m.BidReceived.TYPE,
     "english-round", "outbid", "dutch-tick",
 })
 

@@ -93,6 +93,9 @@ class AuctionReplicas:
         slot = OrderedSlot(behaviour, self.port, self.applied)
         slot.slot = str(behaviour.agent.jid.bare)
         behaviour.ordered = slot
+        # The law controller checks certificates against the clock: the ordered clock, so
+        # every replica reaches the same verdict.
+        behaviour.agent.controller.now = behaviour.now
         self.slots[slot.slot] = slot
 
     # --- StateMachine (called by the replication node, in total order) -----------------------

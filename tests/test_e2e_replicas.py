@@ -44,7 +44,8 @@ async def members_of(fleet: Fleet, size: int, timeout: float = 10.0) -> list[dic
 def crashes(kit: Any) -> dict[str, Any]:
     config = kit.small_config(vehicles=12, processes=2, replicas=3, standby_hosts=2,
                               kill_leader_after=2, speed=300.0, proxies="auto",
-                              clusters=1, radius_m=1e6)  # every vehicle may bid
+                              clusters=1, radius_m=1e6,  # every vehicle may bid
+                              patience_s=3000.0)  # 10 wall s: a loaded CI machine is slow
 
     async def scenario() -> dict[str, Any]:
         async with Fleet(config) as fleet:
@@ -91,7 +92,8 @@ def test_a_follower_leads_within_a_second_of_the_leaders_sigkill(crashes: dict) 
 def test_every_ride_completes_with_exactly_one_vehicle(crashes: dict) -> None:
     outcomes = crashes["outcomes"]
     assert len(outcomes) == RIDES + 3
-    assert all(o["served"] for o in outcomes), [o["reason"] for o in outcomes]
+    assert all(o["served"] for o in outcomes), [
+        (o["request_id"], o["reason"]) for o in outcomes if not o["served"]]
     assert all(o["assignments"] == 1 for o in outcomes)
     assert len({o["vehicle"] for o in outcomes[:RIDES]}) >= 1
 

@@ -14,6 +14,8 @@ from spade.message import Message
 
 from fleetbid.behaviours.auction import AuctionBehaviour
 from fleetbid.behaviours.ordered import ENCODER, AppliedKeys, Entry, OrderedSlot
+from fleetbid.laws.book import book_for
+from fleetbid.laws.controller import Controller
 from fleetbid.platform import messages as m
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.world import World
@@ -57,6 +59,9 @@ class FakeAgent:
         self.proxies = PROXIES
         self.fleet = frozenset(VEHICLES)
         self.sent: list[Message] = []
+        # The default law's controller, as a real AuctionManager has one.
+        self.controller = Controller(MANAGER, "auction-manager", book_for(), {}, "",
+                                     world.clock.now)
 
     async def send(self, msg: Message, behaviour: Any) -> None:
         self.sent.append(msg)

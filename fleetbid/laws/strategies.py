@@ -62,6 +62,7 @@ class Rounds:
     english: auctions.EnglishAuction | None = None
     clock: auctions.DutchClock | None = None
     number: int = 0
+    call_id: int = 0  # the current call's round (English) or tick + 1 (Dutch)
     called: set[str] = field(default_factory=set)
     answers: dict[str, Offer | None] = field(default_factory=dict)
     bidders: set[str] = field(default_factory=set)
@@ -90,6 +91,7 @@ async def call_round(am: Any, auction: Any, rounds: Rounds) -> None:
         english = rounds.english
         leader = english.leader
         rounds.called = set(english.callees())
+        rounds.call_id = english.round + 1
         call = m.EnglishRound(
             auction_id=spec.auction_id, pickup=spec.pickup, n=rounds.n, round=english.round + 1,
             standing=leader.bid if leader else 0.0, minimum=english.minimum(),
@@ -98,6 +100,7 @@ async def call_round(am: Any, auction: Any, rounds: Rounds) -> None:
     else:
         assert rounds.clock is not None
         rounds.called = set(auction.admitted)
+        rounds.call_id = rounds.clock.tick + 1
         call = m.DutchTick(auction_id=spec.auction_id, pickup=spec.pickup, n=rounds.n,
                            tick=rounds.clock.tick, price=rounds.clock.price(), deadline=deadline)
     for vehicle in sorted(rounds.called):
@@ -116,6 +119,11 @@ async def on_answer(am: Any, auction: Any, msg: Message, body: m.Bid | m.BidDecl
     sender = sender_of(msg)
     if sender not in rounds.called:
         raise Rejected(f"{sender} was not called in this round of {auction.spec.auction_id}")
+    if body.round and body.round != rounds.call_id:
+        # An answer to an earlier call that closed on its deadline: it is not this round's.
+        log.debug("late answer of %s to call %d of %s ignored", sender, body.round,
+                  auction.spec.auction_id)
+        return
     if sender in rounds.answers:
         raise Rejected(f"{sender} already answered this round of {auction.spec.auction_id}")
     if isinstance(body, m.Bid):
@@ -183,8 +191,8 @@ def vehicle_handlers(bidding: Any) -> dict[type[m.Body], Any]:
         bid = auctions.english_raise(own, body.minimum)
         # An earlier raise of ours may still end up losing: keep the caller for its `lost`.
         bidding.callers[body.auction_id] = sender_of(msg)
-        await _answer(bidding, msg, body.auction_id, bid, eta, "the minimum raise exceeds "
-                      "my value")
+        await _answer(bidding, msg, body.auction_id, bid, eta, body.round,
+                      "the minimum raise exceeds my value")
 
     async def on_dutch_tick(msg: Message, body: m.DutchTick) -> None:
         eta = await _ready(bidding, msg, body.auction_id, body.pickup)
@@ -194,6 +202,7 @@ def vehicle_handlers(bidding: Any) -> dict[type[m.Body], Any]:
         own = equilibrium_bid(body.n, eta, min_eta)
         accept = auctions.dutch_accepts(own, body.price)
         await _answer(bidding, msg, body.auction_id, body.price if accept else None, eta,
+                      body.tick + 1,
                       "waiting: the clock is above my bid")
 
     async def on_outbid(msg: Message, body: m.Outbid) -> None:
@@ -224,11 +233,13 @@ async def _ready(bidding: Any, msg: Message, auction_id: str, pickup: str) -> fl
 
 
 async def _answer(bidding: Any, msg: Message, auction_id: str, bid: float | None, eta: float,
-                  why_not: str) -> None:
+                  call_id: int, why_not: str) -> None:
     caller = sender_of(msg)
     if bid is None:
-        await bidding.tell(caller, m.BidDeclined(auction_id=auction_id, reason=why_not))
+        await bidding.tell(caller, m.BidDeclined(auction_id=auction_id, reason=why_not,
+                                                 round=call_id))
         return
     bidding.callers[auction_id] = caller
     min_eta = bidding.agent.world.config.min_eta_s
-    await bidding.tell(caller, m.Bid(auction_id=auction_id, bid=bid, eta_s=max(eta, min_eta)))
+    await bidding.tell(caller, m.Bid(auction_id=auction_id, bid=bid, eta_s=max(eta, min_eta),
+                                     round=call_id))

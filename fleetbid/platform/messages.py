@@ -199,6 +199,9 @@ class Bid(Body):
     auction_id: AuctionId
     bid: NonNeg
     eta_s: Positive
+    # English rounds and Dutch ticks: which call this answers (a late answer must not count
+    # in the next round). 0: a sealed bid.
+    round: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class BidDeclined(Body):
@@ -208,6 +211,7 @@ class BidDeclined(Body):
     PERFORMATIVES = ("refuse",)
     auction_id: AuctionId
     reason: Reason
+    round: Annotated[int, msgspec.Meta(ge=0)] = 0  # as in Bid
 
 
 class GroupBest(Body):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from spade.message import Message
@@ -225,27 +226,23 @@ class AuctionBehaviour(ProtocolBehaviour):
             log.debug("late report from %s for %s ignored", proxy, body.auction_id)
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
-        auction = self.current(body.auction_id)
-        if auction.law_state is not None:
-            await strategies.on_answer(self, auction, msg, body)
-            return
-        book = self.direct_book(auction, msg)
-        try:
-            book.add_bid(Offer(sender_of(msg), body.bid, body.eta_s))
-        except ValueError as exc:
-            raise Rejected(str(exc)) from None
-        await self.acknowledge(msg, body.auction_id)
-        if auction.phase == BIDDING and book.complete():
-            await self.decide(auction)
+        offer = Offer(sender_of(msg), body.bid, body.eta_s)
+        await self.direct_answer(msg, body, lambda book: book.add_bid(offer))
 
     async def on_bid_declined(self, msg: Message, body: m.BidDeclined) -> None:
+        await self.direct_answer(msg, body, lambda book: book.add_decline(sender_of(msg)))
+
+    async def direct_answer(
+        self, msg: Message, body: m.Bid | m.BidDeclined, record: Callable[[BidBook], None]
+    ) -> None:
+        """A vehicle's answer sent to the manager itself (no proxies, or a law's rounds)."""
         auction = self.current(body.auction_id)
         if auction.law_state is not None:
             await strategies.on_answer(self, auction, msg, body)
             return
         book = self.direct_book(auction, msg)
         try:
-            book.add_decline(sender_of(msg))
+            record(book)
         except ValueError as exc:
             raise Rejected(str(exc)) from None
         await self.acknowledge(msg, body.auction_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from fleetbid.policies import POLICIES
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -26,6 +28,10 @@ class RunConfig:
     # this many wall seconds, or fast simulations would close rounds before bids arrive.
     min_bid_wall_s: float = 0.5
     trace: str | None = None  # JSON-lines file every process appends its messages to
+    # Dispatch policy (fleetbid/policies): "auction" runs the auction agents as always; the
+    # others are decided by the MainManager over its registry of idle vehicles.
+    policy: str = "auction"
+    batch_s: float = 10.0  # simulated seconds between decisions of the batch policies
 
     def __post_init__(self) -> None:
         checks = [
@@ -39,6 +45,8 @@ class RunConfig:
             (self.auction_managers >= 1, "--auction-managers must be >= 1"),
             (self.bid_timeout_s > 0, "--bid-timeout must be > 0"),
             (self.patience_s > 0, "--patience must be > 0"),
+            (self.policy in POLICIES, f"--policy must be one of {', '.join(POLICIES)}"),
+            (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
         ]
         for ok, message in checks:
             if not ok:

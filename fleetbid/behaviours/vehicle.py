@@ -10,6 +10,7 @@ from spade.behaviour import OneShotBehaviour
 from spade.message import Message
 
 from fleetbid.auction.rules import equilibrium_bid
+from fleetbid.behaviours import dispatched
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
 from fleetbid.platform import messages as m
 
@@ -37,6 +38,7 @@ class BiddingBehaviour(ProtocolBehaviour):
             m.Award: self.on_award,
             m.Lost: self.on_lost,
             m.AdmissionRefused: self.on_admission_refused,
+            m.Dispatch: self.on_dispatch,  # policies other than auction (behaviours/dispatched)
         }
         # auction id -> who called us (a proxy or the auction manager): awards must come from it
         self.callers: dict[str, str] = {}
@@ -83,6 +85,9 @@ class BiddingBehaviour(ProtocolBehaviour):
             auction_id=body.auction_id, vehicle=body.vehicle, eta_s=eta, trips=agent.trips
         ))
         agent.add_behaviour(TripBehaviour(body))
+
+    async def on_dispatch(self, msg: Message, body: m.Dispatch) -> None:
+        await dispatched.on_dispatch(self, msg, body)
 
     async def on_lost(self, msg: Message, body: m.Lost) -> None:
         if self.callers.get(body.auction_id) != sender_of(msg):

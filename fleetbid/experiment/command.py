@@ -14,7 +14,7 @@ from fleetbid.experiment.sweep import DENSE_SPEC, SPARSE_SPEC, SweepSettings
 FULL_PASSENGERS = (100, 250, 500, 1000, 1500, 2000)
 QUICK_PASSENGERS = (150, 400)
 FULL_LATENCY = ((50, 100, 1000), ("0", "1", "2", "auto"), 100)
-QUICK_LATENCY = ((50,), ("0", "auto"), 30)
+QUICK_LATENCY = ((50,), ("0", "auto"), 50)
 LIVE_SPEED = 600.0  # simulated seconds per wall second in live sweeps
 POLICY_ORDER = ("fifo", "nearest", "auction", "batch-auction", "optimal")
 

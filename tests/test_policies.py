@@ -115,3 +115,32 @@ def test_eps_auction_equals_optimal_on_integer_instances(
     assert len(pairs) == min(rows, cols)
     assert len({i for i, _ in pairs}) == len({j for _, j in pairs}) == len(pairs)
     assert sum(cost[i, j] for i, j in pairs) == cost[r, c].sum()
+
+
+def test_dispatch_messages_round_trip_and_reject_bad_input() -> None:
+    from fleetbid.platform import messages as msgs
+
+    body = msgs.Dispatch(auction_id="r1", passenger="p@localhost", pickup="1", dropoff="2")
+    assert msgs.decode(msgs.encode("v@localhost", body)) == body
+    confirmed = msgs.DispatchConfirmed(auction_id="r1", eta_s=12.5, trips=3)
+    assert msgs.decode(msgs.encode("mm@localhost", confirmed)) == confirmed
+    bad = msgs.encode("v@localhost", body)
+    bad.set_metadata("performative", "inform")
+    with pytest.raises(msgs.ProtocolError, match="performative"):
+        msgs.decode(bad)
+    bad = msgs.encode("v@localhost", body)
+    bad.body = '{"auction_id": "r1", "passenger": "nobody", "pickup": "1", "dropoff": "2"}'
+    with pytest.raises(msgs.ProtocolError):
+        msgs.decode(bad)
+    with pytest.raises(ValueError):
+        msgs.DispatchConfirmed(auction_id="r1", eta_s=math.inf)
+
+
+def test_run_config_validates_the_policy() -> None:
+    from fleetbid.platform.config import RunConfig
+
+    assert RunConfig().policy == "auction"  # today's behaviour stays the default
+    with pytest.raises(ValueError, match="--policy"):
+        RunConfig(policy="greedy")
+    with pytest.raises(ValueError, match="--batch"):
+        RunConfig(policy="optimal", batch_s=0)

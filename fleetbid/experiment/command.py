@@ -70,8 +70,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
         base = RunConfig(vehicles=vehicles, map=settings.maps["dense"], requests=0)
         latency = eventloop.run(latency_table(base, proxies, sizes, say))
     meta = {
-        "command": "fleetbid " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("fleetbid")
-        else "fleetbid experiment paper",
+        "command": "fleetbid " + " ".join(sys.argv[1:]),
         "source": "simulator" if args.fast else "live agents",
         "vehicles": settings.vehicles, "rate_per_min": settings.rate_per_min,
         "passengers": list(settings.passengers), "seeds": settings.seeds,

@@ -24,14 +24,16 @@ def summary(points: Sequence[Point], latency: Sequence[dict[str, Any]]) -> dict[
     improvement: dict[str, dict[str, float | None]] = {}
     deadhead: dict[str, dict[str, float | None]] = {}
     wait: dict[str, dict[str, float | None]] = {}
+    unserved: dict[str, dict[str, float | None]] = {}
     gap: dict[str, float | None] = {}
     batch_wait_gap: dict[str, float | None] = {}
     for m in maps:
         fifo, _ = _stat(points, "wait_avg_s", map=m, policy="fifo", passengers=top)
-        improvement[m], deadhead[m], wait[m] = {}, {}, {}
+        improvement[m], deadhead[m], wait[m], unserved[m] = {}, {}, {}, {}
         for pol in policies:
             w, _ = _stat(points, "wait_avg_s", map=m, policy=pol, passengers=top)
             wait[m][pol] = w
+            unserved[m][pol], _ = _stat(points, "unserved", map=m, policy=pol, passengers=top)
             improvement[m][pol] = None if w is None or not fifo else round(1 - w / fifo, 4)
             d, _ = _stat(points, "deadhead_ratio", map=m, policy=pol, passengers=top)
             deadhead[m][pol] = None if d is None else round(d, 4)
@@ -46,6 +48,8 @@ def summary(points: Sequence[Point], latency: Sequence[dict[str, Any]]) -> dict[
         "wait_improvement_vs_fifo": improvement,
         "deadhead_ratio": deadhead,
         "wait_avg_s": wait,
+        # never picked up (not in the averages): left in a cluster no vehicle came back to
+        "unserved": unserved,
         "batch_vs_optimal_gap": gap,
         "batch_vs_optimal_wait_gap": batch_wait_gap,
         "sim_point_max_s": round(max(sim), 2) if sim else None,
@@ -122,14 +126,15 @@ def write_report(
         "",
         "## Average waiting time and improvement over FIFO",
         "",
-        "| map | policy | avg wait (s) | 1 − wait/FIFO | paper (auction) |",
-        "|---|---|---|---|---|",
+        "| map | policy | avg wait (s) | 1 − wait/FIFO | unserved | paper (auction) |",
+        "|---|---|---|---|---|---|",
     ]
     for m in maps:
         for p in policies:
             ref = f"{paper.WAIT_IMPROVEMENT.get(m, 0):.0%}" if p == "auction" else ""
             lines.append(f"| {m} | {p} | {_fmt(summ['wait_avg_s'][m].get(p), 1)} | "
-                         f"{_fmt(summ['wait_improvement_vs_fifo'][m].get(p))} | {ref} |")
+                         f"{_fmt(summ['wait_improvement_vs_fifo'][m].get(p))} | "
+                         f"{_fmt(summ['unserved'][m].get(p), 1)} | {ref} |")
     lines += [
         "",
         "## Batch ε-auction vs optimal (linear_sum_assignment)",

@@ -31,6 +31,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dense-map", default=DENSE_SPEC.removeprefix("dense:"),
                    help="GraphML of the dense city (%(default)s)")
     p.add_argument("--no-latency", action="store_true", help="skip Table II (live agents)")
+    p.add_argument("--spacing", type=float, default=0.1,
+                   help="Table II: wall seconds between two requests (%(default)s); keep the "
+                        "rate below what `fleetbid bench auction` sustains")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
@@ -46,6 +49,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise ValueError("--seeds must be >= 1")
+    if not args.spacing > 0:
+        raise ValueError("--spacing must be > 0")
     if not Path(args.dense_map).is_file():
         raise ValueError(f"dense map not found: {args.dense_map}")
     started = time.perf_counter()
@@ -68,13 +73,14 @@ def cmd_paper(args: argparse.Namespace) -> int:
     if not args.no_latency:
         sizes, proxies, vehicles = QUICK_LATENCY if args.quick else FULL_LATENCY
         base = RunConfig(vehicles=vehicles, map=settings.maps["dense"], requests=0)
-        latency = eventloop.run(latency_table(base, proxies, sizes, say))
+        latency = eventloop.run(latency_table(base, proxies, sizes, say, args.spacing))
     meta = {
         "command": "fleetbid " + " ".join(sys.argv[1:]),
         "source": "simulator" if args.fast else "live agents",
         "vehicles": settings.vehicles, "rate_per_min": settings.rate_per_min,
         "passengers": list(settings.passengers), "seeds": settings.seeds,
         "batch_s": settings.batch_s, "clusters": settings.clusters,
+        "latency_spacing_s": args.spacing,
         "wall_s": None,
     }
     meta["wall_s"] = round(time.perf_counter() - started, 1)

@@ -26,13 +26,15 @@ SPACING_S = 0.1  # wall seconds between two requests
 LEAD_S = 2.0  # wall seconds before the first request; later logins keep ahead of the pace
 
 
-async def measure_row(fleet: Fleet, passengers: int, seed: int, tag: str) -> dict[str, Any]:
+async def measure_row(
+    fleet: Fleet, passengers: int, seed: int, tag: str, spacing_s: float = SPACING_S
+) -> dict[str, Any]:
     config = fleet.config
     requests = poisson_requests(fleet.roadmap, passengers, 1.0, seed)
     start = fleet.now() + LEAD_S * config.speed
     outcomes = await asyncio.gather(*(
         fleet.ride(f"{tag}-{r.request_id}", r.source, r.destination,
-                   at=start + i * SPACING_S * config.speed)
+                   at=start + i * spacing_s * config.speed)
         for i, r in enumerate(requests)
     ))
     lat = [o["latency_ms"] for o in outcomes if o["served"] and o["latency_ms"] is not None]
@@ -47,7 +49,7 @@ async def measure_row(fleet: Fleet, passengers: int, seed: int, tag: str) -> dic
 
 async def latency_table(
     base: RunConfig, proxies: Sequence[str], passengers: Sequence[int],
-    say: Callable[[str], None] = lambda _: None,
+    say: Callable[[str], None] = lambda _: None, spacing_s: float = SPACING_S,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for setting in proxies:
@@ -57,7 +59,7 @@ async def latency_table(
                                      policy="auction", radius_m=1e9)
         async with Fleet(config) as fleet:
             for n in passengers:
-                row = await measure_row(fleet, n, config.seed, f"p{setting}n{n}")
+                row = await measure_row(fleet, n, config.seed, f"p{setting}n{n}", spacing_s)
                 row["proxies"] = setting
                 rows.append(row)
                 say(f"latency: proxies {setting}, {n} passengers: "

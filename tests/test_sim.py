@@ -119,3 +119,22 @@ def test_live_agents_and_simulator_make_the_same_assignments(policy: str) -> Non
     assert not math.isinf(margin)
     assert len(sim.assignments) == len(requests)
     assert live == sim.assignments
+
+
+def test_paper_maps_speeds_cap_and_congestion() -> None:
+    import networkx as nx
+
+    from fleetbid.maps.speeds import edge_speed
+
+    assert edge_speed({"maxspeed": "80"}, cap_kmh=50.0) == pytest.approx(50 / 3.6)
+    assert edge_speed({"highway": "residential"}, cap_kmh=50, congestion=0.5) == pytest.approx(
+        25 / 3.6 * 0.5)
+    with pytest.raises(ValueError):
+        edge_speed({}, congestion=0.0)
+    suburb = load_map("suburb", 0)
+    graph = suburb.graph
+    assert nx.is_strongly_connected(graph)
+    assert max(d["speed"] for _, _, d in graph.edges(data=True)) == pytest.approx(72 / 3.6)
+    dead_ends = [n for n in graph if graph.out_degree(n) == 1]
+    assert len(dead_ends) > 100  # cul-de-sacs
+    assert load_map("suburb", 0) is suburb  # cached like the other maps

@@ -13,6 +13,7 @@ from fleetbid.maps import MapError
 from fleetbid.platform import eventloop
 from fleetbid.platform.config import RunConfig
 from fleetbid.platform.xmpp_server import XmppEndpoint, external_endpoint
+from fleetbid.policies import POLICIES
 from fleetbid.service.command import add_parsers
 from fleetbid.tracing.command import add_parser as add_trace_parser
 
@@ -90,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kill-leader-after", type=int, default=None, metavar="N",
                      help="fault injection: SIGKILL the replica group's leader once N "
                           "auctions have opened")
+    run.add_argument("--policy", choices=POLICIES, default=RunConfig().policy,
+                     help="dispatch policy (%(default)s: the auction agents)")
+    run.add_argument("--batch", type=float, default=RunConfig().batch_s,
+                     help="seconds between batch-policy decisions, simulated (%(default)s)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -115,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_trace_parser(sub)
     add_parsers(sub)
     add_laws_parsers(sub)
+
+    from fleetbid.experiment.command import add_parser as add_experiment_parser
+
+    add_experiment_parser(sub)
     return parser
 
 
@@ -136,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench_auction(args)
         if args.command == "trace":
             return args.func(args)
-        if args.command in ("serve", "request", "laws", "complain"):
+        if args.command in ("serve", "request", "laws", "complain", "experiment"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)
@@ -155,7 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fleetbid.platform.summary import format_summary
 
     config = config_from(args, requests=args.requests, rate=args.rate,
-                         kill_leader_after=args.kill_leader_after)
+                         kill_leader_after=args.kill_leader_after, policy=args.policy,
+                         batch_s=args.batch)
     summary = eventloop.run(run_scenario(
         config, endpoint_from(args), progress=not args.no_progress and not args.json,
         log_level=args.log_level,

@@ -4,6 +4,7 @@ pool (one auction per AuctionManager at a time)."""
 from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import FleetAgent
+from fleetbid.behaviours.dispatch import DispatchBehaviour
 from fleetbid.behaviours.registry import RegistryBehaviour
 
 
@@ -11,7 +12,11 @@ class MainManagerAgent(FleetAgent):
     ROLE = "main-manager"
 
     async def setup(self) -> None:
-        self.registry = RegistryBehaviour()
+        # Any other policy: the MainManager dispatches directly (behaviours/dispatch.py).
+        auction = self.world.config.policy == "auction"
+        self.registry: RegistryBehaviour | DispatchBehaviour = (
+            RegistryBehaviour() if auction else DispatchBehaviour()
+        )
         self.add_behaviour(self.registry)
 
     @property

@@ -66,7 +66,8 @@ class RideBehaviour(ProtocolBehaviour):
         return (time.perf_counter() - self.sent_at) * 1000.0
 
     def from_auction_manager(self, msg: Message) -> None:
-        if sender_of(msg) not in self.agent.managers:
+        # With a non-auction policy the MainManager itself assigns the ride.
+        if sender_of(msg) not in self.agent.managers and sender_of(msg) != self.agent.manager_jid:
             raise Rejected(f"{sender_of(msg)} runs no auction of mine")
 
     async def on_assigned(self, msg: Message, body: m.RideAssigned) -> None:

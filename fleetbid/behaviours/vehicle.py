@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from spade.behaviour import OneShotBehaviour
 from spade.message import Message
 
+from fleetbid.behaviours import dispatched
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
 from fleetbid.laws import strategies, vehicle_certs
 from fleetbid.platform import messages as m
@@ -38,6 +39,7 @@ class BiddingBehaviour(ProtocolBehaviour):
             m.Lost: self.on_lost,
             m.AdmissionRefused: self.on_admission_refused,
             m.BidReceived: self.on_bid_received,
+            m.Dispatch: self.on_dispatch,  # policies other than auction (behaviours/dispatched)
         }
         self.handlers.update(strategies.vehicle_handlers(self))  # English/Dutch rounds (laws/)
         self.handlers.update(vehicle_certs.certificate_handlers(self))
@@ -92,6 +94,9 @@ class BiddingBehaviour(ProtocolBehaviour):
             auction_id=body.auction_id, vehicle=body.vehicle, eta_s=eta, trips=agent.trips
         ))
         agent.add_behaviour(TripBehaviour(body))
+
+    async def on_dispatch(self, msg: Message, body: m.Dispatch) -> None:
+        await dispatched.on_dispatch(self, msg, body)
 
     async def on_lost(self, msg: Message, body: m.Lost) -> None:
         if self.callers.get(body.auction_id) != sender_of(msg):

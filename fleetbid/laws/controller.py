@@ -40,8 +40,11 @@ MAX_AUCTIONS = 20000  # control state kept per agent (oldest auctions forgotten 
 ROLE_SENDS: dict[str, frozenset[str]] = {
     "passenger": frozenset({"ride-request", "complaint", "audit-query"}),
     "vehicle": frozenset({"vehicle-available", "bid", "bid-declined", "award-confirmed",
-                          "award-declined", "picked-up", "certificate-request"}),
-    "main-manager": frozenset({"open-auction", "participation", "ride-unserved"}),
+                          "award-declined", "picked-up", "certificate-request",
+                          "dispatch-confirmed", "dispatch-declined"}),
+    # dispatch and ride-assigned: policies other than auction (behaviours/dispatch.py)
+    "main-manager": frozenset({"open-auction", "participation", "ride-unserved", "dispatch",
+                               "ride-assigned"}),
     "auction-manager": frozenset({
         "admission-refused", "group-call", "call-for-bids", "award", "auction-result", "lost",
         "ride-assigned", "ride-unserved", "auction-phase", "auction-closed", "english-round",

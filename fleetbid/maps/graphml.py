@@ -19,8 +19,11 @@ MIN_KEPT_FRACTION = 0.5  # the largest strongly connected component must exceed 
 MIN_LENGTH_M = 0.1  # OSM has zero-length edges between coincident nodes; keep times positive
 
 
-def load_graphml(path: str | os.PathLike[str]) -> RoadMap:
+def load_graphml(
+    path: str | os.PathLike[str], cap_kmh: float | None = None, congestion: float = 1.0
+) -> RoadMap:
     """Read a GraphML road network; keep its largest strongly connected component.
+    Edge speeds: `speeds.edge_speed` with the given cap and congestion factor.
 
     Raises MapError (naming the file and the problem) for anything unusable.
     """
@@ -39,7 +42,7 @@ def load_graphml(path: str | os.PathLike[str]) -> RoadMap:
         if u == v:
             continue  # self-loops never shorten a route
         length = _edge_length(path, u, v, attrs)
-        speed = edge_speed(attrs)
+        speed = edge_speed(attrs, cap_kmh, congestion)
         edge = {
             "length": length,
             "speed": speed,

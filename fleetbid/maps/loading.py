@@ -11,19 +11,34 @@ from fleetbid.maps.graphml import load_graphml
 from fleetbid.maps.roadmap import RoadMap
 
 BUILTIN = "builtin"
+SUBURB = "suburb"  # the generated sparse suburb (maps/suburb.py)
+DENSE_PREFIX = "dense:"  # "dense:PATH": a GraphML city with the paper's cap and congestion
 
 
 def load_map(spec: str | os.PathLike[str] | None, seed: int = 0) -> RoadMap:
-    """None or "builtin" -> the generated city for ``seed``; anything else is a GraphML path.
+    """None or "builtin" -> the generated city for ``seed``; "suburb" -> the generated suburb;
+    "dense:PATH" -> a GraphML city with the paper's speed cap and congestion; anything else is a
+    GraphML path.
 
     Several agents in one process share the same (read-only) RoadMap object.
     """
     if spec is None or spec == BUILTIN:
         return _cached(BUILTIN, seed)
+    if spec == SUBURB:
+        return _cached(SUBURB, seed)
+    if isinstance(spec, str) and spec.startswith(DENSE_PREFIX):
+        path = Path(spec[len(DENSE_PREFIX):]).expanduser().resolve()
+        return _cached(DENSE_PREFIX + str(path), 0)
     # The seed does not affect a file map, so all seeds share one load.
     return _cached(str(Path(spec).expanduser().resolve()), 0)
 
 
 @lru_cache(maxsize=16)
 def _cached(spec: str, seed: int) -> RoadMap:
+    from fleetbid.maps.paper import dense_map, sparse_map
+
+    if spec == SUBURB:
+        return sparse_map(seed)
+    if spec.startswith(DENSE_PREFIX):
+        return dense_map(spec[len(DENSE_PREFIX):])
     return generate_city(seed) if spec == BUILTIN else load_graphml(spec)

@@ -63,7 +63,15 @@ def highway_speed(tag: Any) -> float:
     return (fmean(speeds) if speeds else DEFAULT_KMH) * KMH
 
 
-def edge_speed(attrs: dict[str, Any]) -> float:
-    """Speed in m/s for an OSMnx edge attribute dict."""
+def edge_speed(
+    attrs: dict[str, Any], cap_kmh: float | None = None, congestion: float = 1.0
+) -> float:
+    """Speed in m/s for an OSMnx edge attribute dict: maxspeed or the class default, capped at
+    `cap_kmh` (a city-wide limit), then times `congestion` (1 = free flow)."""
+    if not 0 < congestion <= 1:
+        raise ValueError(f"congestion factor must be in (0, 1], got {congestion}")
     speed = parse_maxspeed(attrs.get("maxspeed"))
-    return speed if speed is not None else highway_speed(attrs.get("highway"))
+    speed = speed if speed is not None else highway_speed(attrs.get("highway"))
+    if cap_kmh is not None:
+        speed = min(speed, cap_kmh * KMH)
+    return speed * congestion

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from fleetbid.policies import POLICIES
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -33,6 +35,10 @@ class RunConfig:
     replicas: int = 1
     standby_hosts: int = 1
     kill_leader_after: int | None = None  # fault injection: SIGKILL the leader's host then
+    # Dispatch policy (fleetbid/policies): "auction" runs the auction agents as always; the
+    # others are decided by the MainManager over its registry of idle vehicles.
+    policy: str = "auction"
+    batch_s: float = 10.0  # simulated seconds between decisions of the batch policies
 
     def __post_init__(self) -> None:
         checks = [
@@ -53,6 +59,8 @@ class RunConfig:
             (self.kill_leader_after is None or self.replicas >= 2,
              "--kill-leader-after needs --replicas >= 2 (a lone manager has no one to fail "
              "over to)"),
+            (self.policy in POLICIES, f"--policy must be one of {', '.join(POLICIES)}"),
+            (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
         ]
         for ok, message in checks:
             if not ok:

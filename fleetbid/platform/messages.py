@@ -286,6 +286,39 @@ class Lost(Body):
     auction_id: AuctionId
 
 
+# --- direct dispatch (policies other than auction, fleetbid/policies) --------------------------
+
+
+class Dispatch(Body):
+    """MainManager -> Vehicle: the policy gave you this passenger; drive there."""
+
+    TYPE = "dispatch"
+    PERFORMATIVES = ("request",)
+    auction_id: AuctionId  # the request id, as for auctions
+    passenger: Jid
+    pickup: NodeId
+    dropoff: NodeId
+
+
+class DispatchConfirmed(Body):
+    """Vehicle -> MainManager: on my way (`eta_s` from my node to the pickup)."""
+
+    TYPE = "dispatch-confirmed"
+    PERFORMATIVES = ("agree",)
+    auction_id: AuctionId
+    eta_s: NonNeg
+    trips: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class DispatchDeclined(Body):
+    """Vehicle -> MainManager: I am not idle (the registry was stale); ask someone else."""
+
+    TYPE = "dispatch-declined"
+    PERFORMATIVES = ("refuse",)
+    auction_id: AuctionId
+    reason: Reason
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
@@ -314,8 +347,8 @@ SCHEMAS: dict[str, type[Body]] = {
         RideRequest, RideAssigned, RideUnserved, PickedUp, VehicleAvailable, OpenAuction,
         Participation, AuctionPhase, AuctionClosed, AdmissionRefused, GroupCall, CallForBids,
         Bid, BidDeclined, GroupBest, BidReceived, Award, AwardConfirmed, AwardDeclined,
-        AuctionResult, Lost,
-        NotUnderstood, Refused,
+        AuctionResult, Lost, NotUnderstood, Refused, Dispatch, DispatchConfirmed,
+        DispatchDeclined,
     )
 }
 # --- law-governed auctions (docs/laws.md): rounds, certificates, audit, complaints ----------

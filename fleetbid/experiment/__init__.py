@@ -1,0 +1,1 @@
+"""`fleetbid experiment paper`: reproduce the fleet paper's evaluation, side by side."""

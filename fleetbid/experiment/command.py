@@ -1,0 +1,106 @@
+"""`fleetbid experiment paper --out DIR [--fast] [--quick] [--seeds K] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fleetbid.experiment.sweep import DENSE_SPEC, SPARSE_SPEC, SweepSettings
+
+FULL_PASSENGERS = (100, 250, 500, 1000, 1500, 2000)
+QUICK_PASSENGERS = (150, 400)
+FULL_LATENCY = ((50, 100, 1000), ("0", "1", "2", "auto"), 100)
+QUICK_LATENCY = ((50,), ("0", "auto"), 50)
+LIVE_SPEED = 600.0  # simulated seconds per wall second in live sweeps
+POLICY_ORDER = ("fifo", "nearest", "auction", "batch-auction", "optimal")
+
+
+def add_parser(sub: Any) -> None:
+    exp = sub.add_parser("experiment", help="reproduce published evaluations")
+    which = exp.add_subparsers(dest="experiment", required=True)
+    p = which.add_parser("paper", help="the fleet paper: waiting times, Tables I and II")
+    p.add_argument("--out", required=True, help="directory for plots, report.md, results.json")
+    p.add_argument("--fast", action="store_true",
+                   help="waiting-time sweeps in the simulator (Table II is always live)")
+    p.add_argument("--quick", action="store_true", help="a reduced grid for smoke runs")
+    p.add_argument("--seeds", type=int, default=1, help="repetitions (%(default)s)")
+    p.add_argument("--dense-map", default=DENSE_SPEC.removeprefix("dense:"),
+                   help="GraphML of the dense city (%(default)s)")
+    p.add_argument("--no-latency", action="store_true", help="skip Table II (live agents)")
+    p.add_argument("--spacing", type=float, default=0.1,
+                   help="Table II: wall seconds between two requests (%(default)s); keep the "
+                        "rate below what `fleetbid bench auction` sustains")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
+    p.set_defaults(func=cmd_paper)
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    from fleetbid.experiment.latency import latency_table
+    from fleetbid.experiment.report import write_report
+    from fleetbid.experiment.sweep import live_sweep, sim_sweep
+    from fleetbid.platform import eventloop
+    from fleetbid.platform.config import RunConfig
+
+    if args.seeds < 1:
+        raise ValueError("--seeds must be >= 1")
+    if not args.spacing > 0:
+        raise ValueError("--spacing must be > 0")
+    if not Path(args.dense_map).is_file():
+        raise ValueError(f"dense map not found: {args.dense_map}")
+    started = time.perf_counter()
+
+    def say(text: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+    settings = SweepSettings(
+        maps={"dense": "dense:" + args.dense_map, "sparse": SPARSE_SPEC},
+        policies=POLICY_ORDER,
+        passengers=QUICK_PASSENGERS if args.quick else FULL_PASSENGERS,
+        seeds=args.seeds,
+    )
+    if args.fast:
+        points = sim_sweep(settings, say)
+    else:
+        points = live_sweep(settings, lambda spec, pol, n, seed: _live_run(settings, spec, pol,
+                                                                           n, seed), say)
+    latency: list[dict[str, Any]] = []
+    if not args.no_latency:
+        sizes, proxies, vehicles = QUICK_LATENCY if args.quick else FULL_LATENCY
+        base = RunConfig(vehicles=vehicles, map=settings.maps["dense"], requests=0)
+        latency = eventloop.run(latency_table(base, proxies, sizes, say, args.spacing))
+    meta = {
+        "command": "fleetbid " + " ".join(sys.argv[1:]),
+        "source": "simulator" if args.fast else "live agents",
+        "vehicles": settings.vehicles, "rate_per_min": settings.rate_per_min,
+        "passengers": list(settings.passengers), "seeds": settings.seeds,
+        "batch_s": settings.batch_s, "clusters": settings.clusters,
+        "latency_spacing_s": args.spacing,
+        "wall_s": None,
+    }
+    meta["wall_s"] = round(time.perf_counter() - started, 1)
+    summ = write_report(Path(args.out), points, latency, meta)
+    say(f"wrote {args.out}/report.md, results.json and plots")
+    if args.json:
+        print(json.dumps(summ))
+    else:
+        print((Path(args.out) / "report.md").read_text())
+    return 0
+
+
+def _live_run(settings: SweepSettings, spec: str, policy: str, n: int, seed: int) -> dict[str, Any]:
+    from fleetbid.platform import eventloop
+    from fleetbid.platform.config import RunConfig
+    from fleetbid.platform.run_job import run_scenario
+
+    config = RunConfig(
+        vehicles=settings.vehicles, requests=n, rate=settings.rate_per_min, speed=LIVE_SPEED,
+        seed=seed, map=spec, clusters=settings.clusters, radius_m=1e9, patience_s=1e9,
+        policy=policy, batch_s=settings.batch_s,
+    )
+    return eventloop.run(run_scenario(config, progress=False))

@@ -1,0 +1,67 @@
+"""`fleetbid experiment paper --quick --fast`: the CI smoke run of the whole experiment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleetbid.experiment.report import summary
+from fleetbid.experiment.sweep import Point
+
+ROOT = Path(__file__).resolve().parents[1]
+DENSE = ROOT.parent / "shared" / "maps" / "central_bengaluru.graphml"
+
+
+def _point(policy: str, wait: float, dead: float, gap: float | None = None) -> Point:
+    return Point("dense", policy, 100, 0, wait, wait * 2, dead, 100, 0, gap, 0.1, "sim")
+
+
+def test_summary_improvement_is_relative_to_fifo_at_the_top_load() -> None:
+    points = [_point("fifo", 400.0, 0.5), _point("auction", 100.0, 0.2),
+              _point("batch-auction", 90.0, 0.2, 0.001), _point("optimal", 90.0, 0.2)]
+    points.append(Point("dense", "fifo", 50, 0, 10.0, 20.0, 0.1, 50, 0, None, 0.1, "sim"))
+    s = summary(points, [])
+    assert s["passengers"] == 100
+    assert s["wait_improvement_vs_fifo"]["dense"]["auction"] == pytest.approx(0.75)
+    assert s["deadhead_ratio"]["dense"]["fifo"] == 0.5
+    assert s["batch_vs_optimal_gap"]["dense"] == pytest.approx(0.001)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not DENSE.is_file(), reason="the shared Bengaluru map is not available")
+def test_experiment_paper_quick(tmp_path: Path) -> None:
+    out = tmp_path / "paper"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleetbid.cli", "experiment", "paper", "--out", str(out),
+         "--quick", "--fast", "--json", "--dense-map", str(DENSE)],
+        capture_output=True, text=True, env=env, timeout=240, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    s = json.loads(proc.stdout)
+    for m in ("dense", "sparse"):
+        assert set(s["deadhead_ratio"][m]) == {"fifo", "nearest", "auction", "batch-auction",
+                                               "optimal"}
+        assert s["wait_improvement_vs_fifo"][m]["fifo"] == 0.0
+        assert 0 <= s["batch_vs_optimal_gap"][m] < 0.02
+        # Any policy that looks at distance beats FIFO's blind choice on empty driving.
+        assert s["deadhead_ratio"][m]["nearest"] < s["deadhead_ratio"][m]["fifo"]
+    assert s["latency_ms"] and all(v is not None and v > 0 for v in s["latency_ms"].values())
+    for name in ("report.md", "results.json", "wait_avg_dense.png", "wait_max_sparse.png"):
+        assert (out / name).stat().st_size > 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["points"]) == 2 * 5 * 2  # maps × policies × passenger counts
+    assert "Table II" in (out / "report.md").read_text()
+
+
+def test_experiment_refuses_a_missing_map(tmp_path: Path) -> None:
+    from fleetbid.cli import main
+
+    code = main(["experiment", "paper", "--out", str(tmp_path), "--fast", "--quick",
+                 "--dense-map", str(tmp_path / "nope.graphml")])
+    assert code == 2

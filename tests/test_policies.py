@@ -1,0 +1,146 @@
+"""Dispatch policies on hand-made graphs, and the ε-auction against linear_sum_assignment."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+
+from fleetbid.policies import Idle, Waiting, make_policy
+from fleetbid.policies.eps_auction import eps_auction, min_cost_assignment
+
+
+class LineGeo:
+    """Nodes "0".."n" on a line, 1 s and 100 m per unit; cluster = given map (default 0)."""
+
+    def __init__(self, clusters: dict[str, int] | None = None) -> None:
+        self.clusters = clusters or {}
+
+    def times(self, origins: Sequence[str], targets: Sequence[str]) -> np.ndarray:
+        return np.array([[abs(int(o) - int(t)) * 1.0 for t in targets] for o in origins],
+                        dtype=float).reshape(len(origins), len(targets))
+
+    def cluster_of(self, node: str) -> int:
+        return self.clusters.get(node, 0)
+
+    def distance_m(self, a: str, b: str) -> float:
+        return abs(int(a) - int(b)) * 100.0
+
+
+def w(rid: str, node: str, at: float = 0.0, cluster: int = 0) -> Waiting:
+    return Waiting(rid, node, at, cluster)
+
+
+def test_fifo_takes_longest_idle_whatever_the_distance() -> None:
+    idle = [Idle("near", "10", since=50.0), Idle("far", "90", since=5.0)]
+    got = make_policy("fifo").assign([w("r1", "11")], idle, LineGeo())
+    assert [(a.request_id, a.vehicle) for a in got] == [("r1", "far")]
+
+
+def test_fifo_serves_in_arrival_order_and_breaks_ties_by_id() -> None:
+    idle = [Idle("b", "0", 0.0), Idle("a", "5", 0.0)]
+    got = make_policy("fifo").assign([w("r1", "9"), w("r2", "1"), w("r3", "2")], idle, LineGeo())
+    assert [(a.request_id, a.vehicle) for a in got] == [("r1", "a"), ("r2", "b")]
+
+
+def test_nearest_picks_the_nearest_idle_vehicle_for_the_head_first() -> None:
+    idle = [Idle("v1", "0", 0.0), Idle("v2", "20", 0.0), Idle("v3", "7", 0.0)]
+    got = make_policy("nearest").assign([w("r1", "8"), w("r2", "19")], idle, LineGeo())
+    assert [(a.request_id, a.vehicle) for a in got] == [("r1", "v3"), ("r2", "v2")]
+
+
+def test_auction_winner_is_smallest_travel_time_within_the_cluster() -> None:
+    # v_out is nearest but in another cluster; among cluster 0, v_b (T=3) beats v_a (T=6).
+    geo = LineGeo({"9": 1, "10": 1})
+    idle = [Idle("v_out", "9", 0.0), Idle("v_a", "2", 0.0), Idle("v_b", "11", 0.0)]
+    got = make_policy("auction").assign([w("r1", "8", cluster=0)], idle, geo)
+    assert [(a.request_id, a.vehicle) for a in got] == [("r1", "v_b")]
+
+
+def test_auction_respects_radius_and_lets_other_clusters_go_ahead() -> None:
+    geo = LineGeo({"50": 1, "52": 1})
+    idle = [Idle("v_far", "30", 0.0), Idle("v1", "52", 0.0)]
+    policy = make_policy("auction", radius_m=500.0)
+    got = policy.assign([w("r1", "0", cluster=0), w("r2", "50", cluster=1)], idle, geo)
+    assert [(a.request_id, a.vehicle) for a in got] == [("r2", "v1")]  # r1 waits
+
+
+def test_batch_beats_greedy_on_a_crossing_instance() -> None:
+    # Greedy nearest gives r1 the vehicle at 5 and r2 the one at 0: 1 + 10 = 11 s;
+    # the batch matching gives 4 + 5 = 9 s.
+    idle = [Idle("a", "0", 0.0), Idle("b", "5", 0.0)]
+    waiting = [w("r1", "4"), w("r2", "10")]
+    greedy = make_policy("nearest").assign(waiting, idle, LineGeo())
+    batch = make_policy("batch-auction").assign(waiting, idle, LineGeo())
+    optimal = make_policy("optimal").assign(waiting, idle, LineGeo())
+    assert {(a.request_id, a.vehicle) for a in greedy} == {("r1", "b"), ("r2", "a")}
+    assert {(a.request_id, a.vehicle) for a in batch} == {("r1", "a"), ("r2", "b")}
+    assert set(batch) == set(optimal)
+
+
+def test_batch_spills_over_to_other_clusters() -> None:
+    geo = LineGeo({"40": 1})
+    got = make_policy("batch-auction").assign([w("r1", "40", cluster=1)],
+                                              [Idle("a", "0", 0.0)], geo)
+    assert [(a.request_id, a.vehicle) for a in got] == [("r1", "a")]
+
+
+def test_unknown_policy_and_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy("random")
+    with pytest.raises(ValueError):
+        make_policy("batch-auction", batch_s=0)
+    with pytest.raises(ValueError):
+        make_policy("auction", radius_m=-1)
+    with pytest.raises(ValueError):
+        eps_auction(np.array([[1.0, math.nan]]), 0.1)
+    with pytest.raises(ValueError):
+        min_cost_assignment(np.array([[0.5]]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 60), st.data())
+def test_eps_auction_equals_optimal_on_integer_instances(
+    rows: int, cols: int, top: int, data: st.DataObject
+) -> None:
+    cost = np.array(data.draw(st.lists(st.lists(st.integers(0, top), min_size=cols,
+                                                max_size=cols), min_size=rows, max_size=rows)))
+    pairs = min_cost_assignment(cost)
+    r, c = linear_sum_assignment(cost)
+    assert len(pairs) == min(rows, cols)
+    assert len({i for i, _ in pairs}) == len({j for _, j in pairs}) == len(pairs)
+    assert sum(cost[i, j] for i, j in pairs) == cost[r, c].sum()
+
+
+def test_dispatch_messages_round_trip_and_reject_bad_input() -> None:
+    from fleetbid.platform import messages as msgs
+
+    body = msgs.Dispatch(auction_id="r1", passenger="p@localhost", pickup="1", dropoff="2")
+    assert msgs.decode(msgs.encode("v@localhost", body)) == body
+    confirmed = msgs.DispatchConfirmed(auction_id="r1", eta_s=12.5, trips=3)
+    assert msgs.decode(msgs.encode("mm@localhost", confirmed)) == confirmed
+    bad = msgs.encode("v@localhost", body)
+    bad.set_metadata("performative", "inform")
+    with pytest.raises(msgs.ProtocolError, match="performative"):
+        msgs.decode(bad)
+    bad = msgs.encode("v@localhost", body)
+    bad.body = '{"auction_id": "r1", "passenger": "nobody", "pickup": "1", "dropoff": "2"}'
+    with pytest.raises(msgs.ProtocolError):
+        msgs.decode(bad)
+    with pytest.raises(ValueError):
+        msgs.DispatchConfirmed(auction_id="r1", eta_s=math.inf)
+
+
+def test_run_config_validates_the_policy() -> None:
+    from fleetbid.platform.config import RunConfig
+
+    assert RunConfig().policy == "auction"  # today's behaviour stays the default
+    with pytest.raises(ValueError, match="--policy"):
+        RunConfig(policy="greedy")
+    with pytest.raises(ValueError, match="--batch"):
+        RunConfig(policy="optimal", batch_s=0)

@@ -138,7 +138,8 @@ class Fleet:
             assert self.plan is not None
             if index in self.plan.replica_hosts:
                 # A replica host may die (or be killed): its group carries on without it.
-                log.warning("replica host %d exited", index)
+                if not self._stopping:
+                    log.warning("replica host %d exited", index)
                 return
             if not self._stopping:
                 # Rides hosted there will never report: fail them rather than hang.

@@ -25,6 +25,7 @@ from fleetbid.platform import messages as m
 log = logging.getLogger("fleetbid.auction")
 
 OPENING, WAITING, BIDDING, AWARDING = "opening", "waiting", "bidding", "awarding"
+RECALLS = 2  # rounds re-run with the same vehicles when none bid in time
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Auction:
     bidders: int = 0
     timers: list[asyncio.Handle] = field(default_factory=list)
     rounds: int = 0
+    recalls: int = 0  # rounds re-run because nobody bid in time (see `no_bids`)
     refusals: dict[str, m.AdmissionRefused] = field(default_factory=dict)  # sent at the end
     law_state: strategies.Rounds | None = None  # English/Dutch rounds under way (laws/)
 
@@ -291,9 +293,22 @@ class AuctionBehaviour(ProtocolBehaviour):
         return strategies.price(law, auction.book, offer)
 
     async def no_bids(self, auction: Auction) -> None:
-        """Nobody (left) to award: close this round; wait for new vehicles while patience lasts."""
+        """Nobody (left) to award: close this round; wait for new vehicles while patience lasts.
+
+        A round in which no vehicle bid at all may only have been slow (a burst of auctions
+        loads the machine and bids arrive after the deadline): the same vehicles are called
+        again, up to RECALLS times, before the auction waits for newly idle vehicles, which
+        the vehicles that were merely late would never become."""
         await self.close_round(auction, winner=None)
+        silent = (auction.bidders or _book_bidders(auction)) == 0 and auction.award is None
         if self.now() < self.patience_end(auction.spec):
+            if silent and auction.admitted and auction.recalls < RECALLS:
+                auction.recalls += 1
+                auction.book = None
+                auction.groups.clear()
+                auction.standing.clear()
+                await self.start_bidding(auction)
+                return
             auction.admitted.clear()
             auction.book = None
             auction.groups.clear()

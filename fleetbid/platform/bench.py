@@ -113,7 +113,9 @@ def cmd_bench_auction(args: argparse.Namespace) -> int:
     from fleetbid.cli import config_from
 
     config = config_from(args, requests=0)
-    config = dataclasses.replace(config, speed=BENCH_SPEED, patience_s=1e9)
+    # Patience of a minute of wall time: long enough never to end a live auction, finite so
+    # that a lost one ends the benchmark with an unserved ride instead of hanging it.
+    config = dataclasses.replace(config, speed=BENCH_SPEED, patience_s=60 * BENCH_SPEED)
 
     async def main(endpoint: XmppEndpoint) -> dict[str, Any]:
         return await bench_auction(config, endpoint, args.latency_auctions, args.auctions,

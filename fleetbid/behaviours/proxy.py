@@ -16,10 +16,11 @@ from fleetbid.platform import messages as m
 log = logging.getLogger("fleetbid.proxy")
 
 # Report this many wall seconds before the manager's deadline, so the report arrives in time
-# (a margin in simulated time would shrink to nothing at high simulation speeds). It covers
-# one XMPP hop and, with replicated managers, the ordering of the report, both of which
-# take tens of milliseconds when a burst of auctions loads the machine.
-DEADLINE_MARGIN_WALL_S = 0.15
+# (a margin in simulated time would shrink to nothing at high simulation speeds): one XMPP
+# hop, and with replicated managers also the ordering of the report, which takes tens of
+# milliseconds when a burst of auctions loads the machine.
+DEADLINE_MARGIN_WALL_S = 0.05
+REPLICATED_MARGIN_WALL_S = 0.15
 
 
 @dataclass
@@ -79,7 +80,9 @@ class ProxyBehaviour(ProtocolBehaviour):
         for vehicle in body.vehicles:
             await self.tell(vehicle, call)
         clock = self.agent.world.clock
-        wait = body.deadline - DEADLINE_MARGIN_WALL_S * clock.speed - clock.now()
+        replicated = self.agent.world.config.replicas > 1
+        margin = REPLICATED_MARGIN_WALL_S if replicated else DEADLINE_MARGIN_WALL_S
+        wait = body.deadline - margin * clock.speed - clock.now()
         group.timer = self.later(wait, lambda: self.report(body.auction_id))
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:

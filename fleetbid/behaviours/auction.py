@@ -182,7 +182,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         if k == 0:
             auction.book = BidBook(frozenset(vehicles))
             call = m.CallForBids(auction_id=spec.auction_id, pickup=spec.pickup, n=n,
-                                 deadline=deadline)
+                                 deadline=deadline, round=auction.rounds)
             for vehicle in vehicles:
                 await self.tell(vehicle, call)
         else:
@@ -193,7 +193,7 @@ class AuctionBehaviour(ProtocolBehaviour):
                 auction.groups[proxy] = tuple(members)
                 await self.tell(proxy, m.GroupCall(
                     auction_id=spec.auction_id, pickup=spec.pickup, n=n, deadline=deadline,
-                    vehicles=tuple(members),
+                    vehicles=tuple(members), round=auction.rounds,
                 ))
         round_no = auction.rounds
         auction.timers.append(self.later(
@@ -241,6 +241,10 @@ class AuctionBehaviour(ProtocolBehaviour):
         auction = self.current(body.auction_id)
         if auction.law_state is not None:
             await strategies.on_answer(self, auction, msg, body)
+            return
+        if body.round and body.round != auction.rounds:
+            log.debug("late answer of %s to round %d of %s ignored", sender_of(msg), body.round,
+                      body.auction_id)
             return
         book = self.direct_book(auction, msg)
         try:

@@ -75,7 +75,8 @@ class ProxyBehaviour(ProtocolBehaviour):
         group = Group(manager, body, BidBook(frozenset(body.vehicles)))
         self.groups[body.auction_id] = group
         call = m.CallForBids(
-            auction_id=body.auction_id, pickup=body.pickup, n=body.n, deadline=body.deadline
+            auction_id=body.auction_id, pickup=body.pickup, n=body.n, deadline=body.deadline,
+            round=body.round,
         )
         for vehicle in body.vehicles:
             await self.tell(vehicle, call)
@@ -88,6 +89,8 @@ class ProxyBehaviour(ProtocolBehaviour):
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
         group = self.group_of(body.auction_id)
         vehicle = self.from_member(msg, group)
+        if self.late(body, group):
+            return
         try:
             group.book.add_bid(Offer(vehicle, body.bid, body.eta_s))
         except ValueError as exc:
@@ -98,12 +101,21 @@ class ProxyBehaviour(ProtocolBehaviour):
     async def on_bid_declined(self, msg: Message, body: m.BidDeclined) -> None:
         group = self.group_of(body.auction_id)
         vehicle = self.from_member(msg, group)
+        if self.late(body, group):
+            return
         try:
             group.book.add_decline(vehicle)
         except ValueError as exc:
             raise Rejected(str(exc)) from None
         if group.book.complete():
             await self.report(body.auction_id)
+
+    def late(self, body: m.Bid | m.BidDeclined, group: Group) -> bool:
+        """An answer to an earlier round of this auction (the manager called again)."""
+        if body.round and body.round != group.call.round:
+            log.debug("late answer to round %d of %s ignored", body.round, body.auction_id)
+            return True
+        return False
 
     async def report(self, auction_id: str, again: bool = False) -> None:
         """Forward the group's best standing bid (once, or again after a declined award)."""
@@ -151,6 +163,18 @@ class ProxyBehaviour(ProtocolBehaviour):
         if sender_of(msg) not in self.agent.managers:
             raise Rejected(f"{sender_of(msg)} is not an auction manager")
         self.agent.bids_acknowledged.add(body.auction_id)
+
+    async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
+        await super().on_error_reply(msg, body)
+        if body.in_reply_to != m.Award.TYPE:
+            return
+        # The awarded vehicle would not even consider the award: for the manager, a decline.
+        vehicle = sender_of(msg)
+        for auction_id, group in list(self.groups.items()):
+            if group.awarded == vehicle:
+                group.book.strike(vehicle)
+                group.awarded = None
+                await self.report(auction_id, again=True)
 
     async def on_result(self, msg: Message, body: m.AuctionResult) -> None:
         group = self.group_of(body.auction_id)

@@ -54,20 +54,23 @@ class BiddingBehaviour(ProtocolBehaviour):
         # A call for an auction we already bid in starts a new round: it supersedes the old.
         self.callers.pop(body.auction_id, None)
         if agent.state != IDLE:
-            await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=agent.state))
+            await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=agent.state,
+                                                  round=body.round))
             return
         eta = math.inf
         if agent.world.roadmap.has_node(body.pickup):
             eta = agent.world.travel.time_to(agent.node, body.pickup)
         if not math.isfinite(eta):
             reason = f"pickup {body.pickup} is not reachable on my map"
-            await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=reason))
+            await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=reason,
+                                                  round=body.round))
             return
         min_eta = agent.world.config.min_eta_s
         law = agent.controller.law_for(body.auction_id)
         bid = strategies.sealed_bid(law, body.n, eta, min_eta)
         self.callers[body.auction_id] = caller
-        await self.tell(caller, m.Bid(auction_id=body.auction_id, bid=bid, eta_s=max(eta, min_eta)))
+        await self.tell(caller, m.Bid(auction_id=body.auction_id, bid=bid, eta_s=max(eta, min_eta),
+                                      round=body.round))
 
     async def on_bid_received(self, msg: Message, body: m.BidReceived) -> None:
         if sender_of(msg) not in self.agent.managers:

@@ -178,6 +178,7 @@ class GroupCall(Body):
     n: Annotated[int, msgspec.Meta(ge=1)]  # bidders in the whole auction
     deadline: NonNeg  # simulated seconds
     vehicles: tuple[Jid, ...]
+    round: Annotated[int, msgspec.Meta(ge=0)] = 0  # the manager's round number
 
 
 class CallForBids(Body):
@@ -189,6 +190,7 @@ class CallForBids(Body):
     pickup: NodeId
     n: Annotated[int, msgspec.Meta(ge=1)]
     deadline: NonNeg
+    round: Annotated[int, msgspec.Meta(ge=0)] = 0  # the manager's round number
 
 
 class Bid(Body):
@@ -199,8 +201,8 @@ class Bid(Body):
     auction_id: AuctionId
     bid: NonNeg
     eta_s: Positive
-    # English rounds and Dutch ticks: which call this answers (a late answer must not count
-    # in the next round). 0: a sealed bid.
+    # Which call this answers: the manager's round (sealed bids), the English round or the
+    # Dutch tick + 1; a late answer must not count in the next round. 0: not said.
     round: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 

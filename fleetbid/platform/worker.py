@@ -93,7 +93,7 @@ class Worker:
             trace.install(self.config.trace, self.index, lambda: world.clock.now())
         self.login_gate = asyncio.Semaphore(PASSENGER_LOGINS)
         self.agents = [self.make(spec) for spec in self.specs]
-        await self.log_in()
+        await start_agents(self.agents)
         await self.before_ready()
         self.conn.send(("ready", {"index": self.index, "pid": os.getpid(),
                                   "agents": len(self.agents)}))
@@ -103,9 +103,6 @@ class Worker:
                 break
             await self.on_command(command)
         await self.shutdown()
-
-    async def log_in(self) -> None:
-        await start_agents(self.agents)
 
     async def before_ready(self) -> None:
         """Subclasses start what else they run once the agents are logged in."""

@@ -10,6 +10,7 @@ Times are rounded to RESOLUTION_S so the auction is exact on the rounded costs.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -44,8 +45,9 @@ class _Batch(Policy):
         self.batch_s = batch_s
         self.audit = BatchAudit() if audit else None
 
+    @abstractmethod
     def solve(self, cost: NDArray[np.int64]) -> list[tuple[int, int]]:
-        raise NotImplementedError
+        """(row, column) pairs of a minimum-cost assignment of `cost` (the subclass's solver)."""
 
     def assign(
         self, waiting: Sequence[Waiting], idle: Sequence[Idle], geo: Geography

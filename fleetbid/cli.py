@@ -8,71 +8,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fleetbid.core.config import RunConfig
 from fleetbid.laws.command import add_parsers as add_laws_parsers
 from fleetbid.maps import MapError
+from fleetbid.options import add_population_options, config_from, endpoint_from
 from fleetbid.platform import eventloop
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.xmpp_server import XmppEndpoint, external_endpoint
 from fleetbid.policies import POLICIES
 from fleetbid.service.command import add_parsers
+from fleetbid.service.complain import add_parser as add_complain_parser
 from fleetbid.tracing.command import add_parser as add_trace_parser
-
-
-def add_population_options(p: argparse.ArgumentParser) -> None:
-    d = RunConfig()
-    p.add_argument("--vehicles", type=int, default=d.vehicles, help="fleet size (%(default)s)")
-    p.add_argument("--map", default=None,
-                   help="OSMnx-style GraphML file (default: the built-in generated city)")
-    p.add_argument("--clusters", type=int, default=d.clusters,
-                   help="number of geographic clusters (%(default)s)")
-    p.add_argument("--radius", type=float, default=d.radius_m,
-                   help="admission radius δ around the pickup, metres (%(default)s)")
-    p.add_argument("--proxies", default=d.proxies,
-                   help="'auto' (about √n groups of √n), 0 (no proxy) or a fixed K")
-    p.add_argument("--processes", type=int, default=d.processes,
-                   help="OS processes for the agents (%(default)s)")
-    p.add_argument("--auction-managers", type=int, default=d.auction_managers,
-                   help="pool of AuctionManager agents (%(default)s)")
-    p.add_argument("--speed", type=float, default=d.speed,
-                   help="simulated seconds per wall second (%(default)s)")
-    p.add_argument("--bid-timeout", type=float, default=d.bid_timeout_s,
-                   help="longest bidding phase, simulated s (%(default)s)")
-    p.add_argument("--patience", type=float, default=d.patience_s,
-                   help="how long a passenger waits for a vehicle, simulated s (%(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="scenario seed (%(default)s)")
-    p.add_argument("--xmpp", metavar="HOST:PORT", default=None,
-                   help="use this XMPP server instead of the embedded one")
-    p.add_argument("--domain", default="localhost",
-                   help="XMPP domain of --xmpp (%(default)s)")
-    p.add_argument("--trace", metavar="FILE", default=None,
-                   help="record every message of every agent into FILE (JSON lines)")
-    p.add_argument("--replicas", type=int, default=3,
-                   help="replicas of the AuctionManagers' state, each its own process, kept "
-                        "identical by ISIS total order over UDP multicast (1 = no "
-                        "replication; %(default)s)")
-    p.add_argument("--standby-hosts", type=int, default=d.standby_hosts,
-                   help="spare replica hosts the group recruits after a crash (%(default)s)")
-    p.add_argument("--log-level", default="WARNING",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
-    p.add_argument("--law", default=d.law,
-                   help="default law: a built-in name or a TOML law file (%(default)s)")
-    p.add_argument("--audit", metavar="PATH", default=None,
-                   help="the auditor's SQLite file (append-only; default: in memory)")
-
-
-def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
-    return RunConfig(
-        vehicles=args.vehicles, map=args.map, clusters=args.clusters, radius_m=args.radius,
-        proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
-        speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
-        seed=args.seed, trace=args.trace, replicas=args.replicas,
-        standby_hosts=args.standby_hosts, law=args.law, audit=args.audit,
-        **extra,  # type: ignore[arg-type]
-    )
-
-
-def endpoint_from(args: argparse.Namespace) -> XmppEndpoint | None:
-    return external_endpoint(args.xmpp, args.domain) if args.xmpp else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_trace_parser(sub)
     add_parsers(sub)
     add_laws_parsers(sub)
+    add_complain_parser(sub)
 
     from fleetbid.experiment.command import add_parser as add_experiment_parser
 
@@ -140,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from fleetbid.replication.bench import cmd_bench_replication
 
                 return cmd_bench_replication(args)
-            from fleetbid.platform.bench import cmd_bench_auction
+            from fleetbid.bench.auction import cmd_bench_auction
 
             return cmd_bench_auction(args)
         if args.command == "trace":
@@ -160,8 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fleetbid.platform.run_job import run_scenario
-    from fleetbid.platform.summary import format_summary
+    from fleetbid.run.job import run_scenario
+    from fleetbid.run.summary import format_summary
 
     config = config_from(args, requests=args.requests, rate=args.rate,
                          kill_leader_after=args.kill_leader_after, policy=args.policy,

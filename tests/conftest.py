@@ -18,12 +18,12 @@ import pytest
 from spade.behaviour import CyclicBehaviour
 from spade.message import Message
 
+from fleetbid.core.config import RunConfig
 from fleetbid.maps import Clusters, RoadMap, TravelTimes, make_clusters
-from fleetbid.platform import messages as m
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.launcher import Fleet
 from fleetbid.platform.xmpp_agent import XmppAgent, start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.protocol import messages as m
+from fleetbid.run.launcher import Fleet
 
 # --- configuration ----------------------------------------------------------------------------
 
@@ -33,7 +33,7 @@ def small_config(**overrides: Any) -> RunConfig:
     defaults: dict[str, Any] = {
         "vehicles": 8, "requests": 0, "speed": 400.0, "seed": 0, "clusters": 4,
         "radius_m": 1500.0, "processes": 1, "auction_managers": 4, "bid_timeout_s": 30.0,
-        "patience_s": 600.0,
+        "patience_s": 600.0, "replicas": 1,
     }
     defaults.update(overrides)
     return RunConfig(**defaults)

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from fleetbid.maps import load_map
-from fleetbid.platform import messages as m
 from fleetbid.platform.eventloop import run
-from fleetbid.platform.launcher import Fleet
+from fleetbid.protocol import messages as m
+from fleetbid.run.launcher import Fleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

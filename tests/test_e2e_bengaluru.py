@@ -15,7 +15,7 @@ import pytest
 
 from fleetbid.maps import load_map
 from fleetbid.platform.eventloop import run
-from fleetbid.platform.launcher import Fleet
+from fleetbid.run.launcher import Fleet
 
 BENGALURU = Path(__file__).resolve().parents[2] / "shared" / "maps" / "central_bengaluru.graphml"
 

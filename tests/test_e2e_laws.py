@@ -25,11 +25,11 @@ import pytest
 from fleetbid.laws import certificates
 from fleetbid.laws.audit_store import AuditStore
 from fleetbid.laws.book import builtin_laws, load_law_file
-from fleetbid.laws.command import file_complaint
 from fleetbid.laws.schema import law_hash
-from fleetbid.platform import messages as m
 from fleetbid.platform.eventloop import run
-from fleetbid.platform.launcher import Fleet
+from fleetbid.protocol import messages as m
+from fleetbid.run.launcher import Fleet
+from fleetbid.service.complain import file_complaint
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

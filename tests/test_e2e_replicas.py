@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from fleetbid.platform.eventloop import run
-from fleetbid.platform.launcher import Fleet
-from fleetbid.platform.replication_setup import check_invariants
+from fleetbid.run.launcher import Fleet
+from fleetbid.run.replica_setup import check_invariants
 
 pytestmark = pytest.mark.e2e
 

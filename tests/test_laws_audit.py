@@ -10,7 +10,7 @@ import pytest
 
 from fleetbid.laws.audit_store import AuditStore
 from fleetbid.laws.decisions import decide
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 LAW = "a" * 64
 

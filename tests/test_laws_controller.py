@@ -10,7 +10,7 @@ from fleetbid.laws import certificates
 from fleetbid.laws.book import LawBook, builtin_laws
 from fleetbid.laws.controller import Controller
 from fleetbid.laws.schema import law_from_dict, law_hash
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 AM, VEHICLE, PASSENGER, AUDITOR = "auction-0@x", "vehicle-1@x", "passenger-1@x", "auditor@x"
 CA = "certification-authority@x"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fleetbid.behaviours.registry import withdrawal_time
+from fleetbid.core.config import RunConfig
 from fleetbid.laws.book import builtin_laws
 from fleetbid.laws.schema import law_from_dict
-from fleetbid.platform.config import RunConfig
 
 
 def test_default_law_uses_the_runs_patience_and_window() -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 from spade.message import Message
 
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 
 def raw(kind: str, body: str, performative: str, conversation: str = "a1") -> Message:

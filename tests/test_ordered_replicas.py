@@ -13,12 +13,12 @@ from typing import Any
 from spade.message import Message
 
 from fleetbid.behaviours.auction import AuctionBehaviour
-from fleetbid.behaviours.ordered import ENCODER, AppliedKeys, Entry, OrderedSlot
+from fleetbid.core.config import RunConfig
+from fleetbid.core.world import World
 from fleetbid.laws.book import book_for
 from fleetbid.laws.controller import Controller
-from fleetbid.platform import messages as m
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.world import World
+from fleetbid.protocol import messages as m
+from fleetbid.replicated.ordered import ENCODER, AppliedKeys, Entry, OrderedSlot
 
 MANAGER = "auction-0@localhost"
 MAIN = "main-manager@localhost"
@@ -131,7 +131,7 @@ async def scenario() -> dict[str, Any]:
 
 
 def _decode(payload: bytes) -> Entry:
-    from fleetbid.behaviours.ordered import DECODER
+    from fleetbid.replicated.ordered import DECODER
 
     return DECODER.decode(payload)
 

@@ -118,7 +118,7 @@ def test_eps_auction_equals_optimal_on_integer_instances(
 
 
 def test_dispatch_messages_round_trip_and_reject_bad_input() -> None:
-    from fleetbid.platform import messages as msgs
+    from fleetbid.protocol import messages as msgs
 
     body = msgs.Dispatch(auction_id="r1", passenger="p@localhost", pickup="1", dropoff="2")
     assert msgs.decode(msgs.encode("v@localhost", body)) == body
@@ -137,7 +137,7 @@ def test_dispatch_messages_round_trip_and_reject_bad_input() -> None:
 
 
 def test_run_config_validates_the_policy() -> None:
-    from fleetbid.platform.config import RunConfig
+    from fleetbid.core.config import RunConfig
 
     assert RunConfig().policy == "auction"  # today's behaviour stays the default
     with pytest.raises(ValueError, match="--policy"):

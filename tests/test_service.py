@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fleetbid.agents import Directory
+from fleetbid.core.config import RunConfig
+from fleetbid.core.directory import Directory
 from fleetbid.maps import load_map
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.population import vehicle_start_nodes
 from fleetbid.platform.xmpp_server import XmppEndpoint, free_port
+from fleetbid.run.population import vehicle_start_nodes
 from fleetbid.service.script import Place, load_rides, parse_csv, parse_jsonl
 from fleetbid.service.serve import AlreadyServing, clear_stale, serve_lock
 from fleetbid.service.state import (

@@ -7,13 +7,13 @@ import math
 
 import pytest
 
+from fleetbid.core.config import RunConfig
+from fleetbid.core.scenario import Request, poisson_requests
 from fleetbid.maps import generate_city, load_map, make_clusters
 from fleetbid.platform import eventloop
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.launcher import Fleet
-from fleetbid.platform.population import vehicle_start_nodes
-from fleetbid.platform.scenario import Request, poisson_requests
 from fleetbid.policies import POLICIES, make_policy
+from fleetbid.run.launcher import Fleet
+from fleetbid.run.population import vehicle_start_nodes
 from fleetbid.sim import TravelMatrix, simulate
 
 
@@ -103,6 +103,7 @@ def test_live_agents_and_simulator_make_the_same_assignments(policy: str) -> Non
     # Seed 15 keeps every pair of events >= 4 simulated s apart, and the four policies
     # choose four different assignment sets, so the comparison is a real one.
     config = RunConfig(vehicles=4, requests=0, speed=80.0, seed=15, map="suburb", clusters=2,
+                       replicas=1,
                        radius_m=1e9, processes=2, auction_managers=2, policy=policy,
                        batch_s=30.0, patience_s=5000.0)
     roadmap = load_map(config.map, config.seed)

@@ -19,8 +19,8 @@ import pytest
 from spade.behaviour import CyclicBehaviour, OneShotBehaviour
 from spade.message import Message
 
+from fleetbid.bench.raw_xmpp import measure_xmpp_throughput
 from fleetbid.platform.eventloop import run
-from fleetbid.platform.raw_bench import measure_xmpp_throughput
 from fleetbid.platform.xmpp_agent import COUNTERS, XmppAgent, on_receive, on_send, start_agents
 from fleetbid.platform.xmpp_server import (
     EmbeddedXmppServer,

@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from spade.message import Message
 
-from fleetbid.platform import messages as m
-from fleetbid.platform.world import World
+from fleetbid.core.directory import Directory
+from fleetbid.core.world import World
 from fleetbid.platform.xmpp_agent import XmppAgent
 from fleetbid.platform.xmpp_server import XmppEndpoint
-
-
-@dataclass(frozen=True)
-class Directory:
-    """The population's well-known JIDs (agents check senders against these)."""
-
-    main_manager: str
-    auction_managers: tuple[str, ...]
-    proxies: tuple[str, ...]
-    vehicles: frozenset[str]
-    # Law-governed auctions (docs/laws.md): the agents laws name, and the CA's public key.
-    authority: str = ""
-    auditor: str = ""
-    complaints: str = ""
-    authority_key: str = ""
-
-    def services(self) -> dict[str, str]:
-        """Law agent name -> JID (a law names its CA, auditor and complaints agent)."""
-        named = {"certification-authority": self.authority, "auditor": self.auditor,
-                 "complaints": self.complaints}
-        return {name: jid for name, jid in named.items() if jid}
+from fleetbid.protocol import messages as m
 
 
 class FleetAgent(XmppAgent):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fleetbid.agents.fleet_agent import Directory, FleetAgent
+from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.passenger import RideBehaviour, RideOutcome
-from fleetbid.platform.world import World
+from fleetbid.core.directory import Directory
+from fleetbid.core.world import World
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fleetbid.agents.fleet_agent import Directory, FleetAgent
+from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.vehicle import IDLE, AnnounceBehaviour, BiddingBehaviour, Leg
-from fleetbid.laws.vehicle_certs import RequestCertificate
-from fleetbid.platform.world import World
+from fleetbid.behaviours.vehicle_certs import RequestCertificate
+from fleetbid.core.directory import Directory
+from fleetbid.core.world import World
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 

@@ -18,9 +18,9 @@ from spade.message import Message
 from fleetbid.auction import admission
 from fleetbid.auction.book import BidBook, Offer
 from fleetbid.auction.rules import group_count, split_groups
+from fleetbid.behaviours import auction_types as strategies
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
-from fleetbid.laws import strategies
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.auction")
 

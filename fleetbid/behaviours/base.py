@@ -14,15 +14,12 @@ import asyncio
 import collections
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from spade.behaviour import CyclicBehaviour
 from spade.message import Message
 
-from fleetbid.platform import messages as m
-
-if TYPE_CHECKING:
-    from fleetbid.behaviours.ordered import OrderedSlot
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.protocol")
 
@@ -30,6 +27,19 @@ Handler = Callable[[Message, Any], Awaitable[None]]
 Cancellable = asyncio.TimerHandle | Any  # ordered mode returns its own handle with cancel()
 
 SEEN_IDS = 4096  # message ids remembered per behaviour to drop duplicates
+
+
+class Ordering(Protocol):
+    """What a replicated role's behaviour hands its inputs, outputs and timers to
+    (implemented by `replicated.ordered.OrderedSlot`)."""
+
+    stamp: float
+
+    def capture(self, msg: Message) -> None: ...
+
+    def output(self, msg: Message) -> bool: ...
+
+    def timer(self, sim_seconds: float, callback: Callable[[], Awaitable[None]]) -> Any: ...
 
 
 class Rejected(Exception):
@@ -50,7 +60,7 @@ class ProtocolBehaviour(CyclicBehaviour):
         # Handlers and timers take turns: state changes of one role never interleave.
         self.lock = asyncio.Lock()
         # Set on a replica of a replicated role: inputs go through the group's total order.
-        self.ordered: OrderedSlot | None = None
+        self.ordered: Ordering | None = None
         self.seen: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
 
     def now(self) -> float:

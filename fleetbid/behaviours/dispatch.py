@@ -20,9 +20,9 @@ from numpy.typing import NDArray
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
-from fleetbid.platform import messages as m
-from fleetbid.platform.world import World
+from fleetbid.core.world import World
 from fleetbid.policies import Idle, Waiting, make_policy
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.dispatch")
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.passenger")
 

@@ -11,7 +11,7 @@ from spade.message import Message
 
 from fleetbid.auction.book import BidBook, Offer
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.proxy")
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.core.config import RunConfig
 from fleetbid.laws.schema import Law
-from fleetbid.platform import messages as m
-from fleetbid.platform.config import RunConfig
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.registry")
 

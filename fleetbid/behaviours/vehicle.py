@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from spade.behaviour import OneShotBehaviour
 from spade.message import Message
 
-from fleetbid.behaviours import dispatched
+from fleetbid.behaviours import auction_types as strategies
+from fleetbid.behaviours import vehicle_certs
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
-from fleetbid.laws import strategies, vehicle_certs
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.vehicle")
 
@@ -39,7 +39,7 @@ class BiddingBehaviour(ProtocolBehaviour):
             m.Lost: self.on_lost,
             m.AdmissionRefused: self.on_admission_refused,
             m.BidReceived: self.on_bid_received,
-            m.Dispatch: self.on_dispatch,  # policies other than auction (behaviours/dispatched)
+            m.Dispatch: self.on_dispatch,  # policies other than auction
         }
         self.handlers.update(strategies.vehicle_handlers(self))  # English/Dutch rounds (laws/)
         self.handlers.update(vehicle_certs.certificate_handlers(self))
@@ -99,7 +99,25 @@ class BiddingBehaviour(ProtocolBehaviour):
         agent.add_behaviour(TripBehaviour(body))
 
     async def on_dispatch(self, msg: Message, body: m.Dispatch) -> None:
-        await dispatched.on_dispatch(self, msg, body)
+        """Policies other than auction: the MainManager assigns; take it if idle."""
+        agent = self.agent
+        if sender_of(msg) != agent.manager_jid:
+            raise Rejected(f"{sender_of(msg)} is not the main manager")
+        if not agent.world.roadmap.has_node(body.pickup) or not agent.world.roadmap.has_node(
+                body.dropoff):
+            raise Rejected("pickup or drop-off is not on my map")
+        if agent.state != IDLE:
+            await self.tell(agent.manager_jid, m.DispatchDeclined(
+                auction_id=body.auction_id, reason=f"already assigned ({agent.state})"))
+            return
+        eta = agent.world.travel.time_to(agent.node, body.pickup)
+        agent.state = TO_PICKUP  # before any await: a second dispatch now sees us busy
+        await self.tell(agent.manager_jid, m.DispatchConfirmed(
+            auction_id=body.auction_id, eta_s=eta, trips=agent.trips))
+        agent.add_behaviour(TripBehaviour(m.Award(
+            auction_id=body.auction_id, vehicle=str(agent.jid.bare), passenger=body.passenger,
+            pickup=body.pickup, dropoff=body.dropoff, price=0.0,
+        )))
 
     async def on_lost(self, msg: Message, body: m.Lost) -> None:
         if self.callers.get(body.auction_id) != sender_of(msg):

@@ -41,11 +41,11 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
+    from fleetbid.core.config import RunConfig
     from fleetbid.experiment.latency import latency_table
     from fleetbid.experiment.report import write_report
     from fleetbid.experiment.sweep import live_sweep, sim_sweep
     from fleetbid.platform import eventloop
-    from fleetbid.platform.config import RunConfig
 
     if args.seeds < 1:
         raise ValueError("--seeds must be >= 1")
@@ -72,7 +72,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
     latency: list[dict[str, Any]] = []
     if not args.no_latency:
         sizes, proxies, vehicles = QUICK_LATENCY if args.quick else FULL_LATENCY
-        base = RunConfig(vehicles=vehicles, map=settings.maps["dense"], requests=0)
+        base = RunConfig(vehicles=vehicles, map=settings.maps["dense"], requests=0, replicas=1)
         latency = eventloop.run(latency_table(base, proxies, sizes, say, args.spacing))
     meta = {
         "command": "fleetbid " + " ".join(sys.argv[1:]),
@@ -94,13 +94,13 @@ def cmd_paper(args: argparse.Namespace) -> int:
 
 
 def _live_run(settings: SweepSettings, spec: str, policy: str, n: int, seed: int) -> dict[str, Any]:
+    from fleetbid.core.config import RunConfig
     from fleetbid.platform import eventloop
-    from fleetbid.platform.config import RunConfig
-    from fleetbid.platform.run_job import run_scenario
+    from fleetbid.run.job import run_scenario
 
     config = RunConfig(
         vehicles=settings.vehicles, requests=n, rate=settings.rate_per_min, speed=LIVE_SPEED,
         seed=seed, map=spec, clusters=settings.clusters, radius_m=1e9, patience_s=1e9,
-        policy=policy, batch_s=settings.batch_s,
+        policy=policy, batch_s=settings.batch_s, replicas=1,
     )
     return eventloop.run(run_scenario(config, progress=False))

@@ -16,10 +16,10 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.launcher import Fleet
-from fleetbid.platform.scenario import poisson_requests
-from fleetbid.platform.summary import percentile
+from fleetbid.core.config import RunConfig
+from fleetbid.core.scenario import poisson_requests
+from fleetbid.run.launcher import Fleet
+from fleetbid.run.summary import percentile
 
 SPEED = 20000.0  # a ten-minute trip lasts 30 wall ms
 SPACING_S = 0.1  # wall seconds between two requests

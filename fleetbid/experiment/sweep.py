@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fleetbid.core.scenario import poisson_requests
 from fleetbid.maps import load_map, make_clusters
-from fleetbid.platform.population import vehicle_start_nodes
-from fleetbid.platform.scenario import poisson_requests
 from fleetbid.policies import make_policy
+from fleetbid.run.population import vehicle_start_nodes
 from fleetbid.sim import TravelMatrix, simulate
 
 DENSE_SPEC = "dense:../shared/maps/central_bengaluru.graphml"
@@ -85,7 +85,7 @@ def live_sweep(
     say: Callable[[str], None] = lambda _: None,
 ) -> list[Point]:
     """The same grid on live agents; `run(spec, policy, passengers, seed)` returns a run
-    summary (platform/summary.py)."""
+    summary (run/summary.py)."""
     points: list[Point] = []
     for label, spec in settings.maps.items():
         for seed in range(settings.seeds):

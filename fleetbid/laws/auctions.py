@@ -6,7 +6,7 @@ the pickup, floored): bidding it is dominant in second-price and English auction
 first-price and Dutch auctions it shades to the equilibrium bid (n-1)/n * 1/T.
 
 The live AuctionManager drives the same `EnglishAuction` and `DutchClock` objects round by
-round (laws/strategies.py), so what is tested here is what runs.
+round (behaviours/auction_types.py), so what is tested here is what runs.
 """
 
 from __future__ import annotations

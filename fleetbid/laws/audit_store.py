@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

@@ -29,7 +29,7 @@ from spade.message import Message
 from fleetbid.laws import certificates
 from fleetbid.laws.book import LawBook
 from fleetbid.laws.schema import AUCTION_KINDS, Law
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.laws")
 
@@ -100,7 +100,7 @@ class Controller:
             return f"{self.me} holds no certificate"
         if self.me in self.revoked_subjects:
             return f"the certificate of {self.me} was revoked"
-        # Its signature was verified when it was installed (laws/vehicle_certs.py).
+        # Its signature was verified when it was installed (behaviours/vehicle_certs.py).
         return certificates.problem(self.certificate, self.authority_key, self.me, self.now(),
                                     self.revoked, signature_checked=True)
 

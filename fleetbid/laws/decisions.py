@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 GRACE_S = 60.0  # simulated seconds a pickup may be late beyond 1.5 x the confirmed ETA
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]

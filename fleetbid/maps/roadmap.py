@@ -1,7 +1,6 @@
 """RoadMap: a directed road graph with metre coordinates, lon/lat and snapping.
 
-Loaders live in their own modules (graphml, city, loading); they are also reachable from here
-lazily (PEP 562) so ``from fleetbid.maps.roadmap import load_map`` works without import cycles.
+Loaders live in their own modules (graphml, city, loading, paper).
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import math
 import random
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
@@ -20,28 +18,7 @@ from scipy.spatial import cKDTree
 from fleetbid.maps.errors import MapError
 from fleetbid.maps.projection import LocalProjection
 
-if TYPE_CHECKING:  # real imports are lazy, see __getattr__
-    from fleetbid.maps.city import generate_city
-    from fleetbid.maps.graphml import load_graphml
-    from fleetbid.maps.loading import load_map
-
-__all__ = ["MapError", "RoadMap", "generate_city", "load_graphml", "load_map"]
-
 DEFAULT_MAX_SNAP_M = 500.0
-
-_LAZY = {
-    "load_graphml": "fleetbid.maps.graphml",
-    "generate_city": "fleetbid.maps.city",
-    "load_map": "fleetbid.maps.loading",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # eq=False: maps are compared and hashed by identity (they are shared, cached, read-only objects).

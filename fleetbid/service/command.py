@@ -1,13 +1,14 @@
 """Registers `fleetbid serve` and `fleetbid request` on the `fleetbid` parser.
 
-The command modules are imported only when a command runs: `fleetbid --help` stays fast, and
-importing fleetbid.cli here at module level would be circular (cli imports this module).
+The command modules are imported only when a command runs: `fleetbid --help` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from fleetbid.options import add_population_options
 
 STATE_HELP = "state file of the running serve (default: .fleetbid/serve.json here)"
 
@@ -39,8 +40,6 @@ def run_request(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers: Any) -> None:
     """Register `serve` and `request` on the `fleetbid` subcommand parser."""
-    from fleetbid.cli import add_population_options
-
     serve = subparsers.add_parser(
         "serve", help="keep a fleet running for `fleetbid request` (until Ctrl-C/SIGTERM)",
         description="Start the XMPP server, the MainManager, auction managers, proxies and "

@@ -20,16 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetbid.agents import Directory, PassengerAgent
+from fleetbid.agents import PassengerAgent
 from fleetbid.behaviours.passenger import RideOutcome
+from fleetbid.core.directory import Directory
+from fleetbid.core.world import World
 from fleetbid.laws.book import resolve
 from fleetbid.laws.schema import Law
 from fleetbid.maps import MapError, RoadMap
 from fleetbid.platform import eventloop
-from fleetbid.platform.summary import summarize
-from fleetbid.platform.world import World
 from fleetbid.platform.xmpp_agent import start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.run.summary import summarize
 from fleetbid.service.script import BadRow, Place, Ride, ScriptError, load_rides, parse_place
 from fleetbid.service.state import NoRunningFleet, ServeState, load_running, state_path
 

@@ -17,11 +17,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from fleetbid.core.config import RunConfig
+from fleetbid.options import config_from, endpoint_from
 from fleetbid.platform import eventloop
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.launcher import Fleet, LaunchError
 from fleetbid.platform.xmpp_agent import AgentStartError
 from fleetbid.platform.xmpp_server import XmppEndpoint, XmppServerError
+from fleetbid.run.launcher import Fleet, LaunchError
 from fleetbid.service.state import (
     ServeState,
     StateError,
@@ -112,8 +113,6 @@ async def serve(
 
 
 def serve_config(args: argparse.Namespace) -> RunConfig:
-    from fleetbid.cli import config_from
-
     config = config_from(args, requests=0)
     if config.map is not None and config.map != "builtin":
         # Clients may run from another directory: record the map as an absolute path.
@@ -122,8 +121,6 @@ def serve_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from fleetbid.cli import endpoint_from
-
     path = state_path(args.state)
     config = serve_config(args)
     endpoint = endpoint_from(args)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetbid.agents.fleet_agent import Directory
-from fleetbid.platform.config import RunConfig
+from fleetbid.core.config import RunConfig
+from fleetbid.core.directory import Directory
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 VERSION = 1

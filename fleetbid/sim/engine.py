@@ -14,8 +14,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from fleetbid.core.scenario import Request
 from fleetbid.maps import Clusters, RoadMap
-from fleetbid.platform.scenario import Request
 from fleetbid.policies import Idle, Policy, Waiting
 from fleetbid.sim.travel import TravelMatrix
 

@@ -12,62 +12,32 @@ import collections
 import contextlib
 import logging
 import os
-import signal
-import sys
-import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
 from fleetbid.agents import (
     AuctionManagerAgent,
-    Directory,
     FleetAgent,
     MainManagerAgent,
     PassengerAgent,
     ProxyAgent,
     VehicleAgent,
 )
+from fleetbid.agents.law_services import AuditorAgent, AuthorityAgent, ComplaintsAgent
 from fleetbid.behaviours.passenger import RideOutcome
-from fleetbid.laws.agents import AuditorAgent, AuthorityAgent, ComplaintsAgent
-from fleetbid.platform import eventloop, trace, xmpp_agent
-from fleetbid.platform.clock import SimClock
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.pipes import read_in_thread
-from fleetbid.platform.population import AgentSpec
-from fleetbid.platform.world import World
+from fleetbid.core.clock import SimClock
+from fleetbid.core.config import RunConfig
+from fleetbid.core.directory import Directory
+from fleetbid.core.world import World
+from fleetbid.platform import trace, xmpp_agent
 from fleetbid.platform.xmpp_agent import COUNTERS, start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.run.pipes import read_in_thread
+from fleetbid.run.population import AgentSpec
 
 log = logging.getLogger("fleetbid.worker")
 
 PASSENGER_LOGINS = 8  # concurrent passenger logins per process
-
-
-def worker_main(
-    index: int, config: RunConfig, endpoint: XmppEndpoint, specs: list[AgentSpec],
-    directory: Directory, conn: Connection, log_level: str, replica: Any = None,
-) -> None:
-    """Process entry point (multiprocessing, spawn start method)."""
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr,
-        format=f"%(asctime)s p{index} %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("fleetbid").setLevel(log_level)
-    # Ctrl-C reaches the whole process group; the launcher decides how to stop us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    worker: Worker
-    if replica is not None:  # a replica host of the AuctionManagers (see replica_host.py)
-        from fleetbid.platform.replica_host import ReplicaHost
-
-        worker = ReplicaHost(index, config, endpoint, specs, directory, conn, settings=replica)
-    else:
-        worker = Worker(index, config, endpoint, specs, directory, conn)
-    try:
-        eventloop.run(worker.main())
-    except Exception:
-        with contextlib.suppress(Exception):
-            conn.send(("error", traceback.format_exc()))
-        raise
 
 
 class Worker:

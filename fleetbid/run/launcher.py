@@ -24,15 +24,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from fleetbid.core.config import RunConfig
 from fleetbid.laws import certificates
 from fleetbid.laws.book import book_for
 from fleetbid.maps import RoadMap, load_map
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.pipes import read_in_thread
-from fleetbid.platform.population import Names, Plan, make_plan, vehicle_start_nodes
-from fleetbid.platform.replication_setup import Failovers, replica_settings
-from fleetbid.platform.worker import worker_main
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
+from fleetbid.run.pipes import read_in_thread
+from fleetbid.run.population import Names, Plan, make_plan, vehicle_start_nodes
+from fleetbid.run.process import worker_main
+from fleetbid.run.replica_setup import Failovers, replica_settings
 
 READY_TIMEOUT_S = 120.0
 

@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fleetbid.bench.raw_xmpp import measure_xmpp_throughput
+from fleetbid.core.config import RunConfig
+from fleetbid.core.scenario import poisson_requests
+from fleetbid.options import config_from, endpoint_from
 from fleetbid.platform import eventloop
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.launcher import Fleet
-from fleetbid.platform.raw_bench import measure_xmpp_throughput
-from fleetbid.platform.scenario import poisson_requests
-from fleetbid.platform.summary import percentile
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
+from fleetbid.run.launcher import Fleet
+from fleetbid.run.summary import percentile
 
 BENCH_SPEED = 20000.0  # a ten-minute trip lasts 30 wall ms
 LOGIN_LEAD_S = 0.05  # wall seconds per passenger of login lead before the burst
@@ -110,8 +111,6 @@ async def bench_auction(
 
 
 def cmd_bench_auction(args: argparse.Namespace) -> int:
-    from fleetbid.cli import config_from
-
     config = config_from(args, requests=0)
     # Patience of a minute of wall time: long enough never to end a live auction, finite so
     # that a lost one ends the benchmark with an unserved ride instead of hanging it.
@@ -122,8 +121,6 @@ def cmd_bench_auction(args: argparse.Namespace) -> int:
                                    args.raw_messages, log=sys.stderr)
 
     if args.xmpp:
-        from fleetbid.cli import endpoint_from
-
         endpoint = endpoint_from(args)
         assert endpoint is not None
         result = eventloop.run(main(endpoint))

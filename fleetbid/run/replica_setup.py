@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetbid.platform.population import Plan
 from fleetbid.replication import GroupConfig
+from fleetbid.run.population import Plan
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ class RunConfig:
     audit: str | None = None  # the auditor's SQLite file (None: kept in memory)
     # Replicated AuctionManagers: the group's size (1 = no replication) and standby hosts
     # the replication manager can recruit after a crash.
-    replicas: int = 1
+    replicas: int = 3  # the documented default configuration (docs/replication.md)
     standby_hosts: int = 1
     kill_leader_after: int | None = None  # fault injection: SIGKILL the leader's host then
     # Dispatch policy (fleetbid/policies): "auction" runs the auction agents as always; the

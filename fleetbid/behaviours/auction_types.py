@@ -23,7 +23,7 @@ from fleetbid.auction.rules import equilibrium_bid
 from fleetbid.behaviours.base import Rejected, sender_of
 from fleetbid.laws import auctions
 from fleetbid.laws.schema import Dutch, English, Law, Vickrey
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.laws")
 

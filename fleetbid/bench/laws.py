@@ -1,4 +1,4 @@
-"""Cost of the law controller per message: `python -m fleetbid.laws.bench`.
+"""Cost of the law controller per message: `python -m fleetbid.bench.laws`.
 
 Runs the controller alone (no XMPP), on the messages an auction manager receives and a
 vehicle sends most: bids, under the default law and under a law requiring certificates.
@@ -15,7 +15,7 @@ from fleetbid.laws import certificates
 from fleetbid.laws.book import LawBook, builtin_laws
 from fleetbid.laws.controller import Controller
 from fleetbid.laws.schema import law_from_dict
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 AM, VEHICLE, CA = "auction-0@bench", "vehicle-1@bench", "certification-authority@bench"
 

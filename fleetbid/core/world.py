@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fleetbid.core.clock import SimClock
+from fleetbid.core.config import RunConfig
 from fleetbid.maps import Clusters, RoadMap, TravelTimes, load_map, make_clusters
-from fleetbid.platform.clock import SimClock
-from fleetbid.platform.config import RunConfig
 
 
 @dataclass

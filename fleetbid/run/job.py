@@ -9,12 +9,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from fleetbid.platform.config import RunConfig
-from fleetbid.platform.launcher import Fleet
-from fleetbid.platform.replication_setup import check_invariants
-from fleetbid.platform.scenario import Request, poisson_requests
-from fleetbid.platform.summary import summarize
+from fleetbid.core.config import RunConfig
+from fleetbid.core.scenario import Request, poisson_requests
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.run.launcher import Fleet
+from fleetbid.run.replica_setup import check_invariants
+from fleetbid.run.summary import summarize
 
 LOGIN_LEAD_S = 1.0  # wall seconds a passenger agent starts before its request time
 

@@ -11,7 +11,7 @@ from spade.message import Message
 
 from fleetbid.behaviours.base import Rejected, sender_of
 from fleetbid.laws import certificates
-from fleetbid.platform import messages as m
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.laws")
 RENEW_AT = 0.8  # of the lifetime

@@ -16,9 +16,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from fleetbid.agents.fleet_agent import Directory
+from fleetbid.core.config import RunConfig
+from fleetbid.core.directory import Directory
 from fleetbid.maps import RoadMap
-from fleetbid.platform.config import RunConfig
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 TIER_A = ("main-manager", "passenger", "vehicle", "certification-authority", "auditor",

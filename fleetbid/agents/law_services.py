@@ -6,14 +6,15 @@ import logging
 
 from spade.message import Message
 
-from fleetbid.agents.fleet_agent import Directory, FleetAgent
+from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.core.directory import Directory
+from fleetbid.core.world import World
 from fleetbid.laws import certificates
 from fleetbid.laws.audit_store import AuditStore
 from fleetbid.laws.decisions import decide
-from fleetbid.platform import messages as m
-from fleetbid.platform.world import World
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.laws")
 

@@ -1,0 +1,26 @@
+"""The population's well-known JIDs: who is the MainManager, the AuctionManagers, ..."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The population's well-known JIDs (agents check senders against these)."""
+
+    main_manager: str
+    auction_managers: tuple[str, ...]
+    proxies: tuple[str, ...]
+    vehicles: frozenset[str]
+    # Law-governed auctions (docs/laws.md): the agents laws name, and the CA's public key.
+    authority: str = ""
+    auditor: str = ""
+    complaints: str = ""
+    authority_key: str = ""
+
+    def services(self) -> dict[str, str]:
+        """Law agent name -> JID (a law names its CA, auditor and complaints agent)."""
+        named = {"certification-authority": self.authority, "auditor": self.auditor,
+                 "complaints": self.complaints}
+        return {name: jid for name, jid in named.items() if jid}

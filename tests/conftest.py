@@ -22,6 +22,7 @@ from fleetbid.core.config import RunConfig
 from fleetbid.maps import Clusters, RoadMap, TravelTimes, make_clusters
 from fleetbid.platform.xmpp_agent import XmppAgent, start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 from fleetbid.run.launcher import Fleet
 
@@ -148,9 +149,9 @@ class Prober(XmppAgent):
 
     async def send_raw(
         self, to: str, *, kind: str | None, body: str | None, performative: str | None,
-        conversation: str = "", protocol: str | None = m.PROTOCOL,
+        conversation: str = "", protocol: str | None = codec.PROTOCOL,
     ) -> None:
-        metadata = {"performative": performative, "protocol": protocol, "ontology": m.ONTOLOGY,
+        metadata = {"performative": performative, "protocol": protocol, "ontology": codec.ONTOLOGY,
                     "conversation": conversation, "type": kind}
         clean = {k: v for k, v in metadata.items() if v is not None}
         await self.send(Message(to=to, body=body, metadata=clean), self.inbox_behaviour)
@@ -159,7 +160,7 @@ class Prober(XmppAgent):
     async def send_body(self, to: str, body: m.Body, conversation: str | None = None,
                         performative: str = "") -> None:
         """A well-formed message (encoded exactly as the agents encode theirs)."""
-        await self.send(m.encode(to, body, conversation, performative), self.inbox_behaviour)
+        await self.send(codec.encode(to, body, conversation, performative), self.inbox_behaviour)
         self.sent_count += 1
 
     async def next_reply(self, conversation: str, timeout: float = 20.0) -> Reply:

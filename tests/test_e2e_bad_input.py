@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from fleetbid.platform.eventloop import run
+from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 from fleetbid.run.launcher import Fleet
 
@@ -34,7 +35,7 @@ class Probe:
     body: str  # a string.Template: $node, $vehicle, $prober, $conv
     expect: str  # reply type
     reasons: tuple[str, ...]  # substrings the reply's reason must contain
-    protocol: str = m.PROTOCOL
+    protocol: str = codec.PROTOCOL
 
     @property
     def conversation(self) -> str:

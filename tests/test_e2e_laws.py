@@ -27,6 +27,8 @@ from fleetbid.laws.audit_store import AuditStore
 from fleetbid.laws.book import builtin_laws, load_law_file
 from fleetbid.laws.schema import law_hash
 from fleetbid.platform.eventloop import run
+from fleetbid.protocol import codec
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 from fleetbid.run.launcher import Fleet
 from fleetbid.service.complain import file_complaint
@@ -156,7 +158,7 @@ kinds = ["bid", "bid-declined", "award", "award-confirmed", "ride-assigned", "pi
 async def answers(prober: Any, sends: list[tuple[str, m.Body, dict[str, str]]]) -> list[Any]:
     out = []
     for to, body, metadata in sends:
-        msg = m.encode(to, body)
+        msg = codec.encode(to, body)
         for key, value in metadata.items():
             msg.set_metadata(key, value)
         await prober.send(msg, prober.inbox_behaviour)
@@ -226,7 +228,7 @@ def certified(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     vehicle0 = out["served"]["vehicle"].replace(out["served"]["vehicle"].split("@")[0],
                                                 "vehicle-0")
     store = AuditStore(tmp / "audit.sqlite")
-    store.append(m.AuditCopy(auction_id="old-1", law=digest, kind="award-confirmed",
+    store.append(lm.AuditCopy(auction_id="old-1", law=digest, kind="award-confirmed",
                              performative="inform", sender=vehicle0, receiver="auction-0@x",
                              body=json.dumps({"auction_id": "old-1", "vehicle": vehicle0,
                                               "eta_s": 30.0}), at=10.0))
@@ -237,7 +239,7 @@ def certified(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
         async with Fleet(config) as fleet:
             await kit.wait_for_announcements(fleet)
             prober = await kit.start_prober("prober2", fleet.endpoint)
-            await prober.send_body(fleet.plan.directory.auditor, m.AuditQuery(auction_id="cert-1"),
+            await prober.send_body(fleet.plan.directory.auditor, lm.AuditQuery(auction_id="cert-1"),
                                    performative="query-ref")
             out["record_b"] = await prober.next_reply("cert-1")
             await prober.stop()

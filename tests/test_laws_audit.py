@@ -10,18 +10,18 @@ import pytest
 
 from fleetbid.laws.audit_store import AuditStore
 from fleetbid.laws.decisions import decide
-from fleetbid.protocol import messages as m
+from fleetbid.protocol import law_messages as lm
 
 LAW = "a" * 64
 
 
 def copy(kind: str, sender: str, receiver: str, body: dict, at: float, auction: str = "r1"
-         ) -> m.AuditCopy:
-    return m.AuditCopy(auction_id=auction, law=LAW, kind=kind, performative="inform",
+         ) -> lm.AuditCopy:
+    return lm.AuditCopy(auction_id=auction, law=LAW, kind=kind, performative="inform",
                        sender=sender, receiver=receiver, body=json.dumps(body), at=at)
 
 
-def served_record(pickup: bool) -> list[m.AuditCopy]:
+def served_record(pickup: bool) -> list[lm.AuditCopy]:
     rows = [
         copy("bid", "v1@x", "am@x", {"auction_id": "r1", "bid": 0.01, "eta_s": 50.0}, 1.0),
         copy("award", "am@x", "v1@x", {"auction_id": "r1", "passenger": "p@x"}, 2.0),
@@ -61,7 +61,7 @@ def test_corrupt_audit_file_is_a_clear_error(tmp_path: Path) -> None:
         AuditStore(path)
 
 
-def entries(rows: list[m.AuditCopy]) -> list[m.AuditEntry]:
+def entries(rows: list[lm.AuditCopy]) -> list[lm.AuditEntry]:
     store = AuditStore(None)
     for row in rows:
         store.append(row)

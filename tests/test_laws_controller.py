@@ -10,6 +10,8 @@ from fleetbid.laws import certificates
 from fleetbid.laws.book import LawBook, builtin_laws
 from fleetbid.laws.controller import Controller
 from fleetbid.laws.schema import law_from_dict, law_hash
+from fleetbid.protocol import codec
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
 AM, VEHICLE, PASSENGER, AUDITOR = "auction-0@x", "vehicle-1@x", "passenger-1@x", "auditor@x"
@@ -35,7 +37,7 @@ def controller(me: str, role: str, default: str = "sealed-first-price") -> Contr
 
 
 def incoming(sender: str, to: str, body: m.Body, **metadata: str) -> Message:
-    msg = m.encode(to, body)
+    msg = codec.encode(to, body)
     msg.sender = sender
     for key, value in metadata.items():
         msg.set_metadata(key, value)
@@ -73,7 +75,7 @@ def test_the_passenger_cannot_bid_in_its_own_auction() -> None:
     assert reason == f"shill bid: {PASSENGER} is the passenger of auction a1"
     # Nor can the passenger's identity send one: its own controller blocks it first.
     own = controller(PASSENGER, "passenger")
-    blocked, _ = own.on_send(m.encode(AM, bid()))
+    blocked, _ = own.on_send(codec.encode(AM, bid()))
     assert blocked == "the law does not let a passenger send bid"
 
 
@@ -81,17 +83,17 @@ def test_sender_side_shill_block_learns_the_passenger_from_the_call() -> None:
     ctl = controller(PASSENGER, "vehicle")  # an agent under the passenger's identity
     call = m.CallForBids(auction_id="a1", pickup="1", n=2, deadline=10.0)
     assert ctl.on_receive(incoming("proxy@x", PASSENGER, call, passenger=PASSENGER), call) is None
-    blocked, _ = ctl.on_send(m.encode("proxy@x", bid()))
+    blocked, _ = ctl.on_send(codec.encode("proxy@x", bid()))
     assert blocked is not None and blocked.startswith("shill bid")
 
 
 def test_a_bid_needs_a_call_and_stamps_the_law() -> None:
     ctl = controller(VEHICLE, "vehicle")
-    blocked, _ = ctl.on_send(m.encode(AM, bid()))
+    blocked, _ = ctl.on_send(codec.encode(AM, bid()))
     assert blocked == f"{VEHICLE} was not called to bid in auction a1"
     call = m.CallForBids(auction_id="a1", pickup="1", n=2, deadline=10.0)
     ctl.on_receive(incoming(AM, VEHICLE, call, passenger=PASSENGER), call)
-    msg = m.encode(AM, bid())
+    msg = codec.encode(AM, bid())
     blocked, copy = ctl.on_send(msg)
     assert blocked is None
     assert msg.get_metadata("law") == law_hash(builtin_laws()["sealed-first-price"])
@@ -99,16 +101,16 @@ def test_a_bid_needs_a_call_and_stamps_the_law() -> None:
     assert copy is not None and copy.auditor == AUDITOR and copy.body.kind == "bid"
     assert copy.body.sender == VEHICLE and copy.body.receiver == AM and copy.body.at == 100.0
     # The token is used up: a second bid in the same round is blocked.
-    assert ctl.on_send(m.encode(AM, bid()))[0] is not None
+    assert ctl.on_send(codec.encode(AM, bid()))[0] is not None
 
 
 def test_only_named_kinds_are_copied_and_roles_are_enforced() -> None:
     ctl = controller(AM, "auction-manager")
     spec = open_auction()
     ctl.on_receive(incoming("mm@x", AM, spec), spec)
-    blocked, copy = ctl.on_send(m.encode(VEHICLE, m.Lost(auction_id="a1")))
+    blocked, copy = ctl.on_send(codec.encode(VEHICLE, m.Lost(auction_id="a1")))
     assert blocked is None and copy is None  # lost is not in the default law's audit kinds
-    blocked, _ = ctl.on_send(m.encode(AM, bid()))
+    blocked, _ = ctl.on_send(codec.encode(AM, bid()))
     assert blocked == "the law does not let a auction-manager send bid"
 
 
@@ -119,7 +121,7 @@ def certified_pair(sender: str = VEHICLE) -> tuple[Controller, m.OpenAuction]:
     return ctl, spec
 
 
-def cert_for(subject: str, now: float = 50.0, lifetime: float = 100.0) -> m.Certificate:
+def cert_for(subject: str, now: float = 50.0, lifetime: float = 100.0) -> lm.Certificate:
     return certificates.issue(PRIVATE, subject, CA, now, lifetime)
 
 
@@ -145,7 +147,7 @@ def test_certificates_missing_forged_expired_revoked_are_refused() -> None:
     reason = ctl.on_receive(incoming(VEHICLE, AM, bid(), cert=text), bid())
     assert reason is not None and "expired at t=150 s" in reason
     ctl.now.t = 100.0  # type: ignore[attr-defined]
-    revoke = m.Revoked(subject=VEHICLE, reason="no-show", serials=(good.serial,))
+    revoke = lm.Revoked(subject=VEHICLE, reason="no-show", serials=(good.serial,))
     fake = ctl.on_receive(incoming("mallory@x", AM, revoke), revoke)
     assert fake == "mallory@x is not the certification authority"
     assert ctl.on_receive(incoming(VEHICLE, AM, bid(), cert=text), bid()) is None
@@ -161,7 +163,7 @@ def test_expiry_during_a_session_stops_the_vehicle_bidding() -> None:
         ctl.now.t = t  # type: ignore[attr-defined]
         call = m.CallForBids(auction_id="a1", pickup="1", n=2, deadline=10.0)
         ctl.on_receive(incoming(AM, VEHICLE, call), call)
-        msg = m.encode(AM, bid())
+        msg = codec.encode(AM, bid())
         blocked, _ = ctl.on_send(msg)
         if allowed:
             assert blocked is None and msg.get_metadata("cert")

@@ -7,12 +7,13 @@ import json
 import pytest
 from spade.message import Message
 
+from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 
 
 def raw(kind: str, body: str, performative: str, conversation: str = "a1") -> Message:
     return Message(to="x@localhost", body=body, metadata={
-        "performative": performative, "protocol": m.PROTOCOL, "ontology": m.ONTOLOGY,
+        "performative": performative, "protocol": codec.PROTOCOL, "ontology": codec.ONTOLOGY,
         "conversation": conversation, "type": kind,
     })
 
@@ -29,7 +30,7 @@ def test_round_trip_of_every_schema() -> None:
         m.NotUnderstood(reason="x"),
     ]
     for body in samples:
-        assert m.decode(m.encode("x@localhost", body, "a1")) == body
+        assert codec.decode(codec.encode("x@localhost", body, "a1")) == body
 
 
 @pytest.mark.parametrize(("body", "needle"), [
@@ -44,25 +45,26 @@ def test_round_trip_of_every_schema() -> None:
     ('[1, 2]', "Expected `object`"),
 ])
 def test_bad_bid_bodies_are_rejected_with_a_reason(body: str, needle: str) -> None:
-    with pytest.raises(m.ProtocolError) as info:
-        m.decode(raw("bid", body, "propose"))
+    with pytest.raises(codec.ProtocolError) as info:
+        codec.decode(raw("bid", body, "propose"))
     assert needle in str(info.value)
 
 
 def test_envelope_errors() -> None:
     good = json.dumps({"auction_id": "a1", "bid": 1, "eta_s": 3})
-    with pytest.raises(m.ProtocolError, match="unknown message type"):
-        m.decode(raw("teleport", good, "propose"))
-    with pytest.raises(m.ProtocolError, match="cannot travel as performative"):
-        m.decode(raw("bid", good, "inform"))
-    with pytest.raises(m.ProtocolError, match="does not match auction_id"):
-        m.decode(raw("bid", good, "propose", conversation="other"))
+    with pytest.raises(codec.ProtocolError, match="unknown message type"):
+        codec.decode(raw("teleport", good, "propose"))
+    with pytest.raises(codec.ProtocolError, match="cannot travel as performative"):
+        codec.decode(raw("bid", good, "inform"))
+    with pytest.raises(codec.ProtocolError, match="does not match auction_id"):
+        codec.decode(raw("bid", good, "propose", conversation="other"))
     msg = raw("bid", good, "propose")
     msg.set_metadata("protocol", "something-else")
-    with pytest.raises(m.ProtocolError, match="unknown protocol"):
-        m.decode(msg)
-    with pytest.raises(m.ProtocolError, match="exceeds"):
-        m.decode(raw("not-understood", json.dumps({"reason": "x" * 1_100_000}), "not-understood"))
+    with pytest.raises(codec.ProtocolError, match="unknown protocol"):
+        codec.decode(msg)
+    with pytest.raises(codec.ProtocolError, match="exceeds"):
+        codec.decode(raw("not-understood", json.dumps({"reason": "x" * 1_100_000}),
+                         "not-understood"))
 
 
 def test_in_process_bodies_are_checked_for_nan_too() -> None:
@@ -72,4 +74,4 @@ def test_in_process_bodies_are_checked_for_nan_too() -> None:
 
 def test_encode_refuses_a_wrong_performative() -> None:
     with pytest.raises(ValueError, match="cannot travel as"):
-        m.encode("x@d", m.Bid(auction_id="a1", bid=1, eta_s=1), performative="inform")
+        codec.encode("x@d", m.Bid(auction_id="a1", bid=1, eta_s=1), performative="inform")

@@ -17,6 +17,7 @@ from fleetbid.core.config import RunConfig
 from fleetbid.core.world import World
 from fleetbid.laws.book import book_for
 from fleetbid.laws.controller import Controller
+from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 from fleetbid.replicated.ordered import ENCODER, AppliedKeys, Entry, OrderedSlot
 
@@ -78,7 +79,7 @@ class Replica:
 
 
 def inbound(sender: str, body: m.Body) -> Message:
-    msg = m.encode(MANAGER, body)
+    msg = codec.encode(MANAGER, body)
     msg.sender = f"{sender}/res"
     return msg
 
@@ -112,7 +113,7 @@ async def scenario() -> dict[str, Any]:
     ))
     calls = [msg for msg in replicas[2].agent.sent if msg.get_metadata("type") == "group-call"]
     for msg in calls:
-        call = m.decode(msg)
+        call = codec.decode(msg)
         assert isinstance(call, m.GroupCall)
         best = call.vehicles[0]
         await send_to_all(str(msg.to), m.GroupBest(auction_id="a1", vehicle=best, bid=0.5,
@@ -122,7 +123,7 @@ async def scenario() -> dict[str, Any]:
     order.leader = 1
     resent = await replicas[1].slot.take_over(resend_window_s=1e9)
     award = next(msg for msg in replicas[1].agent.sent if msg.get_metadata("type") == "award")
-    winner = m.decode(award)
+    winner = codec.decode(award)
     assert isinstance(winner, m.Award)
     await send_to_all(str(award.to), m.AwardConfirmed(auction_id="a1", vehicle=winner.vehicle,
                                                       eta_s=60.0))

@@ -118,20 +118,21 @@ def test_eps_auction_equals_optimal_on_integer_instances(
 
 
 def test_dispatch_messages_round_trip_and_reject_bad_input() -> None:
+    from fleetbid.protocol import codec
     from fleetbid.protocol import messages as msgs
 
     body = msgs.Dispatch(auction_id="r1", passenger="p@localhost", pickup="1", dropoff="2")
-    assert msgs.decode(msgs.encode("v@localhost", body)) == body
+    assert codec.decode(codec.encode("v@localhost", body)) == body
     confirmed = msgs.DispatchConfirmed(auction_id="r1", eta_s=12.5, trips=3)
-    assert msgs.decode(msgs.encode("mm@localhost", confirmed)) == confirmed
-    bad = msgs.encode("v@localhost", body)
+    assert codec.decode(codec.encode("mm@localhost", confirmed)) == confirmed
+    bad = codec.encode("v@localhost", body)
     bad.set_metadata("performative", "inform")
-    with pytest.raises(msgs.ProtocolError, match="performative"):
-        msgs.decode(bad)
-    bad = msgs.encode("v@localhost", body)
+    with pytest.raises(codec.ProtocolError, match="performative"):
+        codec.decode(bad)
+    bad = codec.encode("v@localhost", body)
     bad.body = '{"auction_id": "r1", "passenger": "nobody", "pickup": "1", "dropoff": "2"}'
-    with pytest.raises(msgs.ProtocolError):
-        msgs.decode(bad)
+    with pytest.raises(codec.ProtocolError):
+        codec.decode(bad)
     with pytest.raises(ValueError):
         msgs.DispatchConfirmed(auction_id="r1", eta_s=math.inf)
 

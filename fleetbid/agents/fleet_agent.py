@@ -11,6 +11,7 @@ from fleetbid.core.directory import Directory
 from fleetbid.core.world import World
 from fleetbid.platform.xmpp_agent import XmppAgent
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 
 
@@ -42,7 +43,7 @@ class FleetAgent(XmppAgent):
             return
         await super().send(msg, behaviour)
         if copy is not None:
-            await super().send(m.encode(copy.auditor, copy.body), behaviour)
+            await super().send(codec.encode(copy.auditor, copy.body), behaviour)
 
 
 def make_controller(agent: FleetAgent) -> Any:
@@ -64,4 +65,4 @@ async def blocked_send(agent: FleetAgent, msg: Message, reason: str, behaviour: 
     if msg.get_metadata("type") == m.Bid.TYPE:
         conversation = msg.get_metadata("conversation") or ""
         declined = m.BidDeclined(auction_id=conversation, reason=f"blocked by law: {reason}"[:500])
-        await agent.send(m.encode(str(msg.to), declined), behaviour)
+        await agent.send(codec.encode(str(msg.to), declined), behaviour)

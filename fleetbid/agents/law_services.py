@@ -14,7 +14,7 @@ from fleetbid.laws import certificates
 from fleetbid.laws.audit_store import AuditStore
 from fleetbid.laws.decisions import decide
 from fleetbid.platform.xmpp_server import XmppEndpoint
-from fleetbid.protocol import messages as m
+from fleetbid.protocol import law_messages as lm
 
 log = logging.getLogger("fleetbid.laws")
 
@@ -24,11 +24,11 @@ log = logging.getLogger("fleetbid.laws")
 
 class AuthorityBehaviour(ProtocolBehaviour):
     async def on_start(self) -> None:
-        self.handlers = {m.CertificateRequest: self.on_request, m.Revoke: self.on_revoke}
+        self.handlers = {lm.CertificateRequest: self.on_request, lm.Revoke: self.on_revoke}
         self.serials: dict[str, list[str]] = {}  # subject -> serials issued
         self.revoked: dict[str, str] = {}  # subject -> reason
 
-    async def on_request(self, msg: Message, body: m.CertificateRequest) -> None:
+    async def on_request(self, msg: Message, body: lm.CertificateRequest) -> None:
         agent: AuthorityAgent = self.agent
         subject = sender_of(msg)
         if subject not in agent.fleet:
@@ -41,14 +41,14 @@ class AuthorityBehaviour(ProtocolBehaviour):
         cert = certificates.issue(agent.secret, subject, str(agent.jid.bare),
                                   agent.world.clock.now(), rules.lifetime_s)
         self.serials.setdefault(subject, []).append(cert.serial)
-        await self.tell(subject, m.CertificateIssued(certificate=cert))
+        await self.tell(subject, lm.CertificateIssued(certificate=cert))
 
-    async def on_revoke(self, msg: Message, body: m.Revoke) -> None:
+    async def on_revoke(self, msg: Message, body: lm.Revoke) -> None:
         agent: AuthorityAgent = self.agent
         if sender_of(msg) != agent.directory.complaints:
             raise Rejected(f"{sender_of(msg)} is not the complaints agent")
         self.revoked[body.subject] = body.reason
-        note = m.Revoked(subject=body.subject, reason=body.reason,
+        note = lm.Revoked(subject=body.subject, reason=body.reason,
                          serials=tuple(self.serials.get(body.subject, ())))
         told = {body.subject, sender_of(msg), *agent.directory.auction_managers,
                 *agent.directory.proxies}
@@ -74,17 +74,17 @@ class AuthorityAgent(FleetAgent):
 
 class AuditorBehaviour(ProtocolBehaviour):
     async def on_start(self) -> None:
-        self.handlers = {m.AuditCopy: self.on_copy, m.AuditQuery: self.on_query}
+        self.handlers = {lm.AuditCopy: self.on_copy, lm.AuditQuery: self.on_query}
 
-    async def on_copy(self, msg: Message, body: m.AuditCopy) -> None:
+    async def on_copy(self, msg: Message, body: lm.AuditCopy) -> None:
         # A controller copies only what its own agent sends.
         if body.sender != sender_of(msg):
             raise Rejected(f"{sender_of(msg)} cannot file a copy of {body.sender}'s message")
         self.agent.store.append(body)
 
-    async def on_query(self, msg: Message, body: m.AuditQuery) -> None:
+    async def on_query(self, msg: Message, body: lm.AuditQuery) -> None:
         entries = self.agent.store.record(body.auction_id)
-        await self.tell(sender_of(msg), m.AuditRecord(auction_id=body.auction_id,
+        await self.tell(sender_of(msg), lm.AuditRecord(auction_id=body.auction_id,
                                                       entries=entries))
 
 
@@ -109,20 +109,20 @@ class AuditorAgent(FleetAgent):
 
 class ComplaintsBehaviour(ProtocolBehaviour):
     async def on_start(self) -> None:
-        self.handlers = {m.Complaint: self.on_complaint, m.AuditRecord: self.on_record}
-        self.pending: dict[str, list[tuple[str, m.Complaint]]] = {}
+        self.handlers = {lm.Complaint: self.on_complaint, lm.AuditRecord: self.on_record}
+        self.pending: dict[str, list[tuple[str, lm.Complaint]]] = {}
 
-    async def on_complaint(self, msg: Message, body: m.Complaint) -> None:
+    async def on_complaint(self, msg: Message, body: lm.Complaint) -> None:
         auditor = self.agent.directory.auditor
         if not auditor:
             raise Rejected("this fleet has no auditor to check complaints against")
         waiting = self.pending.setdefault(body.auction_id, [])
         waiting.append((sender_of(msg), body))
         if len(waiting) == 1:
-            await self.tell(auditor, m.AuditQuery(auction_id=body.auction_id),
+            await self.tell(auditor, lm.AuditQuery(auction_id=body.auction_id),
                             performative="query-ref")
 
-    async def on_record(self, msg: Message, body: m.AuditRecord) -> None:
+    async def on_record(self, msg: Message, body: lm.AuditRecord) -> None:
         agent = self.agent
         if sender_of(msg) != agent.directory.auditor:
             raise Rejected(f"{sender_of(msg)} is not the auditor")
@@ -136,11 +136,11 @@ class ComplaintsBehaviour(ProtocolBehaviour):
                 and bool(agent.directory.authority)
             if revoke:
                 assert decision.offender is not None
-                await self.tell(agent.directory.authority, m.Revoke(
+                await self.tell(agent.directory.authority, lm.Revoke(
                     subject=decision.offender, reason=f"{complaint.reason} in "
                                                       f"{body.auction_id}: {decision.reason}"[:500],
                 ))
-            await self.tell(complainant, m.ComplaintDecision(
+            await self.tell(complainant, lm.ComplaintDecision(
                 auction_id=body.auction_id, upheld=decision.upheld, reason=decision.reason[:500],
                 offender=decision.offender, revoked=revoke,
             ))

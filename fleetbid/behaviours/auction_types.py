@@ -23,6 +23,7 @@ from fleetbid.auction.rules import equilibrium_bid
 from fleetbid.behaviours.base import Rejected, sender_of
 from fleetbid.laws import auctions
 from fleetbid.laws.schema import Dutch, English, Law, Vickrey
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.laws")
@@ -92,7 +93,7 @@ async def call_round(am: Any, auction: Any, rounds: Rounds) -> None:
         leader = english.leader
         rounds.called = set(english.callees())
         rounds.call_id = english.round + 1
-        call = m.EnglishRound(
+        call = lm.EnglishRound(
             auction_id=spec.auction_id, pickup=spec.pickup, n=rounds.n, round=english.round + 1,
             standing=leader.bid if leader else 0.0, minimum=english.minimum(),
             deadline=deadline, leader=leader.vehicle if leader else None,
@@ -101,7 +102,7 @@ async def call_round(am: Any, auction: Any, rounds: Rounds) -> None:
         assert rounds.clock is not None
         rounds.called = set(auction.admitted)
         rounds.call_id = rounds.clock.tick + 1
-        call = m.DutchTick(auction_id=spec.auction_id, pickup=spec.pickup, n=rounds.n,
+        call = lm.DutchTick(auction_id=spec.auction_id, pickup=spec.pickup, n=rounds.n,
                            tick=rounds.clock.tick, price=rounds.clock.price(), deadline=deadline)
     for vehicle in sorted(rounds.called):
         await am.tell(vehicle, call)
@@ -158,7 +159,7 @@ async def close_round(am: Any, auction: Any, rounds: Rounds) -> None:
         for vehicle in english.close_round(offers):
             leader = english.leader
             assert leader is not None
-            await am.tell(vehicle, m.Outbid(auction_id=auction_id, standing=leader.bid,
+            await am.tell(vehicle, lm.Outbid(auction_id=auction_id, standing=leader.bid,
                                             leader=leader.vehicle))
         if not english.done:
             await call_round(am, auction, rounds)
@@ -183,7 +184,7 @@ async def close_round(am: Any, auction: Any, rounds: Rounds) -> None:
 
 
 def vehicle_handlers(bidding: Any) -> dict[type[m.Body], Any]:
-    async def on_english_round(msg: Message, body: m.EnglishRound) -> None:
+    async def on_english_round(msg: Message, body: lm.EnglishRound) -> None:
         eta = await _ready(bidding, msg, body.auction_id, body.pickup)
         if eta is None:
             return
@@ -194,7 +195,7 @@ def vehicle_handlers(bidding: Any) -> dict[type[m.Body], Any]:
         await _answer(bidding, msg, body.auction_id, bid, eta, body.round,
                       "the minimum raise exceeds my value")
 
-    async def on_dutch_tick(msg: Message, body: m.DutchTick) -> None:
+    async def on_dutch_tick(msg: Message, body: lm.DutchTick) -> None:
         eta = await _ready(bidding, msg, body.auction_id, body.pickup)
         if eta is None:
             return
@@ -205,10 +206,10 @@ def vehicle_handlers(bidding: Any) -> dict[type[m.Body], Any]:
                       body.tick + 1,
                       "waiting: the clock is above my bid")
 
-    async def on_outbid(msg: Message, body: m.Outbid) -> None:
+    async def on_outbid(msg: Message, body: lm.Outbid) -> None:
         log.debug("%s outbid in %s by %s", bidding.agent.name, body.auction_id, body.leader)
 
-    return {m.EnglishRound: on_english_round, m.DutchTick: on_dutch_tick, m.Outbid: on_outbid}
+    return {lm.EnglishRound: on_english_round, lm.DutchTick: on_dutch_tick, lm.Outbid: on_outbid}
 
 
 async def _ready(bidding: Any, msg: Message, auction_id: str, pickup: str) -> float | None:

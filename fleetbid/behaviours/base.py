@@ -19,6 +19,8 @@ from typing import Any, Protocol
 from spade.behaviour import CyclicBehaviour
 from spade.message import Message
 
+from fleetbid.protocol import codec
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.protocol")
@@ -110,8 +112,8 @@ class ProtocolBehaviour(CyclicBehaviour):
 
     async def handle(self, msg: Message) -> None:
         try:
-            body = m.decode(msg)
-        except m.ProtocolError as exc:
+            body = codec.decode(msg)
+        except codec.ProtocolError as exc:
             log.warning("%s: not-understood from %s: %s", self.agent.name, msg.sender, exc)
             await self.reply_error(msg, m.NotUnderstood(reason=str(exc), in_reply_to=_kind(msg)))
             return
@@ -126,7 +128,7 @@ class ProtocolBehaviour(CyclicBehaviour):
             await self.reply_error(msg, m.Refused(reason=refusal[:500], in_reply_to=body.TYPE))
             return
         handler = self.handlers.get(type(body))
-        if handler is None and isinstance(body, m.Revoked):
+        if handler is None and isinstance(body, lm.Revoked):
             return  # for the law controller only (it keeps the revocation)
         if handler is None:
             reason = f"{self.agent.name} does not expect {body.TYPE}"
@@ -154,7 +156,7 @@ class ProtocolBehaviour(CyclicBehaviour):
         self, to: str, body: m.Body, conversation: str | None = None, performative: str = ""
     ) -> None:
         """Send one protocol message (counted, traced) from this behaviour."""
-        msg = m.encode(to, body, conversation, performative)
+        msg = codec.encode(to, body, conversation, performative)
         if self.ordered is not None and not self.ordered.output(msg):
             return  # a follower replica: the leader sends it
         await self.agent.send(msg, self)

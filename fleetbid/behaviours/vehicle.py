@@ -12,6 +12,7 @@ from spade.message import Message
 from fleetbid.behaviours import auction_types as strategies
 from fleetbid.behaviours import vehicle_certs
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.vehicle")
@@ -141,7 +142,7 @@ class AnnounceBehaviour(OneShotBehaviour):
     async def run(self) -> None:
         agent = self.agent
         available = m.VehicleAvailable(node=agent.node, trips=agent.trips)
-        await agent.send(m.encode(agent.manager_jid, available, ""), self)
+        await agent.send(codec.encode(agent.manager_jid, available, ""), self)
 
 
 class TripBehaviour(OneShotBehaviour):
@@ -156,7 +157,7 @@ class TripBehaviour(OneShotBehaviour):
         award = self.award
         await agent.drive(award.pickup, loaded=False)
         picked = m.PickedUp(auction_id=award.auction_id, at=agent.world.clock.now())
-        await agent.send(m.encode(award.passenger, picked), self)
+        await agent.send(codec.encode(award.passenger, picked), self)
         agent.state = WITH_PASSENGER
         await agent.drive(award.dropoff, loaded=True)
         agent.state = IDLE

@@ -11,6 +11,8 @@ from spade.message import Message
 
 from fleetbid.behaviours.base import Rejected, sender_of
 from fleetbid.laws import certificates
+from fleetbid.protocol import codec
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.laws")
@@ -24,12 +26,12 @@ class RequestCertificate(OneShotBehaviour):
 
     async def run(self) -> None:
         agent = self.agent
-        request = m.CertificateRequest(renew=self.renew)
-        await agent.send(m.encode(agent.directory.authority, request, ""), self)
+        request = lm.CertificateRequest(renew=self.renew)
+        await agent.send(codec.encode(agent.directory.authority, request, ""), self)
 
 
 def certificate_handlers(bidding: Any) -> dict[type[m.Body], Any]:
-    async def on_issued(msg: Message, body: m.CertificateIssued) -> None:
+    async def on_issued(msg: Message, body: lm.CertificateIssued) -> None:
         agent = bidding.agent
         controller = agent.controller
         if sender_of(msg) != agent.directory.authority:
@@ -46,10 +48,10 @@ def certificate_handlers(bidding: Any) -> dict[type[m.Body], Any]:
             loop.call_later(agent.world.clock.wall_delay(delay),
                             lambda: agent.add_behaviour(RequestCertificate(renew=True)))
 
-    async def on_revoked(msg: Message, body: m.Revoked) -> None:
+    async def on_revoked(msg: Message, body: lm.Revoked) -> None:
         # The controller already dropped the right to bid (it keeps the revocation).
         if sender_of(msg) != bidding.agent.directory.authority:
             raise Rejected(f"{sender_of(msg)} is not the certification authority")
         log.warning("%s: certificate revoked: %s", bidding.agent.name, body.reason)
 
-    return {m.CertificateIssued: on_issued, m.Revoked: on_revoked}
+    return {lm.CertificateIssued: on_issued, lm.Revoked: on_revoked}

@@ -15,6 +15,7 @@ from fleetbid.laws import certificates
 from fleetbid.laws.book import LawBook, builtin_laws
 from fleetbid.laws.controller import Controller
 from fleetbid.laws.schema import law_from_dict
+from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 
 AM, VEHICLE, CA = "auction-0@bench", "vehicle-1@bench", "certification-authority@bench"
@@ -36,7 +37,7 @@ def main() -> None:
     bid = m.Bid(auction_id="a1", bid=0.01, eta_s=50.0)
 
     def received(sender: str, to: str, body: m.Body, **metadata: str) -> Message:
-        msg = m.encode(to, body)
+        msg = codec.encode(to, body)
         msg.sender = sender
         for key, value in metadata.items():
             msg.set_metadata(key, value)
@@ -60,7 +61,7 @@ def main() -> None:
         def send(vehicle: Controller = vehicle, call_msg: Message = call_msg,
                  call: m.CallForBids = call) -> None:
             vehicle.on_receive(call_msg, call)
-            vehicle.on_send(m.encode(AM, bid))
+            vehicle.on_send(codec.encode(AM, bid))
 
         us = per_call_us(send, 20000)
         print(f"{name:20} vehicle receives a call, sends a bid (+ audit copy, encode): "

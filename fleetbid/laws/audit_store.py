@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from fleetbid.protocol import messages as m
+from fleetbid.protocol import law_messages as lm
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -41,7 +41,7 @@ class AuditStore:
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"audit file {self.path}: {exc}") from None
 
-    def append(self, copy: m.AuditCopy) -> int:
+    def append(self, copy: lm.AuditCopy) -> int:
         cursor = self.db.execute(
             "INSERT INTO audit (auction_id, law, kind, performative, sender, receiver, body, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -50,12 +50,12 @@ class AuditStore:
         )
         return int(cursor.lastrowid or 0)
 
-    def record(self, auction_id: str) -> tuple[m.AuditEntry, ...]:
+    def record(self, auction_id: str) -> tuple[lm.AuditEntry, ...]:
         rows = self.db.execute(
             "SELECT seq, law, kind, performative, sender, receiver, body, at FROM audit"
             " WHERE auction_id = ? ORDER BY seq LIMIT ?", (auction_id, MAX_ENTRIES),
         ).fetchall()
-        return tuple(m.AuditEntry(seq=r[0], law=r[1], kind=r[2], performative=r[3], sender=r[4],
+        return tuple(lm.AuditEntry(seq=r[0], law=r[1], kind=r[2], performative=r[3], sender=r[4],
                                   receiver=r[5], body=r[6], at=r[7]) for r in rows)
 
     def close(self) -> None:

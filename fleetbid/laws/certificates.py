@@ -16,7 +16,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from fleetbid.protocol.messages import Certificate
+from fleetbid.protocol.law_messages import Certificate
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Certificate)

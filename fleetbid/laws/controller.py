@@ -29,11 +29,12 @@ from spade.message import Message
 from fleetbid.laws import certificates
 from fleetbid.laws.book import LawBook
 from fleetbid.laws.schema import AUCTION_KINDS, Law
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.laws")
 
-CALLS = frozenset({m.CallForBids.TYPE, m.EnglishRound.TYPE, m.DutchTick.TYPE})
+CALLS = frozenset({m.CallForBids.TYPE, lm.EnglishRound.TYPE, lm.DutchTick.TYPE})
 ERRORS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE})
 MAX_AUCTIONS = 20000  # control state kept per agent (oldest auctions forgotten first)
 
@@ -71,7 +72,7 @@ class Copy:
     """A send the law wants copied to its auditor."""
 
     auditor: str
-    body: m.AuditCopy
+    body: lm.AuditCopy
 
 
 @dataclass
@@ -84,12 +85,12 @@ class Controller:
     now: Callable[[], float]
     chosen: str = ""  # hash a passenger starts its auctions under ("": the default law)
     auctions: OrderedDict[str, AuctionControl] = field(default_factory=OrderedDict)
-    certificate: m.Certificate | None = None
+    certificate: lm.Certificate | None = None
     revoked: set[str] = field(default_factory=set)  # serials the CA revoked
     revoked_subjects: set[str] = field(default_factory=set)
     # Certificates (as presented) whose signature was already verified: a vehicle presents
     # the same one with every bid, and Ed25519 verification dominates the controller's cost.
-    verified: OrderedDict[str, m.Certificate] = field(default_factory=OrderedDict)
+    verified: OrderedDict[str, lm.Certificate] = field(default_factory=OrderedDict)
 
     @property
     def certified(self) -> bool:
@@ -117,7 +118,7 @@ class Controller:
     def on_receive(self, msg: Message, body: m.Body) -> str | None:
         """None to deliver `body` to the behaviour, else the reason it is refused."""
         kind = body.TYPE
-        if isinstance(body, m.Revoked):
+        if isinstance(body, lm.Revoked):
             if str(msg.sender.bare) != self.services.get("certification-authority"):
                 return f"{msg.sender.bare} is not the certification authority"
             self.revoked.update(body.serials)
@@ -195,7 +196,7 @@ class Controller:
         Stamps the law's hash (and the passenger, once known) on an auction's messages."""
         kind = msg.get_metadata("type") or ""
         conversation = msg.get_metadata("conversation") or ""
-        if kind in ERRORS or kind == m.AuditCopy.TYPE:
+        if kind in ERRORS or kind == lm.AuditCopy.TYPE:
             control = self.auctions.get(conversation)
             if control is not None:
                 msg.set_metadata("law", control.law_hash)
@@ -227,7 +228,7 @@ class Controller:
             log.warning("%s: law %s names auditor %r, unknown in this run", self.me,
                         control.law.name, control.law.audit.auditor)
             return None, None
-        copy = m.AuditCopy(
+        copy = lm.AuditCopy(
             auction_id=conversation, law=control.law_hash, kind=kind,
             performative=msg.get_metadata("performative") or "", sender=self.me,
             receiver=str(msg.to.bare), body=(msg.body or "")[:65536], at=max(0.0, self.now()),
@@ -248,7 +249,7 @@ class Controller:
         return None
 
 
-def attribute_problem(cert: m.Certificate, law: Law) -> str | None:
+def attribute_problem(cert: lm.Certificate, law: Law) -> str | None:
     wanted = law.eligibility
     if cert.seats < wanted.min_seats:
         return f"{cert.subject} has {cert.seats} seats, law {law.name} requires {wanted.min_seats}"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
 GRACE_S = 60.0  # simulated seconds a pickup may be late beyond 1.5 x the confirmed ETA
@@ -19,7 +20,7 @@ class Decision:
     offender: str | None = None
 
 
-def _body(entry: m.AuditEntry) -> dict[str, Any]:
+def _body(entry: lm.AuditEntry) -> dict[str, Any]:
     try:
         body = json.loads(entry.body)
     except ValueError:
@@ -27,7 +28,7 @@ def _body(entry: m.AuditEntry) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def decide(reason: str, auction_id: str, entries: Sequence[m.AuditEntry], now: float) -> Decision:
+def decide(reason: str, auction_id: str, entries: Sequence[lm.AuditEntry], now: float) -> Decision:
     if not entries:
         return Decision(False, f"the auditor has no record of auction {auction_id}")
     if reason == "no-show":
@@ -37,7 +38,7 @@ def decide(reason: str, auction_id: str, entries: Sequence[m.AuditEntry], now: f
     return Decision(False, f"unknown complaint {reason!r}")
 
 
-def no_show(auction_id: str, entries: Sequence[m.AuditEntry], now: float) -> Decision:
+def no_show(auction_id: str, entries: Sequence[lm.AuditEntry], now: float) -> Decision:
     confirmed = [e for e in entries if e.kind == m.AwardConfirmed.TYPE
                  and _body(e).get("vehicle") == e.sender]
     if not confirmed:
@@ -57,7 +58,7 @@ def no_show(auction_id: str, entries: Sequence[m.AuditEntry], now: float) -> Dec
                           f" and the record has no pickup by t={now:.0f} s", vehicle)
 
 
-def shill(auction_id: str, entries: Sequence[m.AuditEntry]) -> Decision:
+def shill(auction_id: str, entries: Sequence[lm.AuditEntry]) -> Decision:
     passenger = None
     for e in entries:
         if e.kind in (m.RideAssigned.TYPE, m.RideUnserved.TYPE):

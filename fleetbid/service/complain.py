@@ -13,6 +13,8 @@ from spade.behaviour import CyclicBehaviour
 
 from fleetbid.platform import eventloop
 from fleetbid.platform.xmpp_agent import XmppAgent, start_agents
+from fleetbid.protocol import codec
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 from fleetbid.service.request import finish_loop
 from fleetbid.service.state import NoRunningFleet, load_running, state_path
@@ -75,7 +77,7 @@ async def file_complaint(
             if msg is None or answer.done():
                 return
             kind = msg.get_metadata("type")
-            if kind == m.ComplaintDecision.TYPE:
+            if kind == lm.ComplaintDecision.TYPE:
                 answer.set_result(json.loads(msg.body))
             elif kind in (m.Refused.TYPE, m.NotUnderstood.TYPE):
                 body = json.loads(msg.body)
@@ -86,8 +88,8 @@ async def file_complaint(
     agent.add_behaviour(inbox)
     await start_agents([agent], concurrency=1)
     try:
-        complaint = m.Complaint(auction_id=auction_id, reason=reason, note=note[:500])
-        await agent.send(m.encode(complaints, complaint), inbox)
+        complaint = lm.Complaint(auction_id=auction_id, reason=reason, note=note[:500])
+        await agent.send(codec.encode(complaints, complaint), inbox)
         return await asyncio.wait_for(answer, timeout)
     except TimeoutError:
         return {"upheld": False, "reason": f"no decision within {timeout:.0f} s"}

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.auction import AuctionBehaviour
+from fleetbid.core.roles import Role
 
 
 class AuctionManagerAgent(FleetAgent):
-    ROLE = "auction-manager"
+    ROLE = Role.AUCTION_MANAGER
 
     async def setup(self) -> None:
         self.auction_behaviour = AuctionBehaviour()

@@ -9,6 +9,7 @@ from spade.message import Message
 from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.directory import Directory
+from fleetbid.core.roles import Role
 from fleetbid.core.world import World
 from fleetbid.laws import certificates
 from fleetbid.laws.audit_store import AuditStore
@@ -58,7 +59,7 @@ class AuthorityBehaviour(ProtocolBehaviour):
 
 
 class AuthorityAgent(FleetAgent):
-    ROLE = "certification-authority"
+    ROLE = Role.AUTHORITY
 
     def __init__(self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,
                  secret: str) -> None:
@@ -89,7 +90,7 @@ class AuditorBehaviour(ProtocolBehaviour):
 
 
 class AuditorAgent(FleetAgent):
-    ROLE = "auditor"
+    ROLE = Role.AUDITOR
 
     def __init__(self, name: str, endpoint: XmppEndpoint, world: World,
                  directory: Directory) -> None:
@@ -147,7 +148,7 @@ class ComplaintsBehaviour(ProtocolBehaviour):
 
 
 class ComplaintsAgent(FleetAgent):
-    ROLE = "complaints"
+    ROLE = Role.COMPLAINTS
 
     async def setup(self) -> None:
         self.add_behaviour(ComplaintsBehaviour())

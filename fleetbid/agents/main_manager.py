@@ -6,10 +6,11 @@ from __future__ import annotations
 from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.dispatch import DispatchBehaviour
 from fleetbid.behaviours.registry import RegistryBehaviour
+from fleetbid.core.roles import Role
 
 
 class MainManagerAgent(FleetAgent):
-    ROLE = "main-manager"
+    ROLE = Role.MAIN_MANAGER
 
     async def setup(self) -> None:
         # Any other policy: the MainManager dispatches directly (behaviours/dispatch.py).

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.passenger import RideBehaviour, RideOutcome
 from fleetbid.core.directory import Directory
+from fleetbid.core.roles import Role
 from fleetbid.core.world import World
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 
 class PassengerAgent(FleetAgent):
-    ROLE = "passenger"
+    ROLE = Role.PASSENGER
 
     def __init__(
         self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.proxy import ProxyBehaviour
+from fleetbid.core.roles import Role
 
 
 class ProxyAgent(FleetAgent):
-    ROLE = "proxy"
+    ROLE = Role.PROXY
 
     async def setup(self) -> None:
         self.proxy_behaviour = ProxyBehaviour()

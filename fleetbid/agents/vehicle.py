@@ -6,12 +6,13 @@ from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.vehicle import IDLE, AnnounceBehaviour, BiddingBehaviour, Leg
 from fleetbid.behaviours.vehicle_certs import RequestCertificate
 from fleetbid.core.directory import Directory
+from fleetbid.core.roles import Role
 from fleetbid.core.world import World
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 
 class VehicleAgent(FleetAgent):
-    ROLE = "vehicle"
+    ROLE = Role.VEHICLE
 
     def __init__(
         self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory, node: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fleetbid.core.roles import Role
+
 
 @dataclass(frozen=True)
 class Directory:
@@ -21,6 +23,6 @@ class Directory:
 
     def services(self) -> dict[str, str]:
         """Law agent name -> JID (a law names its CA, auditor and complaints agent)."""
-        named = {"certification-authority": self.authority, "auditor": self.auditor,
-                 "complaints": self.complaints}
+        named = {Role.AUTHORITY: self.authority, Role.AUDITOR: self.auditor,
+                 Role.COMPLAINTS: self.complaints}
         return {name: jid for name, jid in named.items() if jid}

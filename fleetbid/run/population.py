@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
+from fleetbid.core.roles import Role
 from fleetbid.maps import RoadMap
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
-TIER_A = ("main-manager", "passenger", "vehicle", "certification-authority", "auditor",
-          "complaints")
+TIER_A = (Role.MAIN_MANAGER, Role.PASSENGER, Role.VEHICLE, Role.AUTHORITY, Role.AUDITOR,
+          Role.COMPLAINTS)
 
 
 @dataclass(frozen=True)
 class AgentSpec:
-    role: str  # main-manager | auction-manager | proxy | vehicle
+    role: Role
     name: str
     node: str = ""  # vehicles: start node
     secret: str = ""  # certification authority: its private key (hex)
@@ -74,11 +75,11 @@ def make_plan(
     config: RunConfig, endpoint: XmppEndpoint, start_nodes: list[str], names: Names,
     authority_key: tuple[str, str] = ("", ""),
 ) -> Plan:
-    mm = AgentSpec("main-manager", names("main-manager"))
-    ams = [AgentSpec("auction-manager", names(f"auction-{i}"))
+    mm = AgentSpec(Role.MAIN_MANAGER, names("main-manager"))
+    ams = [AgentSpec(Role.AUCTION_MANAGER, names(f"auction-{i}"))
            for i in range(config.auction_managers)]
-    proxies = [AgentSpec("proxy", names(f"proxy-{i}")) for i in range(config.proxy_pool_size())]
-    vehicles = [AgentSpec("vehicle", names(f"vehicle-{i}"), node)
+    proxies = [AgentSpec(Role.PROXY, names(f"proxy-{i}")) for i in range(config.proxy_pool_size())]
+    vehicles = [AgentSpec(Role.VEHICLE, names(f"vehicle-{i}"), node)
                 for i, node in enumerate(start_nodes)]
     directory = Directory(
         main_manager=endpoint.jid(mm.name),
@@ -90,12 +91,12 @@ def make_plan(
         authority_key=authority_key[1],
     )
     # The agents laws name (docs/laws.md): CA, auditor, complaints.
-    law_agents = [AgentSpec("certification-authority", names("certification-authority"),
+    law_agents = [AgentSpec(Role.AUTHORITY, names("certification-authority"),
                             secret=authority_key[0]),
-                  AgentSpec("auditor", names("auditor")), AgentSpec("complaints",
+                  AgentSpec(Role.AUDITOR, names("auditor")), AgentSpec(Role.COMPLAINTS,
                                                                     names("complaints"))]
     plan = Plan(directory, [[] for _ in range(config.processes)],
-                tier_processes(config.processes, "passenger"))
+                tier_processes(config.processes, Role.PASSENGER))
     replicated = config.replicas > 1
     for group in ([mm], [] if replicated else ams, proxies, vehicles, law_agents):
         where = tier_processes(config.processes, group[0].role) if group else [0]

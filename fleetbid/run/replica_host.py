@@ -14,6 +14,7 @@ import contextlib
 from typing import Any
 
 from fleetbid.agents import AuctionManagerAgent, FleetAgent
+from fleetbid.core.roles import Role
 from fleetbid.replicated.machine import AuctionReplicas, GroupPort
 from fleetbid.replication.node import ReplicaNode
 from fleetbid.run.population import AgentSpec
@@ -42,7 +43,7 @@ class ReplicaHost(Worker):
 
     def make(self, spec: AgentSpec) -> FleetAgent:
         assert self.world is not None
-        if spec.role != "auction-manager":
+        if spec.role != Role.AUCTION_MANAGER:
             raise ValueError(f"a replica host runs auction managers only, not {spec.role}")
         agent = AuctionManagerAgent(spec.name, self.endpoint, self.world, self.directory,
                                     password=self.settings.password)

@@ -28,6 +28,7 @@ from fleetbid.behaviours.passenger import RideOutcome
 from fleetbid.core.clock import SimClock
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
+from fleetbid.core.roles import Role
 from fleetbid.core.world import World
 from fleetbid.platform import trace, xmpp_agent
 from fleetbid.platform.xmpp_agent import COUNTERS, start_agents
@@ -81,19 +82,19 @@ class Worker:
         assert self.world is not None
         args = (spec.name, self.endpoint, self.world, self.directory)
         match spec.role:
-            case "main-manager":
+            case Role.MAIN_MANAGER:
                 return MainManagerAgent(*args)
-            case "auction-manager":
+            case Role.AUCTION_MANAGER:
                 return AuctionManagerAgent(*args)
-            case "proxy":
+            case Role.PROXY:
                 return ProxyAgent(*args)
-            case "vehicle":
+            case Role.VEHICLE:
                 return VehicleAgent(*args, node=spec.node)
-            case "certification-authority":
+            case Role.AUTHORITY:
                 return AuthorityAgent(*args, secret=spec.secret)
-            case "auditor":
+            case Role.AUDITOR:
                 return AuditorAgent(*args)
-            case "complaints":
+            case Role.COMPLAINTS:
                 return ComplaintsAgent(*args)
         raise ValueError(f"unknown role {spec.role}")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from spade.behaviour import CyclicBehaviour
 
+from fleetbid.core.roles import Role
 from fleetbid.platform import eventloop
 from fleetbid.platform.xmpp_agent import XmppAgent, start_agents
 from fleetbid.protocol import codec
@@ -42,7 +43,7 @@ def cmd_complain(args: argparse.Namespace) -> int:
     except NoRunningFleet as exc:
         print(f"fleetbid: {exc}", file=sys.stderr)
         return 2
-    complaints = state.law_agents.get("complaints")
+    complaints = state.law_agents.get(Role.COMPLAINTS)
     if not complaints:
         print("fleetbid: this fleet has no complaints agent", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from typing import Any
 
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
+from fleetbid.core.roles import Role
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 VERSION = 1
@@ -92,8 +93,9 @@ class ServeState:
         agents = self.law_agents
         return Directory(self.main_manager, tuple(self.auction_managers), tuple(self.proxies),
                          frozenset(self.vehicles),
-                         authority=agents.get("certification-authority", ""),
-                         auditor=agents.get("auditor", ""), complaints=agents.get("complaints", ""))
+                         authority=agents.get(Role.AUTHORITY, ""),
+                         auditor=agents.get(Role.AUDITOR, ""),
+                         complaints=agents.get(Role.COMPLAINTS, ""))
 
 
 def write_state(path: Path, state: ServeState) -> None:

@@ -185,19 +185,22 @@ def test_sequential_winner_is_admitted_vehicle_with_smallest_travel_time(
     idle = dict(sequential["jids"])  # JID -> node of the vehicles still in the home cluster
     for outcome, (request_id, pickup, dropoff) in zip(sequential["outcomes"], rides(layout),
                                                       strict=True):
-        assert outcome["request_id"] == request_id
-        assert outcome["served"], outcome
+        assert outcome.request_id == request_id
+        assert outcome.served, outcome
         expected = geo.expected_winner(idle, pickup)
         assert expected is not None
         winner, travel_s = expected
         n = len(geo.admitted(idle, pickup))
-        assert outcome["vehicle"] == winner, (request_id, outcome, idle)
-        assert outcome["eta_s"] == pytest.approx(travel_s, rel=1e-6, abs=1e-6)
-        assert outcome["bidders"] == n
-        assert outcome["price"] == pytest.approx((n - 1) / n / max(travel_s, 1.0), rel=1e-9)
-        assert outcome["reason"] == ""
-        assert outcome["picked_up_at"] is not None and outcome["wait_s"] >= 0
-        assert (outcome["source"], outcome["destination"]) == (pickup, dropoff)
+        assert outcome.vehicle == winner, (request_id, outcome, idle)
+        assert outcome.eta_s == pytest.approx(travel_s, rel=1e-6, abs=1e-6)
+        assert outcome.bidders == n
+        assert outcome.price == pytest.approx((n - 1) / n / max(travel_s, 1.0), rel=1e-9)
+        assert outcome.reason == ""
+        assert outcome.picked_up_at is not None and outcome.wait_s is not None
+        assert outcome.wait_s == pytest.approx(outcome.picked_up_at - outcome.requested_at,
+                                               abs=1e-6)
+        assert outcome.wait_s >= travel_s - 1.0  # the drive to the pickup is part of the wait
+        assert (outcome.source, outcome.destination) == (pickup, dropoff)
         del idle[winner]  # it drives to the other cluster: never a candidate here again
     assert len(sequential["outcomes"]) == len(layout.pickups)
 
@@ -238,8 +241,8 @@ def test_out_of_cluster_vehicles_are_never_called_and_never_win(
         assert not called & outsiders, (request_id, called & outsiders)
         # Exactly the admitted vehicles were called.
         assert called == set(geo.admitted(idle, pickup)), request_id
-        assert outcome["vehicle"] not in outsiders
-        del idle[outcome["vehicle"]]
+        assert outcome.vehicle not in outsiders
+        del idle[outcome.vehicle]
 
 
 def test_prober_pretending_to_be_a_vehicle_is_refused(kit: Any, sequential: dict) -> None:
@@ -304,14 +307,14 @@ def test_same_seed_same_winners_with_proxies_0_1_and_auto(
     runs = {"auto": sequential, **proxy_variants}
 
     def summary(result: dict) -> list[tuple[Any, ...]]:
-        return [(o["request_id"], o["served"], o["vehicle"], o["bidders"])
+        return [(o.request_id, o.served, o.vehicle, o.bidders)
                 for o in result["outcomes"]]
 
     assert summary(runs["0"]) == summary(runs["auto"]) == summary(runs["1"])
     for name in ("0", "1"):
         for mine, auto in zip(runs[name]["outcomes"], runs["auto"]["outcomes"], strict=True):
-            assert mine["price"] == pytest.approx(auto["price"], rel=1e-9)
-            assert mine["eta_s"] == pytest.approx(auto["eta_s"], rel=1e-9)
+            assert mine.price == pytest.approx(auto.price, rel=1e-9)
+            assert mine.eta_s == pytest.approx(auto.eta_s, rel=1e-9)
     # The settings really differed: no proxy, one group per auction, several groups.
     group_calls = {name: kit.total_by_type(r["stats"]).get("group-call", 0)
                    for name, r in runs.items()}
@@ -358,15 +361,15 @@ def crowd(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_concurrent_requests_all_end_served_or_with_a_reason(crowd: dict) -> None:
     outcomes = crowd["outcomes"]
-    assert sorted(o["request_id"] for o in outcomes) == [r[0] for r in crowd["requests"]]
+    assert sorted(o.request_id for o in outcomes) == [r[0] for r in crowd["requests"]]
     for o in outcomes:
-        if o["served"]:
-            assert o["vehicle"] in crowd["jids"], o
-            assert o["reason"] == "" and o["picked_up_at"] is not None, o
+        if o.served:
+            assert o.vehicle in crowd["jids"], o
+            assert o.reason == "" and o.picked_up_at is not None, o
         else:
-            assert any(text in o["reason"] for text in UNSERVED_REASONS), o
+            assert any(text in o.reason for text in UNSERVED_REASONS), o
     # Every vehicle can serve at least one of them, and the patience is generous.
-    assert sum(o["served"] for o in outcomes) >= CROWD_VEHICLES
+    assert sum(o.served for o in outcomes) >= CROWD_VEHICLES
 
 
 def test_concurrent_requests_no_passenger_gets_two_vehicles(kit: Any, crowd: dict) -> None:
@@ -377,28 +380,28 @@ def test_concurrent_requests_no_passenger_gets_two_vehicles(kit: Any, crowd: dic
                         if r["from"] in vehicles)
     picked = Counter(r["conversation"] for r in kit.sends(trace, "picked-up"))
     for o in crowd["outcomes"]:
-        rid = o["request_id"]
-        want = 1 if o["served"] else 0
+        rid = o.request_id
+        want = 1 if o.served else 0
         assert (assigned[rid], confirmed[rid], picked[rid]) == (want, want, want), rid
     for o in crowd["outcomes"]:
-        if o["served"]:
-            confirmations = kit.sends(trace, "award-confirmed", conversation=o["request_id"],
-                                      **{"from": o["vehicle"]})
+        if o.served:
+            confirmations = kit.sends(trace, "award-confirmed", conversation=o.request_id,
+                                      **{"from": o.vehicle})
             assert len(confirmations) == 1
-            pickups = kit.sends(trace, "picked-up", conversation=o["request_id"])
-            assert [r["from"] for r in pickups] == [o["vehicle"]]
+            pickups = kit.sends(trace, "picked-up", conversation=o.request_id)
+            assert [r["from"] for r in pickups] == [o.vehicle]
 
 
 def test_concurrent_requests_no_vehicle_serves_overlapping_trips(kit: Any, crowd: dict) -> None:
     geo, trace = crowd["geo"], crowd["trace"]
-    served = [o for o in crowd["outcomes"] if o["served"]]
+    served = [o for o in crowd["outcomes"] if o.served]
     trips: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for o in served:
-        (confirm,) = kit.sends(trace, "award-confirmed", conversation=o["request_id"],
-                               **{"from": o["vehicle"]})
-        dropoff = o["picked_up_at"] + geo.travel.time_s(o["source"], o["destination"])
-        assert confirm["sim"] <= o["picked_up_at"] + 1e-3  # trace sim is rounded to 1 ms
-        trips[o["vehicle"]].append((confirm["sim"], dropoff, o["request_id"]))
+        (confirm,) = kit.sends(trace, "award-confirmed", conversation=o.request_id,
+                               **{"from": o.vehicle})
+        dropoff = o.picked_up_at + geo.travel.time_s(o.source, o.destination)
+        assert confirm["sim"] <= o.picked_up_at + 1e-3  # trace sim is rounded to 1 ms
+        trips[o.vehicle].append((confirm["sim"], dropoff, o.request_id))
     # Event-loop timers have millisecond granularity: allow 10 wall ms of simulated slack.
     slack = 0.01 * crowd["speed"]
     for vehicle, legs in trips.items():

@@ -234,11 +234,11 @@ def test_normal_ride_after_the_junk_is_served_by_the_expected_vehicle(
     kit: Any, junk: dict[str, Any]
 ) -> None:
     outcome = junk["outcome"]
-    assert outcome["served"], outcome
+    assert outcome.served, outcome
     # The forged award went to this very vehicle: it did not make it busy.
-    assert outcome["vehicle"] == junk["winner"]
-    assert outcome["eta_s"] == pytest.approx(junk["travel_s"], rel=1e-6)
-    assert outcome["picked_up_at"] is not None
+    assert outcome.vehicle == junk["winner"]
+    assert outcome.eta_s == pytest.approx(junk["travel_s"], rel=1e-6)
+    assert outcome.picked_up_at is not None
     # One auction in all: the legitimate one.
     assert kit.total(junk["final"], "auctions") == 1
     # Passengers talk to the fleet in-process here: still only the probes' replies crossed.
@@ -259,6 +259,6 @@ def test_vehicle_whose_trip_ends_before_the_auction_closes_stays_available(
 ) -> None:
     first, second = junk["instants"]
     vehicle = junk["instant_vehicle"]
-    assert first["served"] and first["vehicle"] == vehicle, first
+    assert first.served and first.vehicle == vehicle, first
     # The vehicle stands idle at this very pickup: nobody can be closer.
-    assert second["served"] and second["vehicle"] == vehicle, second
+    assert second.served and second.vehicle == vehicle, second

@@ -91,13 +91,19 @@ def test_bengaluru_short_run_serves_its_requests(bengaluru: dict[str, Any]) -> N
     jids = bengaluru["jids"]
     for (request_id, pickup, dropoff), o in zip(bengaluru["rides"], bengaluru["outcomes"],
                                                 strict=True):
-        assert o["request_id"] == request_id
-        assert o["served"], o
-        assert o["vehicle"] in jids
-        assert (o["source"], o["destination"]) == (pickup, dropoff)
-        assert o["picked_up_at"] is not None and o["wait_s"] >= 0
-        assert o["eta_s"] >= 0 and o["bidders"] >= 1
-        assert o["reason"] == ""
+        assert o.request_id == request_id
+        assert o.served, o
+        assert o.vehicle in jids
+        assert (o.source, o.destination) == (pickup, dropoff)
+        # The wait runs from the request to the pickup, and includes the drive there.
+        assert o.picked_up_at is not None and o.wait_s is not None and o.eta_s is not None
+        assert o.wait_s == pytest.approx(o.picked_up_at - o.requested_at, abs=1e-6)
+        assert o.wait_s >= o.eta_s - 1.0
+        # The price is the winner's first-price bid: (n-1)/n · 1/T with T its ETA.
+        assert 1 <= o.bidders <= len(jids)
+        assert o.price == pytest.approx((o.bidders - 1) / o.bidders / max(o.eta_s, 1.0),
+                                        rel=1e-9)
+        assert o.reason == ""
         assert geo.cluster(pickup) in range(4)
     assert len(bengaluru["outcomes"]) == RIDES
 
@@ -111,8 +117,8 @@ def test_bengaluru_first_ride_goes_to_the_nearest_admitted_vehicle(
     first = bengaluru["outcomes"][0]
     expected = geo.expected_winner(bengaluru["jids"], pickup)
     assert expected is not None
-    assert first["vehicle"] == expected[0]
-    assert first["eta_s"] == pytest.approx(expected[1], rel=1e-6, abs=1e-6)
+    assert first.vehicle == expected[0]
+    assert first.eta_s == pytest.approx(expected[1], rel=1e-6, abs=1e-6)
 
 
 def test_bengaluru_stats_count_the_auctions(kit: Any, bengaluru: dict[str, Any]) -> None:

@@ -92,12 +92,12 @@ def travel_times(kit: Any, result: dict) -> list[tuple[float, str]]:
 def test_winner_and_price_are_what_theory_predicts(kit: Any, every_law: dict, name: str) -> None:
     result = every_law[name]
     outcome = result["outcome"]
-    assert outcome["served"], outcome
+    assert outcome.served, outcome
     times = travel_times(kit, result)
     (t1, fastest), (t2, _) = times[0], times[1]
     n = len(times)
-    assert outcome["vehicle"] == fastest
-    price = outcome["price"]
+    assert outcome.vehicle == fastest
+    price = outcome.price
     if name == "sealed-first-price":
         assert price == pytest.approx((n - 1) / n / t1)
     elif name == "vickrey":
@@ -225,7 +225,7 @@ def certified(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
 
     run(first_fleet())
     # History from "an earlier run": vehicle-0 confirmed an award and never arrived.
-    vehicle0 = out["served"]["vehicle"].replace(out["served"]["vehicle"].split("@")[0],
+    vehicle0 = out["served"].vehicle.replace(out["served"].vehicle.split("@")[0],
                                                 "vehicle-0")
     store = AuditStore(tmp / "audit.sqlite")
     store.append(lm.AuditCopy(auction_id="old-1", law=digest, kind="award-confirmed",
@@ -264,7 +264,7 @@ async def _after(fleet: Fleet, sim_s: float) -> bool:
 
 
 def test_certified_vehicles_are_served(certified: dict) -> None:
-    assert certified["served"]["served"], certified["served"]
+    assert certified["served"].served, certified["served"]
 
 
 def test_missing_forged_expired_certificates_and_other_laws_are_refused(certified: dict
@@ -287,7 +287,7 @@ def test_the_passenger_cannot_bid_in_its_own_auction(certified: dict) -> None:
 
 
 def test_expired_certificates_stop_bidding(kit: Any, certified: dict) -> None:
-    assert not certified["expired"]["served"]
+    assert not certified["expired"].served
     declined = kit.sends(certified["trace_a"], "bid-declined", conversation="cert-2")
     assert declined and all("blocked by law" in r["body"]["reason"] and "expired" in
                             r["body"]["reason"] for r in declined)
@@ -320,6 +320,6 @@ def test_supported_complaint_revokes_the_offender(kit: Any, certified: dict) -> 
     told = {r["to"] for r in kit.sends(trace, "revoked")}
     assert vehicle0 in told
     outcome = certified["after_revocation"]
-    assert outcome["served"] and outcome["vehicle"] != vehicle0
+    assert outcome.served and outcome.vehicle != vehicle0
     declined = kit.sends(trace, "bid-declined", conversation="cert-3", **{"from": vehicle0})
     assert declined and "revoked" in declined[0]["body"]["reason"]

@@ -92,10 +92,10 @@ def test_a_follower_leads_within_a_second_of_the_leaders_sigkill(crashes: dict) 
 def test_every_ride_completes_with_exactly_one_vehicle(crashes: dict) -> None:
     outcomes = crashes["outcomes"]
     assert len(outcomes) == RIDES + 3
-    assert all(o["served"] for o in outcomes), [
-        (o["request_id"], o["reason"]) for o in outcomes if not o["served"]]
-    assert all(o["assignments"] == 1 for o in outcomes)
-    assert len({o["vehicle"] for o in outcomes[:RIDES]}) >= 1
+    assert all(o.served for o in outcomes), [
+        (o.request_id, o.reason) for o in outcomes if not o.served]
+    assert all(o.assignments == 1 for o in outcomes)
+    assert len({o.vehicle for o in outcomes[:RIDES]}) >= 1
 
 
 def test_no_acknowledged_bid_is_lost_and_the_logs_agree(crashes: dict) -> None:

@@ -212,8 +212,10 @@ def test_request_by_node_prints_one_json_outcome(served: tuple[subprocess.Popen,
     outcome = json.loads(done.stdout)
     assert outcome["served"] is True
     assert outcome["source"] == STARTS[0] and outcome["destination"] == STARTS[9]
-    assert outcome["vehicle"].endswith("@localhost") and outcome["eta_s"] >= 0
-    assert outcome["price"] >= 0 and outcome["auction_id"] == outcome["request_id"]
+    assert outcome["vehicle"].endswith("@localhost")
+    n, eta = outcome["bidders"], outcome["eta_s"]
+    assert outcome["price"] == pytest.approx((n - 1) / n / max(eta, 1.0), rel=1e-9)
+    assert outcome["auction_id"] == outcome["request_id"]
 
 
 @pytest.mark.e2e

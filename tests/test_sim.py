@@ -94,7 +94,7 @@ async def _live(config: RunConfig, requests: list[Request]) -> tuple[dict[str, s
         ids = [fleet.endpoint.jid(f"vehicle-{i}") for i in range(config.vehicles)]  # type: ignore[union-attr]
         outcomes = await asyncio.gather(*(
             fleet.ride(r.request_id, r.source, r.destination, at=r.at) for r in requests))
-    return {o["request_id"]: o["vehicle"] for o in outcomes if o["served"]}, ids
+    return {o.request_id: o.vehicle for o in outcomes if o.served}, ids
 
 
 @pytest.mark.e2e

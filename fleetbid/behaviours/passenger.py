@@ -5,35 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import asdict, dataclass
 
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.core.outcome import RideOutcome
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.passenger")
-
-
-@dataclass
-class RideOutcome:
-    request_id: str
-    source: str
-    destination: str
-    requested_at: float  # simulated seconds
-    served: bool = False
-    vehicle: str | None = None
-    eta_s: float | None = None
-    price: float | None = None
-    bidders: int = 0
-    reason: str = ""
-    latency_ms: float | None = None  # wall ms, request sent -> outcome received
-    picked_up_at: float | None = None
-    wait_s: float | None = None  # simulated seconds, request -> pickup
-    assignments: int = 0  # distinct vehicles we were told of (more than 1 is a bug)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 class RideBehaviour(ProtocolBehaviour):

@@ -59,8 +59,8 @@ async def bench_auction(
             # Log in first, ask a moment later: the login's server work is not the auction's.
             at = fleet.now() + SETTLE_S * config.speed
             outcome = await fleet.ride(r.request_id, r.source, r.destination, at=at)
-            if outcome["latency_ms"] is not None:
-                latencies.append(outcome["latency_ms"])
+            if outcome.latency_ms is not None:
+                latencies.append(outcome.latency_ms)
         before = _totals(await fleet.stats())
         say(f"throughput: a burst of {burst} auctions...")
         lead = max(2.0, LOGIN_LEAD_S * burst / config.processes)
@@ -70,17 +70,17 @@ async def bench_auction(
             fleet.ride(r.request_id, r.source, r.destination, at=at)
             for r in requests[latency_auctions:]
         ))
-        decided = [o for o in outcomes if o["latency_ms"] is not None]
-        burst_latencies = [o["latency_ms"] for o in decided]
+        decided = [o for o in outcomes if o.latency_ms is not None]
+        burst_latencies = [o.latency_ms for o in decided if o.latency_ms is not None]
         after = _totals(await fleet.stats())
         # From the first request sent to the last auction decided (late logins included).
-        first = min(o["requested_at"] for o in decided) / config.speed
-        span_s = max(o["requested_at"] / config.speed + o["latency_ms"] / 1000.0
+        first = min(o.requested_at for o in decided) / config.speed
+        span_s = max(o.requested_at / config.speed + (o.latency_ms or 0.0) / 1000.0
                      for o in decided) - first
         messages = (after[0] - before[0]) / burst
         xmpp_messages = (after[1] - before[1]) / burst
         auctions_per_s = burst / span_s
-        served = sum(o["served"] for o in outcomes)
+        served = sum(o.served for o in outcomes)
         result = {
             "latency_p50_ms": round(percentile(latencies, 50) or float("nan"), 2),
             "latency_p99_ms": round(percentile(latencies, 99) or float("nan"), 2),

@@ -38,7 +38,7 @@ async def measure_row(
                    at=start + i * spacing_s * config.speed)
         for i, r in enumerate(requests)
     ))
-    lat = [o["latency_ms"] for o in outcomes if o["served"] and o["latency_ms"] is not None]
+    lat = [o.latency_ms for o in outcomes if o.served and o.latency_ms is not None]
     return {
         "passengers": passengers,
         "unserved": passengers - len(lat),

@@ -10,6 +10,7 @@ from typing import Any
 from tqdm import tqdm
 
 from fleetbid.core.config import RunConfig
+from fleetbid.core.outcome import RideOutcome
 from fleetbid.core.scenario import Request, poisson_requests
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.launcher import Fleet
@@ -30,7 +31,7 @@ async def run_scenario(
         )
         bar = tqdm(total=len(todo), desc="requests", unit="req", file=sys.stderr,
                    disable=not progress, leave=False)
-        outcomes: list[dict[str, Any]] = []
+        outcomes: list[RideOutcome] = []
 
         async def one(request: Request) -> None:
             # Start the passenger agent a little early: it logs in, then asks on time.
@@ -39,7 +40,7 @@ async def run_scenario(
                                        at=request.at)
             outcomes.append(outcome)
             bar.update(1)
-            bar.set_postfix(served=sum(o["served"] for o in outcomes))
+            bar.set_postfix(served=sum(o.served for o in outcomes))
 
         await asyncio.gather(*(one(r) for r in todo))
         bar.close()

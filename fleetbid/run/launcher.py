@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from fleetbid.core.config import RunConfig
+from fleetbid.core.outcome import RideOutcome
 from fleetbid.laws import certificates
 from fleetbid.laws.book import book_for
 from fleetbid.maps import RoadMap, load_map
@@ -155,7 +156,7 @@ class Fleet:
                 os.kill(victim, signal.SIGKILL)
             return
         if kind == "outcome":
-            waiter = self._waiters.pop(payload["request_id"], None)
+            waiter = self._waiters.pop(payload.request_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(payload)
         else:
@@ -204,7 +205,7 @@ class Fleet:
 
     async def ride(
         self, request_id: str, source: str, destination: str, at: float | None = None
-    ) -> dict[str, Any]:
+    ) -> RideOutcome:
         """Create a PassengerPersonalAgent for this request and wait for its outcome.
 
         With `at` (simulated seconds) the passenger logs in now and asks at that time, so its
@@ -215,7 +216,7 @@ class Fleet:
         where = self.plan.passenger_processes
         index = where[self._passenger_turn % len(where)]
         self._passenger_turn += 1
-        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[RideOutcome] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = waiter
         name = self.names(f"passenger-{request_id}")
         self.conns[index].send(("ride", {"request_id": request_id, "source": source,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetbid.core.outcome import RideOutcome
 from fleetbid.replication import GroupConfig
 from fleetbid.run.population import Plan
 
@@ -89,14 +90,14 @@ class Failovers:
 
 
 def check_invariants(
-    outcomes: Sequence[dict[str, Any]], stats: Sequence[dict[str, Any]]
+    outcomes: Sequence[RideOutcome], stats: Sequence[dict[str, Any]]
 ) -> dict[str, int]:
     """Count what replication must never allow, from the run's end state:
     - double_assignments: passengers told of two different vehicles;
     - lost_bids: bids a manager acknowledged (in the replicated log) that some surviving
       replica's log lacks;
     - log_disagreements: surviving members whose log differs (digest at a common position)."""
-    double = sum(1 for o in outcomes if o.get("assignments", 0) > 1)
+    double = sum(1 for o in outcomes if o.assignments > 1)
     members = [s["replica"] for s in stats if s.get("replica", {}).get("member_of_group")]
     acknowledged = {tuple(k) for s in stats for k in s.get("bids_acknowledged", [])}
     lost = set()

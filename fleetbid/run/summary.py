@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from fleetbid.core.outcome import RideOutcome
+
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100); None for no values."""
@@ -21,17 +23,17 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 
 
 def summarize(
-    outcomes: Sequence[dict[str, Any]], stats: Sequence[dict[str, Any]], extra: dict[str, Any]
+    outcomes: Sequence[RideOutcome], stats: Sequence[dict[str, Any]], extra: dict[str, Any]
 ) -> dict[str, Any]:
-    served = [o for o in outcomes if o["served"]]
-    waits = [o["wait_s"] for o in served if o.get("wait_s") is not None]
-    latencies = [o["latency_ms"] for o in outcomes if o.get("latency_ms") is not None]
+    served = [o for o in outcomes if o.served]
+    waits = [o.wait_s for o in served if o.wait_s is not None]
+    latencies = [o.latency_ms for o in outcomes if o.latency_ms is not None]
     empty = sum(s["empty_m"] for s in stats)
     loaded = sum(s["loaded_m"] for s in stats)
     reasons: dict[str, int] = {}
     for o in outcomes:
-        if not o["served"]:
-            reasons[o["reason"]] = reasons.get(o["reason"], 0) + 1
+        if not o.served:
+            reasons[o.reason] = reasons.get(o.reason, 0) + 1
     return {
         "requests": len(outcomes),
         "served": len(served),

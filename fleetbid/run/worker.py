@@ -24,7 +24,7 @@ from fleetbid.agents import (
     VehicleAgent,
 )
 from fleetbid.agents.law_services import AuditorAgent, AuthorityAgent, ComplaintsAgent
-from fleetbid.behaviours.passenger import RideOutcome
+from fleetbid.agents.passenger import passenger, ride_session
 from fleetbid.core.clock import SimClock
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
@@ -123,26 +123,14 @@ class Worker:
         self, request_id: str, source: str, destination: str, name: str, at: float | None
     ) -> None:
         assert self.world is not None
-        done: asyncio.Future[RideOutcome] = asyncio.get_running_loop().create_future()
-
-        def finished(outcome: RideOutcome) -> None:
-            if not done.done():
-                done.set_result(outcome)
-
-        agent = PassengerAgent(name, self.endpoint, self.world, self.directory, request_id,
-                               source, destination, finished, at)
+        agent, done = passenger(name, self.endpoint, self.world, self.directory, request_id,
+                                source, destination, at)
+        self.passengers.add(agent)
         try:
-            async with self.login_gate:
-                await start_agents([agent], concurrency=1)
-            self.passengers.add(agent)
-            outcome = await done
-        except Exception as exc:  # a login failure must still produce an outcome
-            outcome = RideOutcome(request_id, source, destination, requested_at=0.0,
-                                  reason=f"passenger could not join: {exc}")
-        self.conn.send(("outcome", outcome.to_dict()))
-        self.passengers.discard(agent)
-        with contextlib.suppress(Exception):
-            await agent.stop()
+            await ride_session(agent, done, self.login_gate,
+                               report=lambda outcome: self.conn.send(("outcome", outcome)))
+        finally:
+            self.passengers.discard(agent)
 
     def stats(self) -> dict[str, Any]:
         empty = loaded = 0.0

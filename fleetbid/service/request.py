@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
 import secrets
@@ -20,15 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetbid.agents import PassengerAgent
-from fleetbid.behaviours.passenger import RideOutcome
+from fleetbid.agents.passenger import passenger, ride_session
 from fleetbid.core.directory import Directory
+from fleetbid.core.outcome import RideOutcome
 from fleetbid.core.world import World
 from fleetbid.laws.book import resolve
 from fleetbid.laws.schema import Law
 from fleetbid.maps import MapError, RoadMap
 from fleetbid.platform import eventloop
-from fleetbid.platform.xmpp_agent import start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.summary import summarize
 from fleetbid.service.script import BadRow, Place, Ride, ScriptError, load_rides, parse_place
@@ -67,37 +65,15 @@ class Client:
 
     async def ride(
         self, source: str, destination: str, label: str | None = None, at: float | None = None
-    ) -> dict[str, Any]:
-        """One passenger agent, start to outcome; the RideOutcome dict plus auction_id."""
+    ) -> RideOutcome:
+        """One passenger agent, start to outcome."""
         token = secrets.token_hex(6)
         # Unique names and ids: other clients and earlier runs share the server and the
         # MainManager, and a passenger's account is registered with a one-off password.
         request_id = f"{label}-{token}" if label else f"req-{token}"
-        done: asyncio.Future[RideOutcome] = asyncio.get_running_loop().create_future()
-
-        def finished(outcome: RideOutcome) -> None:
-            if not done.done():
-                done.set_result(outcome)
-
-        agent = PassengerAgent(f"passenger-{token}", self.endpoint, self.world, self.directory,
-                               request_id, source, destination, finished, at)
-        if self.law is not None:
-            agent.controller.choose(self.law)
-        try:
-            async with self.gate:
-                await start_agents([agent], concurrency=1)
-            wait = self.timeout_s + (self.world.clock.until(at) if at is not None else 0.0)
-            outcome = await asyncio.wait_for(done, wait)
-        except TimeoutError:
-            outcome = RideOutcome(request_id, source, destination, self.world.clock.now(),
-                                  reason=f"timed out: no outcome within {self.timeout_s:.0f} s")
-        except Exception as exc:  # a login failure must still produce an outcome
-            outcome = RideOutcome(request_id, source, destination, self.world.clock.now(),
-                                  reason=f"passenger could not join: {exc}")
-        finally:
-            with contextlib.suppress(Exception):
-                await agent.stop()
-        return {**outcome.to_dict(), "auction_id": request_id}
+        agent, done = passenger(f"passenger-{token}", self.endpoint, self.world, self.directory,
+                                request_id, source, destination, at, self.law)
+        return await ride_session(agent, done, self.gate, timeout_s=self.timeout_s)
 
 
 async def finish_loop() -> None:
@@ -109,12 +85,12 @@ async def finish_loop() -> None:
     await asyncio.gather(*leftovers, return_exceptions=True)
 
 
-def describe(outcome: dict[str, Any]) -> str:
-    if outcome["served"]:
-        wait = "" if outcome["wait_s"] is None else f", picked up after {outcome['wait_s']:.1f} s"
-        return (f"served by {outcome['vehicle']}: ETA {outcome['eta_s']:.1f} s, price "
-                f"{outcome['price']:.6g}{wait} (auction {outcome['auction_id']})")
-    return f"rejected: {outcome['reason']} (auction {outcome['auction_id']})"
+def describe(o: RideOutcome) -> str:
+    if o.served:
+        wait = "" if o.wait_s is None else f", picked up after {o.wait_s:.1f} s"
+        return (f"served by {o.vehicle}: ETA {o.eta_s or 0.0:.1f} s, price "
+                f"{o.price or 0.0:.6g}{wait} (auction {o.request_id})")
+    return f"rejected: {o.reason} (auction {o.request_id})"
 
 
 # --- one request -------------------------------------------------------------------------------
@@ -142,10 +118,10 @@ async def one_request(args: argparse.Namespace, state: ServeState) -> int:
     finally:
         await finish_loop()
     if args.json:
-        print(json.dumps(outcome))
+        print(json.dumps(outcome.to_json()))
     else:
         print(f"{source} -> {destination}: {describe(outcome)}")
-    return 0 if outcome["served"] else 1
+    return 0 if outcome.served else 1
 
 
 # --- several requests ----------------------------------------------------------------------------
@@ -164,18 +140,17 @@ def random_rides(roadmap: RoadMap, count: int, interval_s: float, seed: int | No
 
 
 async def replay(
-    client: Client, rides: list[Ride], report: Callable[[Ride, dict[str, Any]], None]
-) -> list[dict[str, Any]]:
+    client: Client, rides: list[Ride], report: Callable[[Ride, RideOutcome], None]
+) -> list[RideOutcome]:
     """Every ride at its time after now, concurrently; outcomes in script order."""
     clock = client.world.clock
     start = clock.now() + LOGIN_LEAD_S * clock.speed  # room for the first logins
 
-    async def one(ride: Ride) -> dict[str, Any]:
+    async def one(ride: Ride) -> RideOutcome:
         at = start + ride.at
         # Log in a little early, then ask exactly on time (as `fleetbid run` does).
         await asyncio.sleep(max(0.0, clock.until(at) - LOGIN_LEAD_S))
         outcome = await client.ride(ride.source, ride.destination, ride.id, at=at)
-        outcome.update(line=ride.line, id=ride.id)
         report(ride, outcome)
         return outcome
 
@@ -183,7 +158,7 @@ async def replay(
 
 
 def service_summary(
-    outcomes: list[dict[str, Any]], bad: list[BadRow], wall_s: float
+    outcomes: list[RideOutcome], bad: list[BadRow], wall_s: float
 ) -> dict[str, Any]:
     # No vehicle stats from here: only the service figures of the run summary apply.
     full = summarize(outcomes, [], {})
@@ -223,7 +198,7 @@ async def many_requests(args: argparse.Namespace, state: ServeState) -> int:
         print("fleetbid request: no valid request to send", file=sys.stderr)
         return 2
 
-    def report(ride: Ride, outcome: dict[str, Any]) -> None:
+    def report(ride: Ride, outcome: RideOutcome) -> None:
         if not args.json:
             name = f" [{ride.id}]" if ride.id else ""
             print(f"line {ride.line}{name}: {describe(outcome)}", flush=True)
@@ -235,7 +210,9 @@ async def many_requests(args: argparse.Namespace, state: ServeState) -> int:
         await finish_loop()
     summary = service_summary(outcomes, bad, time.perf_counter() - started)
     if args.json:
-        print(json.dumps({"outcomes": outcomes, "skipped": [vars(b) for b in bad],
+        rows = [{**o.to_json(), "line": r.line, "id": r.id}
+                for r, o in zip(rides, outcomes, strict=True)]
+        print(json.dumps({"outcomes": rows, "skipped": [vars(b) for b in bad],
                           "summary": summary}))
     else:
         print(format_service_summary(summary))

@@ -16,7 +16,8 @@ QUICK_PASSENGERS = (150, 400)
 FULL_LATENCY = ((50, 100, 1000), ("0", "1", "2", "auto"), 100)
 QUICK_LATENCY = ((50,), ("0", "auto"), 50)
 LIVE_SPEED = 600.0  # simulated seconds per wall second in live sweeps
-POLICY_ORDER = ("fifo", "nearest", "auction", "batch-auction", "optimal")
+# Both FIFO readings: the report compares every policy with each (report.FIFOS).
+POLICY_ORDER = ("fifo", "fifo-cluster", "nearest", "auction", "batch-auction", "optimal")
 
 
 def add_parser(sub: Any) -> None:

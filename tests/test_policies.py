@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from fleetbid.policies import Idle, Waiting, make_policy
+from fleetbid.policies import POLICIES, FifoCluster, Idle, Waiting, make_policy
 from fleetbid.policies.eps_auction import eps_auction, min_cost_assignment
 
 
@@ -46,6 +46,87 @@ def test_fifo_serves_in_arrival_order_and_breaks_ties_by_id() -> None:
     idle = [Idle("b", "0", 0.0), Idle("a", "5", 0.0)]
     got = make_policy("fifo").assign([w("r1", "9"), w("r2", "1"), w("r3", "2")], idle, LineGeo())
     assert [(a.request_id, a.vehicle) for a in got] == [("r1", "a"), ("r2", "b")]
+
+
+def _pairs(got: Sequence[object]) -> list[tuple[str, str]]:
+    return [(a.request_id, a.vehicle) for a in got]  # type: ignore[attr-defined]
+
+
+# Nodes "0".."49" are cluster 0, "50".."99" cluster 1.
+HALVES = LineGeo({str(n): 1 for n in range(50, 100)})
+
+
+def test_fifo_cluster_takes_the_longest_idle_vehicle_of_the_pickups_cluster() -> None:
+    idle = [Idle("v_global", "90", since=0.0),  # idle longest, but in cluster 1
+            Idle("v_near", "11", since=50.0),  # nearest, idle for less time
+            Idle("v_old", "40", since=10.0)]  # the longest idle of cluster 0
+    got = make_policy("fifo-cluster").assign([w("r1", "10", cluster=0)], idle, HALVES)
+    assert _pairs(got) == [("r1", "v_old")]
+    # Strict FIFO takes the fleet's longest-idle vehicle instead.
+    assert _pairs(make_policy("fifo").assign([w("r1", "10")], idle, HALVES)) == [
+        ("r1", "v_global")]
+
+
+def test_fifo_cluster_queues_per_cluster_in_arrival_order_ties_by_id() -> None:
+    idle = [Idle("c", "60", 5.0), Idle("b", "3", 7.0), Idle("a", "4", 7.0), Idle("d", "1", 2.0)]
+    waiting = [w("r1", "70", cluster=1), w("r2", "20", cluster=0), w("r3", "30", cluster=0),
+               w("r4", "40", cluster=0)]
+    got = make_policy("fifo-cluster").assign(waiting, idle, HALVES)
+    # Cluster 0's queue: d (since 2), then a and b (since 7, by id).
+    assert sorted(_pairs(got)) == [("r1", "c"), ("r2", "d"), ("r3", "a"), ("r4", "b")]
+
+
+def test_fifo_cluster_serves_its_own_cluster_before_an_earlier_request_elsewhere() -> None:
+    # The only idle vehicle is in cluster 1: cluster 1's request gets it although cluster 0's
+    # request arrived first; that one waits (spill-over has nothing left).
+    idle = [Idle("v1", "60", 0.0)]
+    waiting = [w("r0", "5", at=0.0, cluster=0), w("r1", "70", at=9.0, cluster=1)]
+    assert _pairs(make_policy("fifo-cluster").assign(waiting, idle, HALVES)) == [("r1", "v1")]
+
+
+def test_fifo_cluster_spills_over_to_the_longest_idle_vehicle_elsewhere() -> None:
+    idle = [Idle("late", "55", 30.0), Idle("early", "95", 1.0), Idle("mid", "80", 20.0)]
+    waiting = [w("r1", "5", cluster=0), w("r2", "6", cluster=0)]
+    got = make_policy("fifo-cluster").assign(waiting, idle, HALVES)
+    assert _pairs(got) == [("r1", "early"), ("r2", "mid")]
+    # Without spill-over the requests wait for a vehicle of their own cluster.
+    assert FifoCluster(spill_over=False).assign(waiting, idle, HALVES) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 99), st.integers(0, 5)), max_size=8),
+       st.lists(st.integers(0, 99), max_size=8))
+def test_fifo_cluster_properties(vehicles: list[tuple[int, int]], pickups: list[int]) -> None:
+    idle = [Idle(f"v{i}", str(node), float(since)) for i, (node, since) in enumerate(vehicles)]
+    waiting = [w(f"r{i}", str(node), at=float(i), cluster=HALVES.cluster_of(str(node)))
+               for i, node in enumerate(pickups)]
+    got = make_policy("fifo-cluster").assign(waiting, idle, HALVES)
+    by_v = {v.vehicle: v for v in idle}
+    by_r = {r.request_id: r for r in waiting}
+    assert len({a.vehicle for a in got}) == len({a.request_id for a in got}) == len(got)
+    assert len(got) == min(len(idle), len(waiting))  # never leaves both a vehicle and a rider
+
+    def order(v: Idle) -> tuple[float, str]:
+        return v.since, v.vehicle
+
+    for c in (0, 1):
+        mine = [a for a in got if by_r[a.request_id].cluster == c]
+        local = [a for a in mine if HALVES.cluster_of(by_v[a.vehicle].node) == c]
+        pool = sorted((v for v in idle if HALVES.cluster_of(v.node) == c), key=order)
+        # The cluster's riders, in arrival order, got its longest-idle vehicles in order...
+        riders = sorted(local, key=lambda a: by_r[a.request_id].requested_at)
+        assert [a.vehicle for a in riders] == [v.vehicle for v in pool[:len(local)]]
+        # ...and went elsewhere only once the cluster had no idle vehicle left.
+        if len(local) < len(mine):
+            assert len(local) == len(pool)
+
+
+def test_fifo_cluster_is_a_registered_policy() -> None:
+    from fleetbid.platform.config import RunConfig
+
+    assert "fifo" in POLICIES and "fifo-cluster" in POLICIES
+    assert make_policy("fifo-cluster").name == "fifo-cluster"
+    assert RunConfig(policy="fifo-cluster").policy == "fifo-cluster"
 
 
 def test_nearest_picks_the_nearest_idle_vehicle_for_the_head_first() -> None:

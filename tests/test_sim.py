@@ -11,7 +11,7 @@ from fleetbid.core.config import RunConfig
 from fleetbid.core.scenario import Request, poisson_requests
 from fleetbid.maps import generate_city, load_map, make_clusters
 from fleetbid.platform import eventloop
-from fleetbid.policies import POLICIES, make_policy
+from fleetbid.policies import POLICIES, FifoCluster, make_policy
 from fleetbid.run.launcher import Fleet
 from fleetbid.run.population import vehicle_start_nodes
 from fleetbid.sim import TravelMatrix, simulate
@@ -70,6 +70,29 @@ def test_patience_drops_requests_nobody_serves(city) -> None:  # type: ignore[no
                    patience_s=120.0)
     assert res.unserved and all(w <= 120.0 + 1e3 for w in res.waits.values())
     assert len(res.trips) + len(res.unserved) == 40
+
+
+def test_fifo_cluster_keeps_vehicles_in_the_pickups_cluster(city) -> None:  # type: ignore[no-untyped-def]
+    roadmap, clusters = city
+    requests = poisson_requests(roadmap, 150, 3.0, seed=4)  # light load: vehicles wait idle
+    starts = vehicle_start_nodes(roadmap, 12, seed=4)
+
+    def local_share(res) -> float:  # type: ignore[no-untyped-def]
+        by_id = {r.request_id: r for r in requests}
+        local = [clusters.cluster_of_node(t.start_node)
+                 == clusters.cluster_of_node(by_id[t.request_id].source) for t in res.trips]
+        return sum(local) / len(local)
+
+    fifo = simulate(roadmap, clusters, make_policy("fifo"), requests, starts)
+    ours = simulate(roadmap, clusters, make_policy("fifo-cluster"), requests, starts)
+    strict = simulate(roadmap, clusters, FifoCluster(spill_over=False), requests, starts)
+    assert len(fifo.trips) == len(ours.trips) == len(requests)  # work-conserving, like fifo
+    assert local_share(ours) > local_share(fifo) + 0.3
+    assert ours.deadhead_ratio() < fifo.deadhead_ratio()
+    assert ours.wait_avg() < fifo.wait_avg()
+    # Without spill-over a vehicle only ever fetches passengers in its own cluster.
+    assert strict.trips and local_share(strict) == 1.0
+    assert len(strict.trips) + len(strict.unserved) == len(requests)
 
 
 # --- equivalence with live agents ----------------------------------------------------------

@@ -9,14 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleetbid.experiment.sweep import DENSE_SPEC, SPARSE_SPEC, SweepSettings
+from fleetbid.experiment.sweep import SPARSE_SPEC, SweepSettings
 
 FULL_PASSENGERS = (100, 250, 500, 1000, 1500, 2000)
 QUICK_PASSENGERS = (150, 400)
 FULL_LATENCY = ((50, 100, 1000), ("0", "1", "2", "auto"), 100)
 QUICK_LATENCY = ((50,), ("0", "auto"), 50)
 LIVE_SPEED = 600.0  # simulated seconds per wall second in live sweeps
-POLICY_ORDER = ("fifo", "nearest", "auction", "batch-auction", "optimal")
+# Both FIFO readings: the report compares every policy with each (report.FIFOS).
+POLICY_ORDER = ("fifo", "fifo-cluster", "nearest", "auction", "batch-auction", "optimal")
 
 
 def add_parser(sub: Any) -> None:
@@ -28,8 +29,9 @@ def add_parser(sub: Any) -> None:
                    help="waiting-time sweeps in the simulator (Table II is always live)")
     p.add_argument("--quick", action="store_true", help="a reduced grid for smoke runs")
     p.add_argument("--seeds", type=int, default=1, help="repetitions (%(default)s)")
-    p.add_argument("--dense-map", default=DENSE_SPEC.removeprefix("dense:"),
-                   help="GraphML of the dense city (%(default)s)")
+    # Default: the packaged Bengaluru extract (fleetbid/maps/data), so any directory works.
+    p.add_argument("--dense-map", default=None,
+                   help="GraphML of the dense city (default: the packaged central Bengaluru)")
     p.add_argument("--no-latency", action="store_true", help="skip Table II (live agents)")
     p.add_argument("--spacing", type=float, default=0.1,
                    help="Table II: wall seconds between two requests (%(default)s); keep the "
@@ -51,7 +53,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
         raise ValueError("--seeds must be >= 1")
     if not args.spacing > 0:
         raise ValueError("--spacing must be > 0")
-    if not Path(args.dense_map).is_file():
+    if args.dense_map is not None and not Path(args.dense_map).is_file():
         raise ValueError(f"dense map not found: {args.dense_map}")
     started = time.perf_counter()
 
@@ -59,7 +61,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
         print(f"[{time.perf_counter() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
 
     settings = SweepSettings(
-        maps={"dense": "dense:" + args.dense_map, "sparse": SPARSE_SPEC},
+        maps={"dense": "dense" if args.dense_map is None else "dense:" + args.dense_map,
+              "sparse": SPARSE_SPEC},
         policies=POLICY_ORDER,
         passengers=QUICK_PASSENGERS if args.quick else FULL_PASSENGERS,
         seeds=args.seeds,

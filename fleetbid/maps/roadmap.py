@@ -28,12 +28,15 @@ class RoadMap:
 
     Node attrs: ``x``, ``y`` (metres), ``lon``, ``lat``. Edge attrs: ``length`` (m),
     ``speed`` (m/s), ``travel_time`` (s). ``projection`` maps lon/lat to the same metres as x/y;
-    when omitted it is centred on the nodes' lon/lat bounding box.
+    when omitted it is centred on the nodes' lon/lat bounding box. ``unreachable``: node ids
+    of the source file that the loader dropped (outside the largest strongly connected
+    component); they are not on the map, but `missing` can say why.
     """
 
     name: str
     graph: nx.DiGraph
     projection: LocalProjection | None = None
+    unreachable: frozenset[str] = frozenset()
     _nodes: tuple[str, ...] = field(init=False, repr=False)
     _index: dict[str, int] = field(init=False, repr=False)
     _xy: NDArray[np.float64] = field(init=False, repr=False)
@@ -64,11 +67,19 @@ class RoadMap:
     def has_node(self, node: str) -> bool:
         return node in self._index
 
+    def missing(self, node: str) -> str:
+        """Why `node` is not on the map, as a message for the user (for a refused request)."""
+        if node in self.unreachable:
+            return (f"node {node!r} is not on map {self.name}: it was dropped on loading, being "
+                    "outside the largest strongly connected component (no route both to and "
+                    "from the rest of the roads)")
+        return f"node {node!r} is not on map {self.name}"
+
     def _i(self, node: str) -> int:
         try:
             return self._index[node]
         except KeyError:
-            raise KeyError(f"node {node!r} is not on map {self.name}") from None
+            raise KeyError(self.missing(node)) from None
 
     def xy(self, node: str) -> tuple[float, float]:
         """Projected position in metres."""

@@ -27,7 +27,7 @@ _SPEED_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(mph|knots|km/h|kmh|kph)?", re.IGNORE
 _WORD_RE = re.compile(r"[A-Za-z_]+")
 
 
-def _values(tag: Any) -> list[str]:
+def tag_values(tag: Any) -> list[str]:
     """OSMnx writes multi-valued tags as a Python list repr, e.g. "['30', '50']"; split them."""
     if tag is None:
         return []
@@ -42,7 +42,7 @@ def _values(tag: Any) -> list[str]:
 def parse_maxspeed(tag: Any) -> float | None:
     """Mean of the parseable values of a maxspeed tag, in m/s; None if nothing usable."""
     speeds = []
-    for value in _values(tag):
+    for value in tag_values(tag):
         match = _SPEED_RE.fullmatch(value.strip())
         if not match:
             continue  # "walk", "none", "IN:urban" ...: fall back to the highway class
@@ -56,7 +56,7 @@ def parse_maxspeed(tag: Any) -> float | None:
 def highway_speed(tag: Any) -> float:
     """Default speed (m/s) for a highway class; "*_link" counts as its parent class."""
     speeds = []
-    for value in _values(tag):
+    for value in tag_values(tag):
         for word in _WORD_RE.findall(value):
             base = word.lower().removesuffix("_link")
             speeds.append(HIGHWAY_KMH.get(base, DEFAULT_KMH))

@@ -32,7 +32,7 @@ class TravelTimes:
 
     def _check(self, node: str) -> None:
         if node not in self._graph:
-            raise KeyError(f"node {node!r} is not on map {self.roadmap.name}")
+            raise KeyError(self.roadmap.missing(node))
 
     def time_s(self, src: str, dst: str) -> float:
         """Shortest travel time in seconds (0 if src == dst, inf if unreachable)."""

@@ -8,9 +8,10 @@ import math
 from fleetbid.policies.auction import ClusterAuction
 from fleetbid.policies.base import Assignment, Geography, Idle, Policy, Waiting
 from fleetbid.policies.batch import BatchAuction, Optimal
-from fleetbid.policies.greedy import Fifo, Nearest
+from fleetbid.policies.greedy import Fifo, FifoCluster, Nearest
 
-POLICIES = ("fifo", "nearest", "auction", "batch-auction", "optimal")
+# Every name here is a valid --policy (platform/config.py and the CLI read this tuple).
+POLICIES = ("fifo", "fifo-cluster", "nearest", "auction", "batch-auction", "optimal")
 DEFAULT_BATCH_S = 10.0
 
 
@@ -21,6 +22,8 @@ def make_policy(
     """A fresh policy by name; ValueError naming the choices for an unknown one."""
     if name == "fifo":
         return Fifo()
+    if name == "fifo-cluster":
+        return FifoCluster()
     if name == "nearest":
         return Nearest()
     if name == "auction":
@@ -33,6 +36,6 @@ def make_policy(
 
 
 __all__ = [
-    "POLICIES", "Assignment", "BatchAuction", "ClusterAuction", "Fifo", "Geography", "Idle",
-    "Nearest", "Optimal", "Policy", "Waiting", "make_policy",
+    "POLICIES", "Assignment", "BatchAuction", "ClusterAuction", "Fifo", "FifoCluster",
+    "Geography", "Idle", "Nearest", "Optimal", "Policy", "Waiting", "make_policy",
 ]

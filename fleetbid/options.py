@@ -12,7 +12,8 @@ def add_population_options(p: argparse.ArgumentParser) -> None:
     d = RunConfig()
     p.add_argument("--vehicles", type=int, default=d.vehicles, help="fleet size (%(default)s)")
     p.add_argument("--map", default=None,
-                   help="OSMnx-style GraphML file (default: the built-in generated city)")
+                   help="OSMnx-style GraphML file, or 'dense' (central Bengaluru, packaged) or "
+                        "'suburb' (default: the built-in generated city)")
     p.add_argument("--clusters", type=int, default=d.clusters,
                    help="number of geographic clusters (%(default)s)")
     p.add_argument("--radius", type=float, default=d.radius_m,

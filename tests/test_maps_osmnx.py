@@ -190,7 +190,7 @@ def test_nodes_outside_the_strong_component_are_dropped_and_explained(block: Roa
 
 
 def test_requests_for_unreachable_nodes_are_refused(block: RoadMap) -> None:
-    from fleetbid.platform.scenario import Request
+    from fleetbid.core.scenario import Request
 
     from fleetbid.maps import make_clusters
     from fleetbid.policies import make_policy

@@ -122,7 +122,7 @@ def test_fifo_cluster_properties(vehicles: list[tuple[int, int]], pickups: list[
 
 
 def test_fifo_cluster_is_a_registered_policy() -> None:
-    from fleetbid.platform.config import RunConfig
+    from fleetbid.core.config import RunConfig
 
     assert "fifo" in POLICIES and "fifo-cluster" in POLICIES
     assert make_policy("fifo-cluster").name == "fifo-cluster"

@@ -14,7 +14,7 @@ from fleetbid.policies import make_policy
 from fleetbid.run.population import vehicle_start_nodes
 from fleetbid.sim import TravelMatrix, simulate
 
-DENSE_SPEC = "dense:../shared/maps/central_bengaluru.graphml"
+DENSE_SPEC = "dense"  # the packaged Bengaluru extract (fleetbid/maps/data)
 SPARSE_SPEC = "suburb"
 
 

@@ -37,7 +37,7 @@ class Place:
         """The road node; MapError when off the map or unknown."""
         if self.node is not None:
             if not roadmap.has_node(self.node):
-                raise MapError(f"unknown node {self.node!r} on map {roadmap.name}")
+                raise MapError(f"unknown node: {roadmap.missing(self.node)}")
             return self.node
         assert self.lat is not None and self.lon is not None
         return roadmap.nearest_node(self.lat, self.lon)

@@ -4,15 +4,35 @@ the simulator alike."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fleetbid.policies.auction import ClusterAuction
 from fleetbid.policies.base import Assignment, Geography, Idle, Policy, Waiting
 from fleetbid.policies.batch import BatchAuction, Optimal
 from fleetbid.policies.greedy import Fifo, FifoCluster, Nearest
 
-# Every name here is a valid --policy (platform/config.py and the CLI read this tuple).
-POLICIES = ("fifo", "fifo-cluster", "nearest", "auction", "batch-auction", "optimal")
 DEFAULT_BATCH_S = 10.0
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    radius_m: float = math.inf
+    min_eta_s: float = 1.0
+    batch_s: float = DEFAULT_BATCH_S
+    audit: bool = False
+
+
+# The one list of policies: every key is a valid --policy (core/config.py and the CLI read it).
+FACTORIES: dict[str, Callable[[PolicyOptions], Policy]] = {
+    "fifo": lambda o: Fifo(),
+    "fifo-cluster": lambda o: FifoCluster(),
+    "nearest": lambda o: Nearest(),
+    "auction": lambda o: ClusterAuction(o.radius_m, o.min_eta_s),
+    "batch-auction": lambda o: BatchAuction(o.batch_s, o.audit),
+    "optimal": lambda o: Optimal(o.batch_s, o.audit),
+}
+POLICIES = tuple(FACTORIES)
 
 
 def make_policy(
@@ -20,19 +40,10 @@ def make_policy(
     batch_s: float = DEFAULT_BATCH_S, audit: bool = False,
 ) -> Policy:
     """A fresh policy by name; ValueError naming the choices for an unknown one."""
-    if name == "fifo":
-        return Fifo()
-    if name == "fifo-cluster":
-        return FifoCluster()
-    if name == "nearest":
-        return Nearest()
-    if name == "auction":
-        return ClusterAuction(radius_m, min_eta_s)
-    if name == "batch-auction":
-        return BatchAuction(batch_s, audit)
-    if name == "optimal":
-        return Optimal(batch_s, audit)
-    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+    factory = FACTORIES.get(name)
+    if factory is None:
+        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+    return factory(PolicyOptions(radius_m, min_eta_s, batch_s, audit))
 
 
 __all__ = [

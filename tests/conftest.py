@@ -232,20 +232,40 @@ async def wait_for_announcements(fleet: Fleet) -> None:
         return sum(s["by_type"].get("vehicle-available", 0) for s in stats) >= \
             fleet.config.vehicles
 
+    async def arrived() -> bool:
+        stats = await fleet.stats()
+        return total_received_by_type(stats).get("vehicle-available", 0) >= fleet.config.vehicles
+
     await wait_until(announced, what="the vehicles' first vehicle-available")
-    await asyncio.sleep(0.3)  # let the last ones reach the MainManager (possibly over XMPP)
+    await wait_until(arrived, what="the MainManager to receive every vehicle-available")
 
 
 def total(stats: list[dict[str, Any]], key: str) -> int:
     return sum(s[key] for s in stats)
 
 
-def total_by_type(stats: list[dict[str, Any]]) -> dict[str, int]:
+def total_by_type(stats: list[dict[str, Any]], key: str = "by_type") -> dict[str, int]:
+    """Messages sent (or with key="received_by_type", received) by type, all processes."""
     out: dict[str, int] = {}
     for s in stats:
-        for kind, count in s["by_type"].items():
+        for kind, count in s[key].items():
             out[kind] = out.get(kind, 0) + count
     return out
+
+
+def total_received_by_type(stats: list[dict[str, Any]]) -> dict[str, int]:
+    return total_by_type(stats, "received_by_type")
+
+
+async def wait_delivered(fleet: Fleet, kind: str, at_least: int = 1) -> None:
+    """Until at least `at_least` messages of `kind` were sent and every one has arrived."""
+
+    async def delivered() -> bool:
+        stats = await fleet.stats()
+        sent = total_by_type(stats).get(kind, 0)
+        return sent >= at_least and total_received_by_type(stats).get(kind, 0) >= sent
+
+    await wait_until(delivered, what=f"every {kind} to arrive")
 
 
 # --- fixture ----------------------------------------------------------------------------------
@@ -266,6 +286,8 @@ class Kit:
     wait_for_announcements = staticmethod(wait_for_announcements)
     total = staticmethod(total)
     total_by_type = staticmethod(total_by_type)
+    total_received_by_type = staticmethod(total_received_by_type)
+    wait_delivered = staticmethod(wait_delivered)
 
 
 @pytest.fixture(scope="session")

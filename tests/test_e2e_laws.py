@@ -15,7 +15,6 @@ Scenarios (each runs once per module):
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -212,10 +211,14 @@ def certified(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
             await prober.send_body(fleet.plan.directory.main_manager, m.RideRequest(
                 request_id="shill-1", source=pickup, destination=dropoff,
                 requested_at=fleet.now()), conversation="shill-1")
-            await asyncio.sleep(0.5)
-            for manager in fleet.plan.directory.auction_managers:
+            await kit.wait_delivered(fleet, "open-auction", at_least=2)  # cert-1, shill-1
+            managers = fleet.plan.directory.auction_managers
+            for manager in managers:
                 await prober.send_body(manager, b("shill-1"))
-            out["shill"] = await prober.drain(1.0)
+            # Every manager answers the bid (a refusal), whatever else the auction says.
+            out["shill"] = []
+            while sum(r.type == "refused" for r in out["shill"]) < len(managers):
+                out["shill"].append(await prober.next_reply("shill-1"))
             await prober.stop()
             # Past the certificates' lifetime (not renewed), nobody may bid any more.
             await kit.wait_until(lambda: _after(fleet, 750.0), what="certificate expiry")
@@ -250,7 +253,9 @@ def certified(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
                                                          "shill", "", 20.0)
             out["upheld"] = await file_complaint(fleet.endpoint, complaints, "old-1", "no-show",
                                                  "it never came", 20.0)
-            await asyncio.sleep(0.5)
+            # The revocation must have reached the vehicle and the managers before the ride
+            # that shows it (a fixed sleep lost this race on a busy machine).
+            await kit.wait_delivered(fleet, "revoked")
             pickup, dropoff = trip(fleet)
             out["after_revocation"] = await fleet.ride("cert-3", pickup, dropoff)
         out["trace_b"] = kit.read_trace(tmp / "trace.jsonl")

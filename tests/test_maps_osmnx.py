@@ -191,7 +191,6 @@ def test_nodes_outside_the_strong_component_are_dropped_and_explained(block: Roa
 
 def test_requests_for_unreachable_nodes_are_refused(block: RoadMap) -> None:
     from fleetbid.core.scenario import Request
-
     from fleetbid.maps import make_clusters
     from fleetbid.policies import make_policy
     from fleetbid.service.script import Place

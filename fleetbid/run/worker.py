@@ -54,7 +54,11 @@ class Worker:
         self.inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.world: World | None = None
         self.by_type: collections.Counter[str] = collections.Counter()
+        self.received_by_type: collections.Counter[str] = collections.Counter()
         xmpp_agent.on_send.append(lambda msg: self.by_type.update((msg.get_metadata("type"),)))
+        # What arrived, by type: tests wait on these events instead of on the clock.
+        xmpp_agent.on_receive.append(
+            lambda msg: self.received_by_type.update((msg.get_metadata("type"),)))
 
     async def main(self) -> None:
         read_in_thread(self.conn, asyncio.get_running_loop(), self.inbox.put_nowait)
@@ -147,6 +151,7 @@ class Worker:
         return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,
                 "by_type": dict(self.by_type),
+                "received_by_type": dict(self.received_by_type),
                 "bids_acknowledged": acknowledged}
 
     async def shutdown(self) -> None:

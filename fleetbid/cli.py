@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     auction.add_argument("--raw-messages", type=int, default=20000,
                          help="messages in the raw XMPP ceiling phase (%(default)s)")
     auction.add_argument("--json", action="store_true", help="print the result as JSON")
+    scale = bench_sub.add_parser("scale", help="the live auction at growing fleet sizes")
+    add_population_options(scale, fleet_size=False)
+    scale.add_argument("--vehicles", type=int, nargs="+", default=[100, 300, 1000],
+                       metavar="N", help="fleet sizes to measure (%(default)s)")
+    scale.add_argument("--auctions", type=int, default=200,
+                       help="auctions in each size's burst (%(default)s)")
+    scale.add_argument("--latency-auctions", type=int, default=50,
+                       help="auctions, one at a time, at each size (%(default)s)")
+    scale.add_argument("--json", action="store_true", help="print the result as JSON")
     repl = bench_sub.add_parser("replication", help="replication: ordered latency, throughput")
     repl.add_argument("--replicas", type=int, nargs="+", default=[3],
                       help="group sizes to measure (%(default)s)")
@@ -85,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from fleetbid.replication.bench import cmd_bench_replication
 
                 return cmd_bench_replication(args)
+            if args.bench == "scale":
+                from fleetbid.bench.scale import cmd_bench_scale
+
+                return cmd_bench_scale(args)
             from fleetbid.bench.auction import cmd_bench_auction
 
             return cmd_bench_auction(args)

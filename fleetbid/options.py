@@ -8,9 +8,12 @@ from fleetbid.core.config import RunConfig
 from fleetbid.platform.xmpp_server import XmppEndpoint, external_endpoint
 
 
-def add_population_options(p: argparse.ArgumentParser) -> None:
+def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) -> None:
+    """The options of a population; `fleet_size=False` leaves --vehicles to the caller."""
     d = RunConfig()
-    p.add_argument("--vehicles", type=int, default=d.vehicles, help="fleet size (%(default)s)")
+    if fleet_size:
+        p.add_argument("--vehicles", type=int, default=d.vehicles,
+                       help="fleet size (%(default)s)")
     p.add_argument("--map", default=None,
                    help="OSMnx-style GraphML file, or 'dense' (central Bengaluru, packaged) or "
                         "'suburb' (default: the built-in generated city)")

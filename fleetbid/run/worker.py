@@ -12,6 +12,7 @@ import collections
 import contextlib
 import logging
 import os
+import resource
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -152,6 +153,7 @@ class Worker:
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,
                 "by_type": dict(self.by_type),
                 "received_by_type": dict(self.received_by_type),
+                "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                 "bids_acknowledged": acknowledged}
 
     async def shutdown(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 from spade.message import Message
 
@@ -37,6 +38,8 @@ class RideOutcome:
 
 
 class RideBehaviour(ProtocolBehaviour):
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({m.RideRequest})
+
     """Sends the ride request at start; ends when picked up, refused or out of patience."""
 
     async def on_start(self) -> None:

@@ -94,8 +94,11 @@ def make_controller(agent: FleetAgent) -> Any:
     from fleetbid.laws.controller import Controller
 
     directory = agent.directory
+    # The clock is looked up at each call: a worker replaces it on `go`, after the agents
+    # exist, and certificates must expire on the run's clock, not on the one at start-up.
     return Controller(str(agent.jid.bare), agent.ROLE, book_for(agent.world.config.law),
-                      directory.services(), directory.authority_key, agent.world.clock.now)
+                      directory.services(), directory.authority_key,
+                      lambda: agent.world.clock.now())
 
 
 async def blocked_send(agent: FleetAgent, msg: Message, reason: str, behaviour: Any) -> None:

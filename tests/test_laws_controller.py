@@ -179,3 +179,15 @@ def test_certificate_attributes_must_meet_the_law(seats: int, monkeypatch: pytes
     text = certificates.encode(cert_for(VEHICLE))
     reason = ctl.on_receive(incoming(VEHICLE, AM, bid(), cert=text), bid())
     assert reason == f"{VEHICLE} has 1 seats, law certified requires 2"
+
+
+def test_the_law_reserves_some_kinds_to_roles_and_blocks_no_other_kind() -> None:
+    # What a role sends is what its behaviours declare (tests/test_behaviours_sends.py); the
+    # law only reserves kinds to roles, so a new message kind is never blocked silently.
+    for role, kind in [("passenger", "bid"), ("proxy", "certificate-issued"),
+                       ("vehicle", "award"), ("auditor", "revoke")]:
+        assert controller(AM, role).role_problem(kind) == \
+            f"the law does not let a {role} send {kind}"
+    for role, kind in [("vehicle", "bid"), ("proxy", "award"), ("main-manager", "ride-assigned"),
+                       ("passenger", "ride-request"), ("proxy", "some-new-kind")]:
+        assert controller(AM, role).role_problem(kind) is None

@@ -10,6 +10,7 @@ from fleetbid.core.roles import Role
 
 class AuctionManagerAgent(FleetAgent):
     ROLE = Role.AUCTION_MANAGER
+    BEHAVIOURS = (AuctionBehaviour,)
 
     async def setup(self) -> None:
         self.auction_behaviour = AuctionBehaviour()

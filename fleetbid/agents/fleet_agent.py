@@ -1,9 +1,17 @@
-"""FleetAgent: what every fleetbid agent knows besides its XMPP identity."""
+"""FleetAgent: what every fleetbid agent knows besides its XMPP identity, and what it may send.
+
+An agent class lists the behaviours it runs (`BEHAVIOURS`); each behaviour declares the body
+types it sends (`SENDS`). The agent checks at construction that the laws it runs under let
+its role send all of them, and refuses, with a TypeError, to send anything undeclared: a
+forgotten declaration fails the first test that builds or drives the role, not silently
+at run time.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from spade.message import Message
 
@@ -12,11 +20,29 @@ from fleetbid.core.world import World
 from fleetbid.platform.xmpp_agent import XmppAgent
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.protocol import codec
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
+
+# Sent by any agent without a declaration: error replies (ProtocolBehaviour) and the copies
+# its law controller files with the auditor (below).
+UNDECLARED_KINDS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE, lm.AuditCopy.TYPE})
 
 
 class FleetAgent(XmppAgent):
-    ROLE = ""  # the role the law controller enforces ("" : no role restriction)
+    ROLE = ""  # the role the law controller enforces
+    BEHAVIOURS: ClassVar[tuple[type, ...]] = ()  # every behaviour class this agent may run
+
+    @classmethod
+    def sends(cls) -> frozenset[type[m.Body]]:
+        """The body types this agent's behaviours declare they send."""
+        declared: set[type[m.Body]] = set()
+        for behaviour in cls.BEHAVIOURS:
+            declared |= getattr(behaviour, "SENDS", frozenset())
+        return frozenset(declared)
+
+    @classmethod
+    def send_kinds(cls) -> frozenset[str]:
+        return _send_kinds(cls)
 
     def __init__(
         self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,
@@ -34,9 +60,21 @@ class FleetAgent(XmppAgent):
         # Set on replica hosts: turns the role's behaviour into a replica (behaviours.ordered).
         self.replicate: Callable[[Any], None] | None = None
         self.controller = make_controller(self)
+        self.check_sends()
+
+    def check_sends(self) -> None:
+        """At start-up: the law must let this role send what its behaviours declare."""
+        problems = [p for kind in sorted(self.send_kinds())
+                    if (p := self.controller.role_problem(kind)) is not None]
+        if problems:
+            raise TypeError(f"{type(self).__name__}: " + "; ".join(problems))
 
     async def send(self, msg: Message, behaviour: Any) -> None:
         """Every send passes the law controller: blocked, or forwarded (plus audit copy)."""
+        kind = msg.get_metadata("type") or ""
+        if kind not in self.send_kinds() and kind not in UNDECLARED_KINDS:
+            raise TypeError(f"{type(self).__name__} sends {kind!r}, which none of its "
+                            "BEHAVIOURS declares in SENDS")
         reason, copy = self.controller.on_send(msg)
         if reason is not None:
             await blocked_send(self, msg, reason, behaviour)
@@ -46,13 +84,21 @@ class FleetAgent(XmppAgent):
             await super().send(codec.encode(copy.auditor, copy.body), behaviour)
 
 
+@functools.cache  # once per class: `send` checks every message against it
+def _send_kinds(agent_class: type[FleetAgent]) -> frozenset[str]:
+    return frozenset(body.TYPE for body in agent_class.sends())
+
+
 def make_controller(agent: FleetAgent) -> Any:
     from fleetbid.laws.book import book_for  # laws import the agents' messages: import late
     from fleetbid.laws.controller import Controller
 
     directory = agent.directory
+    # The clock is looked up at each call: a worker replaces it on `go`, after the agents
+    # exist, and certificates must expire on the run's clock, not on the one at start-up.
     return Controller(str(agent.jid.bare), agent.ROLE, book_for(agent.world.config.law),
-                      directory.services(), directory.authority_key, agent.world.clock.now)
+                      directory.services(), directory.authority_key,
+                      lambda: agent.world.clock.now())
 
 
 async def blocked_send(agent: FleetAgent, msg: Message, reason: str, behaviour: Any) -> None:

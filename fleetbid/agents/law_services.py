@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 from spade.message import Message
 
@@ -16,6 +17,7 @@ from fleetbid.laws.audit_store import AuditStore
 from fleetbid.laws.decisions import decide
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.protocol import law_messages as lm
+from fleetbid.protocol.schema import Body
 
 log = logging.getLogger("fleetbid.laws")
 
@@ -24,6 +26,8 @@ log = logging.getLogger("fleetbid.laws")
 
 
 class AuthorityBehaviour(ProtocolBehaviour):
+    SENDS: ClassVar[frozenset[type[Body]]] = frozenset({lm.CertificateIssued, lm.Revoked})
+
     async def on_start(self) -> None:
         self.handlers = {lm.CertificateRequest: self.on_request, lm.Revoke: self.on_revoke}
         self.serials: dict[str, list[str]] = {}  # subject -> serials issued
@@ -60,6 +64,7 @@ class AuthorityBehaviour(ProtocolBehaviour):
 
 class AuthorityAgent(FleetAgent):
     ROLE = Role.AUTHORITY
+    BEHAVIOURS = (AuthorityBehaviour,)
 
     def __init__(self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,
                  secret: str) -> None:
@@ -74,6 +79,8 @@ class AuthorityAgent(FleetAgent):
 
 
 class AuditorBehaviour(ProtocolBehaviour):
+    SENDS: ClassVar[frozenset[type[Body]]] = frozenset({lm.AuditRecord})
+
     async def on_start(self) -> None:
         self.handlers = {lm.AuditCopy: self.on_copy, lm.AuditQuery: self.on_query}
 
@@ -91,6 +98,7 @@ class AuditorBehaviour(ProtocolBehaviour):
 
 class AuditorAgent(FleetAgent):
     ROLE = Role.AUDITOR
+    BEHAVIOURS = (AuditorBehaviour,)
 
     def __init__(self, name: str, endpoint: XmppEndpoint, world: World,
                  directory: Directory) -> None:
@@ -109,6 +117,10 @@ class AuditorAgent(FleetAgent):
 
 
 class ComplaintsBehaviour(ProtocolBehaviour):
+    SENDS: ClassVar[frozenset[type[Body]]] = frozenset({
+        lm.AuditQuery, lm.Revoke, lm.ComplaintDecision,
+    })
+
     async def on_start(self) -> None:
         self.handlers = {lm.Complaint: self.on_complaint, lm.AuditRecord: self.on_record}
         self.pending: dict[str, list[tuple[str, lm.Complaint]]] = {}
@@ -149,6 +161,7 @@ class ComplaintsBehaviour(ProtocolBehaviour):
 
 class ComplaintsAgent(FleetAgent):
     ROLE = Role.COMPLAINTS
+    BEHAVIOURS = (ComplaintsBehaviour,)
 
     async def setup(self) -> None:
         self.add_behaviour(ComplaintsBehaviour())

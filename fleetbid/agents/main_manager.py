@@ -11,6 +11,7 @@ from fleetbid.core.roles import Role
 
 class MainManagerAgent(FleetAgent):
     ROLE = Role.MAIN_MANAGER
+    BEHAVIOURS = (RegistryBehaviour, DispatchBehaviour)  # by the run's policy
 
     async def setup(self) -> None:
         # Any other policy: the MainManager dispatches directly (behaviours/dispatch.py).

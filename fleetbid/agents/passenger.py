@@ -19,6 +19,7 @@ from fleetbid.platform.xmpp_server import XmppEndpoint
 
 class PassengerAgent(FleetAgent):
     ROLE = Role.PASSENGER
+    BEHAVIOURS = (RideBehaviour,)
 
     def __init__(
         self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory,

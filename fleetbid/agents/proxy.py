@@ -9,6 +9,7 @@ from fleetbid.core.roles import Role
 
 class ProxyAgent(FleetAgent):
     ROLE = Role.PROXY
+    BEHAVIOURS = (ProxyBehaviour,)
 
     async def setup(self) -> None:
         self.proxy_behaviour = ProxyBehaviour()

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import FleetAgent
-from fleetbid.behaviours.vehicle import IDLE, AnnounceBehaviour, BiddingBehaviour, Leg
-from fleetbid.behaviours.vehicle_certs import RequestCertificate
+from fleetbid.behaviours.vehicle import (
+    IDLE,
+    AnnounceBehaviour,
+    BiddingBehaviour,
+    Leg,
+    RequestCertificate,
+    TripBehaviour,
+)
 from fleetbid.core.directory import Directory
 from fleetbid.core.roles import Role
 from fleetbid.core.world import World
@@ -13,6 +19,7 @@ from fleetbid.platform.xmpp_server import XmppEndpoint
 
 class VehicleAgent(FleetAgent):
     ROLE = Role.VEHICLE
+    BEHAVIOURS = (BiddingBehaviour, AnnounceBehaviour, TripBehaviour, RequestCertificate)
 
     def __init__(
         self, name: str, endpoint: XmppEndpoint, world: World, directory: Directory, node: str

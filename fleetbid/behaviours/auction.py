@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from spade.message import Message
 
 from fleetbid.auction import admission
 from fleetbid.auction.book import BidBook, Offer
 from fleetbid.auction.rules import group_count, split_groups
-from fleetbid.behaviours import auction_types as strategies
-from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.auction_types import AuctionType, auction_type
+from fleetbid.behaviours.base import Cancellable, ProtocolBehaviour, Rejected, sender_of
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.auction")
@@ -37,6 +39,7 @@ class Award:
 @dataclass
 class Auction:
     spec: m.OpenAuction
+    type: AuctionType  # under the law the auction adopted when it opened
     phase: str = OPENING
     admitted: dict[str, str] = field(default_factory=dict)  # vehicle -> node, this round
     book: BidBook | None = None  # without proxies: every bid of the round
@@ -48,10 +51,15 @@ class Auction:
     rounds: int = 0
     recalls: int = 0  # rounds re-run because nobody bid in time (see `no_bids`)
     refusals: dict[str, m.AdmissionRefused] = field(default_factory=dict)  # sent at the end
-    law_state: strategies.Rounds | None = None  # English/Dutch rounds under way (laws/)
 
 
 class AuctionBehaviour(ProtocolBehaviour):
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
+        m.AuctionPhase, m.AuctionClosed, m.AdmissionRefused, m.GroupCall, m.CallForBids,
+        m.Award, m.AuctionResult, m.Lost, m.RideAssigned, m.RideUnserved, m.BidReceived,
+        lm.EnglishRound, lm.DutchTick, lm.Outbid,
+    })
+
     async def on_start(self) -> None:
         self.handlers = {
             m.OpenAuction: self.on_open,
@@ -87,18 +95,18 @@ class AuctionBehaviour(ProtocolBehaviour):
         if sender_of(msg) != self.agent.manager_jid:
             raise Rejected(f"{sender_of(msg)} is not the main manager")
 
-    def refusal(self, spec: m.OpenAuction, node: str) -> str | None:
+    def refusal(self, auction: Auction, node: str) -> str | None:
         world = self.agent.world
-        law = self.agent.controller.law_for(spec.auction_id)
-        radius = law.eligibility.radius_m or world.config.radius_m
+        spec = auction.spec
+        radius = auction.type.law.eligibility.radius_m or world.config.radius_m
         return admission.refusal(
             world.roadmap, world.clusters, radius, spec.cluster, spec.pickup, node
         )
 
-    def patience_end(self, spec: m.OpenAuction) -> float:
+    def patience_end(self, auction: Auction) -> float:
         """When the passenger's patience ends: the law's patience, else the run's."""
-        law = self.agent.controller.law_for(spec.auction_id)
-        return spec.requested_at + (law.deadlines.patience_s or self.agent.world.config.patience_s)
+        patience = auction.type.law.deadlines.patience_s or self.agent.world.config.patience_s
+        return auction.spec.requested_at + patience
 
     # --- opening and admission --------------------------------------------------------------
 
@@ -112,8 +120,10 @@ class AuctionBehaviour(ProtocolBehaviour):
                 raise Rejected(f"node {node} is not on the map")
         if world.clusters.cluster_of_node(body.pickup) != body.cluster:
             raise Rejected(f"pickup {body.pickup} is not in cluster {body.cluster}")
-        self.auction = auction = Auction(body)
-        patience_end = self.patience_end(body)
+        # The law was adopted on receipt of this message (law controller): look it up once.
+        law = self.agent.controller.law_for(body.auction_id)
+        self.auction = auction = Auction(body, auction_type(law))
+        patience_end = self.patience_end(auction)
         auction.timers.append(self.later(
             patience_end - self.now(), lambda: self.on_patience(body.auction_id)
         ))
@@ -146,7 +156,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         if vehicle not in self.agent.fleet:
             reason = f"{vehicle} is not a vehicle of this fleet"
         else:
-            reason = self.refusal(auction.spec, node)
+            reason = self.refusal(auction, node)
         if reason is None:
             auction.admitted[vehicle] = node
             return None
@@ -173,12 +183,12 @@ class AuctionBehaviour(ProtocolBehaviour):
         window = world.config.bid_window_s()
         deadline = self.now() + window
         proxies = self.agent.proxies
-        law = self.agent.controller.law_for(spec.auction_id)
-        if strategies.runs_rounds(law):  # English/Dutch: rounds of their own (laws/)
-            await strategies.start(self, auction, vehicles, law)
+        if auction.type.runs_rounds:  # English/Dutch: rounds of their own
+            auction.book = None
+            await auction.type.start(Desk(self, auction), spec, vehicles)
             return
-        k = 0 if strategies.direct(law) else group_count(n, world.config.proxy_setting(),
-                                                           len(proxies))
+        k = 0 if auction.type.direct() else group_count(n, world.config.proxy_setting(),
+                                                          len(proxies))
         if k == 0:
             auction.book = BidBook(frozenset(vehicles))
             call = m.CallForBids(auction_id=spec.auction_id, pickup=spec.pickup, n=n,
@@ -239,8 +249,8 @@ class AuctionBehaviour(ProtocolBehaviour):
     ) -> None:
         """A vehicle's answer sent to the manager itself (no proxies, or a law's rounds)."""
         auction = self.current(body.auction_id)
-        if auction.law_state is not None:
-            await strategies.on_answer(self, auction, msg, body)
+        if auction.type.in_rounds:
+            await auction.type.on_answer(Desk(self, auction), auction.spec, sender_of(msg), body)
             return
         if body.round and body.round != auction.rounds:
             log.debug("late answer of %s to round %d of %s ignored", sender_of(msg), body.round,
@@ -293,8 +303,7 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     def price(self, auction: Auction, offer: Offer) -> float:
         """What the winner is paid under the auction's law (its bid, or the second-best)."""
-        law = self.agent.controller.law_for(auction.spec.auction_id)
-        return strategies.price(law, auction.book, offer)
+        return auction.type.price(auction.book, offer)
 
     async def no_bids(self, auction: Auction) -> None:
         """Nobody (left) to award: close this round; wait for new vehicles while patience lasts.
@@ -305,7 +314,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         the vehicles that were merely late would never become."""
         await self.close_round(auction, winner=None)
         silent = (auction.bidders or _book_bidders(auction)) == 0 and auction.award is None
-        if self.now() < self.patience_end(auction.spec):
+        if self.now() < self.patience_end(auction):
             if silent and auction.admitted and auction.recalls < RECALLS:
                 auction.recalls += 1
                 auction.book = None
@@ -318,7 +327,7 @@ class AuctionBehaviour(ProtocolBehaviour):
             auction.groups.clear()
             auction.standing.clear()
             auction.bidders = 0
-            auction.law_state = None
+            auction.type.stop()
             await self.set_phase(auction, WAITING)
         else:
             await self.finish(auction, None, "no eligible vehicle bid before the deadline")
@@ -423,3 +432,35 @@ class AuctionBehaviour(ProtocolBehaviour):
 
 def _book_bidders(auction: Auction) -> int:
     return auction.book.bidders if auction.book is not None else 0
+
+
+@dataclass
+class Desk:
+    """The AuctionManager as the type of one of its auctions sees it (auction_types.Manager):
+    timers are the auction's own, and the decision is on its record."""
+
+    behaviour: AuctionBehaviour
+    auction: Auction
+
+    async def tell(self, to: str, body: m.Body, conversation: str | None = None,
+                   performative: str = "") -> None:
+        await self.behaviour.tell(to, body, conversation, performative)
+
+    def later(self, sim_seconds: float, callback: Callable[[], Awaitable[None]]) -> Cancellable:
+        handle = self.behaviour.later(sim_seconds, callback)
+        self.auction.timers.append(handle)  # cancelled when the auction finishes
+        return handle
+
+    def now(self) -> float:
+        return self.behaviour.now()
+
+    def bid_window(self) -> float:
+        return float(self.behaviour.agent.world.config.bid_window_s())
+
+    def bidding(self) -> bool:
+        return self.behaviour.auction is self.auction and self.auction.phase == BIDDING
+
+    async def decide_on(self, book: BidBook, bidders: int) -> None:
+        self.auction.book = book
+        self.auction.bidders = bidders
+        await self.behaviour.decide(self.auction)

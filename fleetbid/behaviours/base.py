@@ -14,7 +14,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from spade.behaviour import CyclicBehaviour
 from spade.message import Message
@@ -48,13 +48,31 @@ class Rejected(Exception):
     """Raised by a handler, before any state change, to answer `refuse` with this reason."""
 
 
+ERROR_REPLIES: frozenset[type[m.Body]] = frozenset({m.NotUnderstood, m.Refused})
+
+
+def check_declared(sender: object, body: m.Body) -> None:
+    """Raise TypeError unless `sender`'s class declares the body's type in its SENDS.
+
+    Every behaviour says what it sends next to what it handles; the agent collects the
+    declarations and checks them against the law at start-up (agents/fleet_agent.py), so an
+    undeclared type fails loudly here rather than being blocked at run time."""
+    declared: frozenset[type[m.Body]] = getattr(sender, "SENDS", frozenset())
+    if type(body) not in declared and type(body) not in ERROR_REPLIES:
+        raise TypeError(f"{type(sender).__name__} sends {body.TYPE} "
+                        f"({type(body).__name__}) but does not declare it in SENDS")
+
+
 def sender_of(msg: Message) -> str:
     """The bare JID of the sender (XMPP deliveries carry a resource, in-process ones don't)."""
     return str(msg.sender.bare)
 
 
 class ProtocolBehaviour(CyclicBehaviour):
-    """Subclasses fill `handlers` in `on_start`: body type -> coroutine(msg, body)."""
+    """Subclasses fill `handlers` in `on_start` (body type -> coroutine(msg, body)) and
+    declare in `SENDS` every body type they send (error replies excepted)."""
+
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
@@ -141,7 +159,6 @@ class ProtocolBehaviour(CyclicBehaviour):
             log.warning("%s: refuse %s from %s: %s", self.agent.name, body.TYPE, msg.sender, exc)
             await self.reply_error(msg, m.Refused(reason=str(exc), in_reply_to=body.TYPE))
 
-
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         """Someone could not or would not act on what we sent: log it (never answer it)."""
         log.warning("%s: %s from %s: %s", self.agent.name, body.TYPE, msg.sender, body.reason)
@@ -156,6 +173,7 @@ class ProtocolBehaviour(CyclicBehaviour):
         self, to: str, body: m.Body, conversation: str | None = None, performative: str = ""
     ) -> None:
         """Send one protocol message (counted, traced) from this behaviour."""
+        check_declared(self, body)
         msg = codec.encode(to, body, conversation, performative)
         if self.ordered is not None and not self.ordered.output(msg):
             return  # a follower replica: the leader sends it
@@ -186,3 +204,13 @@ def _kind(msg: Message) -> str:
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("timer failed", exc_info=task.exception())
+
+
+class AcknowledgedBids(ProtocolBehaviour):
+    """A bidder (a vehicle, or a proxy for its group): a replicated manager confirms a bid is
+    in its log, and the run checks no acknowledged bid is lost."""
+
+    async def on_bid_received(self, msg: Message, body: m.BidReceived) -> None:
+        if sender_of(msg) not in self.agent.managers:
+            raise Rejected(f"{sender_of(msg)} is not an auction manager")
+        self.agent.bids_acknowledged.add(body.auction_id)

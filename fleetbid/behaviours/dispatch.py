@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +47,10 @@ class WorldGeography:
 
 
 class DispatchBehaviour(ProtocolBehaviour):
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
+        m.Dispatch, m.RideAssigned, m.RideUnserved,
+    })
+
     async def on_start(self) -> None:
         self.handlers = {
             m.RideRequest: self.on_ride_request,

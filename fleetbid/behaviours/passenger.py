@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import ClassVar
 
 from spade.message import Message
 
@@ -17,6 +18,8 @@ log = logging.getLogger("fleetbid.passenger")
 
 class RideBehaviour(ProtocolBehaviour):
     """Sends the ride request at start; ends when picked up, refused or out of patience."""
+
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({m.RideRequest})
 
     async def on_start(self) -> None:
         agent = self.agent

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from spade.message import Message
 
 from fleetbid.auction.book import BidBook, Offer
-from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.base import AcknowledgedBids, Rejected, sender_of
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.proxy")
@@ -34,7 +36,11 @@ class Group:
     timer: asyncio.Handle | None = None
 
 
-class ProxyBehaviour(ProtocolBehaviour):
+class ProxyBehaviour(AcknowledgedBids):
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
+        m.CallForBids, m.GroupBest, m.Award, m.AwardConfirmed, m.Lost,
+    })
+
     async def on_start(self) -> None:
         self.handlers = {
             m.GroupCall: self.on_group_call,
@@ -87,24 +93,21 @@ class ProxyBehaviour(ProtocolBehaviour):
         group.timer = self.later(wait, lambda: self.report(body.auction_id))
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
-        group = self.group_of(body.auction_id)
-        vehicle = self.from_member(msg, group)
-        if self.late(body, group):
-            return
-        try:
-            group.book.add_bid(Offer(vehicle, body.bid, body.eta_s))
-        except ValueError as exc:
-            raise Rejected(str(exc)) from None
-        if group.book.complete():
-            await self.report(body.auction_id)
+        await self.on_answer(msg, body, lambda book, vehicle: book.add_bid(
+            Offer(vehicle, body.bid, body.eta_s)))
 
     async def on_bid_declined(self, msg: Message, body: m.BidDeclined) -> None:
+        await self.on_answer(msg, body, BidBook.add_decline)
+
+    async def on_answer(self, msg: Message, body: m.Bid | m.BidDeclined,
+                        record: Callable[[BidBook, str], None]) -> None:
+        """A member's bid or decline: into the group's book; report once all answered."""
         group = self.group_of(body.auction_id)
         vehicle = self.from_member(msg, group)
         if self.late(body, group):
             return
         try:
-            group.book.add_decline(vehicle)
+            record(group.book, vehicle)
         except ValueError as exc:
             raise Rejected(str(exc)) from None
         if group.book.complete():
@@ -154,15 +157,14 @@ class ProxyBehaviour(ProtocolBehaviour):
         group = self.group_of(body.auction_id)
         if self.from_member(msg, group) != group.awarded or body.vehicle != group.awarded:
             raise Rejected(f"{sender_of(msg)} holds no award in auction {body.auction_id}")
-        # The manager learns of the decline from a revised report naming the next best bid.
-        group.book.strike(body.vehicle)
-        group.awarded = None
-        await self.report(body.auction_id, again=True)
+        await self.revise(body.auction_id, group, body.vehicle)
 
-    async def on_bid_received(self, msg: Message, body: m.BidReceived) -> None:
-        if sender_of(msg) not in self.agent.managers:
-            raise Rejected(f"{sender_of(msg)} is not an auction manager")
-        self.agent.bids_acknowledged.add(body.auction_id)
+    async def revise(self, auction_id: str, group: Group, vehicle: str) -> None:
+        """The awarded vehicle declined: the manager learns of it from a revised report
+        naming the group's next best bid."""
+        group.book.strike(vehicle)
+        group.awarded = None
+        await self.report(auction_id, again=True)
 
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         await super().on_error_reply(msg, body)
@@ -172,9 +174,7 @@ class ProxyBehaviour(ProtocolBehaviour):
         vehicle = sender_of(msg)
         for auction_id, group in list(self.groups.items()):
             if group.awarded == vehicle:
-                group.book.strike(vehicle)
-                group.awarded = None
-                await self.report(auction_id, again=True)
+                await self.revise(auction_id, group, vehicle)
 
     async def on_result(self, msg: Message, body: m.AuctionResult) -> None:
         group = self.group_of(body.auction_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from spade.message import Message
 
@@ -42,6 +43,10 @@ class Pending:
 
 
 class RegistryBehaviour(ProtocolBehaviour):
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
+        m.OpenAuction, m.Participation, m.RideUnserved,
+    })
+
     async def on_start(self) -> None:
         self.handlers = {
             m.RideRequest: self.on_ride_request,

@@ -1,21 +1,30 @@
-"""The vehicle's protocol steps: announce availability, bid, accept or decline an award, drive."""
+"""The vehicle's whole protocol: announce availability, answer sealed calls and English or
+Dutch rounds, accept or decline an award, drive, and hold a certificate for laws that
+require one. Every message a vehicle handles or sends is in this module.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from spade.behaviour import OneShotBehaviour
 from spade.message import Message
 
-from fleetbid.behaviours import auction_types as strategies
-from fleetbid.behaviours import vehicle_certs
-from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.auction.rules import equilibrium_bid
+from fleetbid.behaviours.auction_types import auction_type
+from fleetbid.behaviours.base import AcknowledgedBids, Rejected, check_declared, sender_of
+from fleetbid.laws import auctions, certificates
 from fleetbid.protocol import codec
+from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.vehicle")
+laws_log = logging.getLogger("fleetbid.laws")
+RENEW_AT = 0.8  # of a certificate's lifetime
 
 IDLE, TO_PICKUP, WITH_PASSENGER = "idle", "to_pickup", "with_passenger"
 
@@ -30,8 +39,13 @@ class Leg:
     loaded: bool
 
 
-class BiddingBehaviour(ProtocolBehaviour):
+class BiddingBehaviour(AcknowledgedBids):
     """Answers calls for bids while idle; takes the first award it gets, declines later ones."""
+
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
+        m.Bid, m.BidDeclined, m.AwardConfirmed, m.AwardDeclined, m.DispatchConfirmed,
+        m.DispatchDeclined,
+    })
 
     async def on_start(self) -> None:
         self.handlers = {
@@ -41,42 +55,99 @@ class BiddingBehaviour(ProtocolBehaviour):
             m.AdmissionRefused: self.on_admission_refused,
             m.BidReceived: self.on_bid_received,
             m.Dispatch: self.on_dispatch,  # policies other than auction
+            # English and Dutch rounds (laws/), straight from the auction manager
+            lm.EnglishRound: self.on_english_round,
+            lm.DutchTick: self.on_dutch_tick,
+            lm.Outbid: self.on_outbid,
+            # certificates, for laws that require them
+            lm.CertificateIssued: self.on_certificate,
+            lm.Revoked: self.on_revoked,
         }
-        self.handlers.update(strategies.vehicle_handlers(self))  # English/Dutch rounds (laws/)
-        self.handlers.update(vehicle_certs.certificate_handlers(self))
         # auction id -> who called us (a proxy or the auction manager): awards must come from it
         self.callers: dict[str, str] = {}
+
+    # --- calls to bid -----------------------------------------------------------------------
+
+    async def eta_or_decline(self, caller: str, auction_id: str, pickup: str,
+                             round_no: int) -> float | None:
+        """The travel time to the pickup if we can bid now; else decline and return None."""
+        agent = self.agent
+        # A call for an auction we already bid in starts a new round: it supersedes the old.
+        self.callers.pop(auction_id, None)
+        reason = ""
+        eta = math.inf
+        if agent.state != IDLE:
+            reason = agent.state
+        elif agent.world.roadmap.has_node(pickup):
+            eta = agent.world.travel.time_to(agent.node, pickup)
+        if not reason and not math.isfinite(eta):
+            reason = f"pickup {pickup} is not reachable on my map"
+        if reason:
+            await self.tell(caller, m.BidDeclined(auction_id=auction_id, reason=reason,
+                                                  round=round_no))
+            return None
+        return eta
+
+    async def bid(self, caller: str, auction_id: str, bid: float, eta: float,
+                  round_no: int) -> None:
+        self.callers[auction_id] = caller  # the award or `lost` must come from it
+        min_eta = self.agent.world.config.min_eta_s
+        await self.tell(caller, m.Bid(auction_id=auction_id, bid=bid, eta_s=max(eta, min_eta),
+                                      round=round_no))
 
     async def on_call(self, msg: Message, body: m.CallForBids) -> None:
         agent = self.agent
         caller = sender_of(msg)
         if caller not in agent.managers and caller not in agent.proxies:
             raise Rejected(f"{caller} is neither an auction manager nor a proxy")
-        # A call for an auction we already bid in starts a new round: it supersedes the old.
-        self.callers.pop(body.auction_id, None)
-        if agent.state != IDLE:
-            await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=agent.state,
-                                                  round=body.round))
+        eta = await self.eta_or_decline(caller, body.auction_id, body.pickup, body.round)
+        if eta is None:
             return
-        eta = math.inf
-        if agent.world.roadmap.has_node(body.pickup):
-            eta = agent.world.travel.time_to(agent.node, body.pickup)
-        if not math.isfinite(eta):
-            reason = f"pickup {body.pickup} is not reachable on my map"
-            await self.tell(caller, m.BidDeclined(auction_id=body.auction_id, reason=reason,
-                                                  round=body.round))
-            return
-        min_eta = agent.world.config.min_eta_s
-        law = agent.controller.law_for(body.auction_id)
-        bid = strategies.sealed_bid(law, body.n, eta, min_eta)
-        self.callers[body.auction_id] = caller
-        await self.tell(caller, m.Bid(auction_id=body.auction_id, bid=bid, eta_s=max(eta, min_eta),
-                                      round=body.round))
+        # The law was adopted on receipt of this call (law controller).
+        kind = auction_type(agent.controller.law_for(body.auction_id))
+        bid = kind.sealed_bid(body.n, eta, agent.world.config.min_eta_s)
+        await self.bid(caller, body.auction_id, bid, eta, body.round)
 
-    async def on_bid_received(self, msg: Message, body: m.BidReceived) -> None:
-        if sender_of(msg) not in self.agent.managers:
-            raise Rejected(f"{sender_of(msg)} is not an auction manager")
-        self.agent.bids_acknowledged.add(body.auction_id)
+    def from_manager(self, msg: Message) -> str:
+        caller = sender_of(msg)
+        if caller not in self.agent.managers:
+            raise Rejected(f"{caller} is not an auction manager")
+        return caller
+
+    async def on_english_round(self, msg: Message, body: lm.EnglishRound) -> None:
+        caller = self.from_manager(msg)
+        # Declines here echo no round (0): as the rounds protocol has always answered.
+        eta = await self.eta_or_decline(caller, body.auction_id, body.pickup, 0)
+        if eta is None:
+            return
+        own = auctions.value(eta, self.agent.world.config.min_eta_s)
+        bid = auctions.english_raise(own, body.minimum)
+        # An earlier raise of ours may still end up losing: keep the caller for its `lost`.
+        self.callers[body.auction_id] = caller
+        if bid is None:
+            await self.tell(caller, m.BidDeclined(
+                auction_id=body.auction_id, reason="the minimum raise exceeds my value",
+                round=body.round))
+            return
+        await self.bid(caller, body.auction_id, bid, eta, body.round)
+
+    async def on_dutch_tick(self, msg: Message, body: lm.DutchTick) -> None:
+        caller = self.from_manager(msg)
+        eta = await self.eta_or_decline(caller, body.auction_id, body.pickup, 0)
+        if eta is None:
+            return
+        own = equilibrium_bid(body.n, eta, self.agent.world.config.min_eta_s)
+        if not auctions.dutch_accepts(own, body.price):
+            await self.tell(caller, m.BidDeclined(
+                auction_id=body.auction_id, reason="waiting: the clock is above my bid",
+                round=body.tick + 1))
+            return
+        await self.bid(caller, body.auction_id, body.price, eta, body.tick + 1)
+
+    async def on_outbid(self, msg: Message, body: lm.Outbid) -> None:
+        log.debug("%s outbid in %s by %s", self.agent.name, body.auction_id, body.leader)
+
+    # --- awards -----------------------------------------------------------------------------
 
     async def on_award(self, msg: Message, body: m.Award) -> None:
         agent = self.agent
@@ -135,18 +206,67 @@ class BiddingBehaviour(ProtocolBehaviour):
     async def on_admission_refused(self, msg: Message, body: m.AdmissionRefused) -> None:
         log.debug("%s not admitted to %s: %s", self.agent.name, body.auction_id, body.reason)
 
+    # --- certificates -----------------------------------------------------------------------
+
+    def from_authority(self, msg: Message) -> None:
+        if sender_of(msg) != self.agent.directory.authority:
+            raise Rejected(f"{sender_of(msg)} is not the certification authority")
+
+    async def on_certificate(self, msg: Message, body: lm.CertificateIssued) -> None:
+        """Check the certificate, install it in the controller, and plan its renewal."""
+        agent = self.agent
+        controller = agent.controller
+        self.from_authority(msg)
+        cert = body.certificate
+        problem = certificates.problem(cert, controller.authority_key, str(agent.jid.bare),
+                                       agent.world.clock.now(), controller.revoked)
+        if problem is not None:
+            raise Rejected(problem)
+        controller.certificate = cert
+        if controller.book.default.certification.renew:
+            delay = RENEW_AT * (cert.expires_at - cert.issued_at)
+            loop = asyncio.get_running_loop()
+            loop.call_later(agent.world.clock.wall_delay(delay),
+                            lambda: agent.add_behaviour(RequestCertificate(renew=True)))
+
+    async def on_revoked(self, msg: Message, body: lm.Revoked) -> None:
+        # The controller already dropped the right to bid (it keeps the revocation).
+        self.from_authority(msg)
+        laws_log.warning("%s: certificate revoked: %s", self.agent.name, body.reason)
+
+
+class RequestCertificate(OneShotBehaviour):
+    """Ask the certification authority for a certificate (at start, and to renew it)."""
+
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({lm.CertificateRequest})
+
+    def __init__(self, renew: bool = False) -> None:
+        super().__init__()
+        self.renew = renew
+
+    async def run(self) -> None:
+        agent = self.agent
+        request = lm.CertificateRequest(renew=self.renew)
+        check_declared(self, request)
+        await agent.send(codec.encode(agent.directory.authority, request, ""), self)
+
 
 class AnnounceBehaviour(OneShotBehaviour):
     """Tell the MainManager we are idle here (at start and after every drop-off)."""
 
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({m.VehicleAvailable})
+
     async def run(self) -> None:
         agent = self.agent
         available = m.VehicleAvailable(node=agent.node, trips=agent.trips)
+        check_declared(self, available)
         await agent.send(codec.encode(agent.manager_jid, available, ""), self)
 
 
 class TripBehaviour(OneShotBehaviour):
     """Drive to the pickup, tell the passenger, drive to the destination, be idle again."""
+
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({m.PickedUp})
 
     def __init__(self, award: m.Award) -> None:
         super().__init__()
@@ -157,6 +277,7 @@ class TripBehaviour(OneShotBehaviour):
         award = self.award
         await agent.drive(award.pickup, loaded=False)
         picked = m.PickedUp(auction_id=award.auction_id, at=agent.world.clock.now())
+        check_declared(self, picked)
         await agent.send(codec.encode(award.passenger, picked), self)
         agent.state = WITH_PASSENGER
         await agent.drive(award.dropoff, loaded=True)

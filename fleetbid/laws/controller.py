@@ -10,7 +10,9 @@ copied to an auditor. The rules:
   message without one is under the run's default law). The first one an agent sees adopts
   the law for that auction; a message under another hash, or under a law this agent does
   not know, is refused with the reason;
-* each role sends only the message kinds of its part in the protocol;
+* each role sends only its part in the protocol: what the role's behaviours declare
+  (checked by the agent, agents/fleet_agent.py), and never a kind the law reserves for
+  other roles (`RESERVED`: only vehicles bid, only the CA issues certificates, ...);
 * a bid needs a token: a call (call-for-bids, english-round, dutch-tick) received in that
   auction. It cannot come from the auction's passenger (shill bidding), and under a law
   that requires certification it must carry (metadata `cert`) a certificate of the CA that
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 
 from spade.message import Message
 
+from fleetbid.core.roles import Role
 from fleetbid.laws import certificates
 from fleetbid.laws.book import LawBook
 from fleetbid.laws.schema import AUCTION_KINDS, Law
@@ -38,22 +41,18 @@ CALLS = frozenset({m.CallForBids.TYPE, lm.EnglishRound.TYPE, lm.DutchTick.TYPE})
 ERRORS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE})
 MAX_AUCTIONS = 20000  # control state kept per agent (oldest auctions forgotten first)
 
-ROLE_SENDS: dict[str, frozenset[str]] = {
-    "passenger": frozenset({"ride-request", "complaint", "audit-query"}),
-    "vehicle": frozenset({"vehicle-available", "bid", "bid-declined", "award-confirmed",
-                          "award-declined", "picked-up", "certificate-request",
-                          "dispatch-confirmed", "dispatch-declined"}),
-    # dispatch and ride-assigned: policies other than auction (behaviours/dispatch.py)
-    "main-manager": frozenset({"open-auction", "participation", "ride-unserved", "dispatch",
-                               "ride-assigned"}),
-    "auction-manager": frozenset({
-        "admission-refused", "group-call", "call-for-bids", "award", "auction-result", "lost",
-        "ride-assigned", "ride-unserved", "auction-phase", "auction-closed", "english-round",
-        "outbid", "dutch-tick", "bid-received"}),
-    "proxy": frozenset({"call-for-bids", "group-best", "award", "award-confirmed", "lost"}),
-    "certification-authority": frozenset({"certificate-issued", "revoked"}),
-    "auditor": frozenset({"audit-record"}),
-    "complaints": frozenset({"complaint-decision", "revoke", "audit-query"}),
+# The law's own word on roles: these kinds only the listed roles may send, whatever an
+# agent's behaviours declare (a passenger never bids). Every other kind is the part of
+# the roles whose behaviours declare it; an agent whose declarations this forbids fails at
+# start-up (FleetAgent.check_sends), not at its first send.
+RESERVED: dict[str, frozenset[Role]] = {
+    m.Bid.TYPE: frozenset({Role.VEHICLE}),
+    m.Award.TYPE: frozenset({Role.AUCTION_MANAGER, Role.PROXY}),
+    m.RideAssigned.TYPE: frozenset({Role.AUCTION_MANAGER, Role.MAIN_MANAGER}),
+    lm.CertificateIssued.TYPE: frozenset({Role.AUTHORITY}),
+    lm.Revoked.TYPE: frozenset({Role.AUTHORITY}),
+    lm.Revoke.TYPE: frozenset({Role.COMPLAINTS}),
+    lm.AuditRecord.TYPE: frozenset({Role.AUDITOR}),
 }
 
 
@@ -101,13 +100,20 @@ class Controller:
             return f"{self.me} holds no certificate"
         if self.me in self.revoked_subjects:
             return f"the certificate of {self.me} was revoked"
-        # Its signature was verified when it was installed (behaviours/vehicle_certs.py).
+        # Its signature was verified when it was installed (behaviours/vehicle.py).
         return certificates.problem(self.certificate, self.authority_key, self.me, self.now(),
                                     self.revoked, signature_checked=True)
 
     def choose(self, law: Law) -> None:
         """The law under which this agent starts auctions (a passenger's `--law`)."""
         self.chosen = self.book.add(law)
+
+    def role_problem(self, kind: str) -> str | None:
+        """Why the law does not let this agent's role send `kind` (None: it does)."""
+        allowed = RESERVED.get(kind)
+        if allowed is not None and self.role not in allowed:
+            return f"the law does not let a {self.role} send {kind}"
+        return None
 
     def law_for(self, auction_id: str) -> Law:
         control = self.auctions.get(auction_id)
@@ -201,9 +207,9 @@ class Controller:
             if control is not None:
                 msg.set_metadata("law", control.law_hash)
             return None, None
-        allowed = ROLE_SENDS.get(self.role)
-        if allowed is not None and kind not in allowed:
-            return f"the law does not let a {self.role} send {kind}", None
+        reason = self.role_problem(kind)
+        if reason is not None:
+            return reason, None
         if kind not in AUCTION_KINDS or not conversation:
             return None, None
         control = self.auctions.get(conversation)

@@ -1,0 +1,166 @@
+"""What each role handles and sends: the handler tables, the SENDS declarations, and the
+checks that turn a forgotten declaration into an error when an agent is built or sends."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import pytest
+from spade.message import Message
+
+from fleetbid.agents import (
+    AuctionManagerAgent,
+    FleetAgent,
+    MainManagerAgent,
+    PassengerAgent,
+    ProxyAgent,
+    VehicleAgent,
+)
+from fleetbid.agents.law_services import (
+    AuditorAgent,
+    AuditorBehaviour,
+    AuthorityAgent,
+    AuthorityBehaviour,
+    ComplaintsAgent,
+    ComplaintsBehaviour,
+)
+from fleetbid.behaviours.auction import AuctionBehaviour
+from fleetbid.behaviours.base import ProtocolBehaviour
+from fleetbid.behaviours.dispatch import DispatchBehaviour
+from fleetbid.behaviours.passenger import RideBehaviour
+from fleetbid.behaviours.proxy import ProxyBehaviour
+from fleetbid.behaviours.registry import RegistryBehaviour
+from fleetbid.behaviours.vehicle import BiddingBehaviour
+from fleetbid.core.config import RunConfig
+from fleetbid.core.directory import Directory
+from fleetbid.core.roles import Role
+from fleetbid.core.world import World
+from fleetbid.laws import certificates
+from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.protocol import codec
+from fleetbid.protocol import messages as m
+
+WORLD = World.build(RunConfig(vehicles=2, clusters=1))
+ENDPOINT = XmppEndpoint("127.0.0.1", 5222, "localhost", False)
+DIRECTORY = Directory("main-manager@localhost", ("auction-0@localhost",), ("proxy-0@localhost",),
+                      frozenset({"vehicle-0@localhost"}),
+                      authority="certification-authority@localhost")
+
+# What each behaviour handles: the receiving side of docs/architecture.md and docs/laws.md.
+HANDLES: dict[type[ProtocolBehaviour], set[str]] = {
+    BiddingBehaviour: {"call-for-bids", "award", "lost", "admission-refused", "bid-received",
+                       "dispatch", "english-round", "dutch-tick", "outbid",
+                       "certificate-issued", "revoked"},
+    ProxyBehaviour: {"group-call", "bid", "bid-declined", "award", "award-confirmed",
+                     "award-declined", "auction-result", "bid-received"},
+    AuctionBehaviour: {"open-auction", "participation", "group-best", "bid", "bid-declined",
+                       "award-confirmed", "award-declined"},
+    RegistryBehaviour: {"ride-request", "vehicle-available", "auction-phase", "auction-closed"},
+    DispatchBehaviour: {"ride-request", "vehicle-available", "dispatch-confirmed",
+                        "dispatch-declined"},
+    RideBehaviour: {"ride-assigned", "ride-unserved", "picked-up"},
+    AuthorityBehaviour: {"certificate-request", "revoke"},
+    AuditorBehaviour: {"audit-copy", "audit-query"},
+    ComplaintsBehaviour: {"complaint", "audit-record"},
+}
+
+# What each role sends: the table the law controller kept by hand before the roles declared
+# it (less the passenger's complaint and audit-query, which no passenger agent sends).
+ROLE_SENDS: dict[type[FleetAgent], set[str]] = {
+    PassengerAgent: {"ride-request"},
+    VehicleAgent: {"vehicle-available", "bid", "bid-declined", "award-confirmed",
+                   "award-declined", "picked-up", "certificate-request", "dispatch-confirmed",
+                   "dispatch-declined"},
+    MainManagerAgent: {"open-auction", "participation", "ride-unserved", "dispatch",
+                       "ride-assigned"},
+    AuctionManagerAgent: {"admission-refused", "group-call", "call-for-bids", "award",
+                          "auction-result", "lost", "ride-assigned", "ride-unserved",
+                          "auction-phase", "auction-closed", "english-round", "outbid",
+                          "dutch-tick", "bid-received"},
+    ProxyAgent: {"call-for-bids", "group-best", "award", "award-confirmed", "lost"},
+    AuthorityAgent: {"certificate-issued", "revoked"},
+    AuditorAgent: {"audit-record"},
+    ComplaintsAgent: {"complaint-decision", "revoke", "audit-query"},
+}
+
+
+def build(cls: type[FleetAgent]) -> FleetAgent:
+    """A real agent of the class (not connected): its sends go to a list, `agent.sent`."""
+    args: dict[str, Any] = {}
+    if issubclass(cls, VehicleAgent):
+        args = {"node": WORLD.roadmap.nodes[0]}
+    elif issubclass(cls, PassengerAgent):
+        args = {"request_id": "r1", "source": WORLD.roadmap.nodes[0],
+                "destination": WORLD.roadmap.nodes[1], "on_outcome": lambda outcome: None}
+    elif issubclass(cls, AuthorityAgent):
+        args = {"secret": certificates.new_key()[0]}
+    return cls(f"{cls.ROLE}-0", ENDPOINT, WORLD, DIRECTORY, **args)
+
+
+async def started(cls: type[ProtocolBehaviour]) -> tuple[ProtocolBehaviour, list[Message]]:
+    """The behaviour started on a real agent of its role, and the list its sends go to."""
+    [agent_class] = [a for a in ROLE_SENDS if cls in a.BEHAVIOURS]
+    agent = build(agent_class)
+    sent: list[Message] = []
+
+    async def send(msg: Message, behaviour: Any) -> None:
+        sent.append(msg)
+
+    agent.send = send  # type: ignore[method-assign]
+    behaviour = cls()
+    behaviour.agent = agent
+    await behaviour.on_start()
+    return behaviour, sent
+
+
+@pytest.mark.parametrize("cls", list(HANDLES), ids=lambda c: c.__name__)
+def test_handler_tables_hold_exactly_the_protocol_types(cls: type[ProtocolBehaviour]) -> None:
+    behaviour, _ = asyncio.run(started(cls))
+    assert {body.TYPE for body in behaviour.handlers} == HANDLES[cls]
+
+
+@pytest.mark.parametrize("cls", list(ROLE_SENDS), ids=lambda c: c.__name__)
+def test_each_role_sends_what_its_behaviours_declare(cls: type[FleetAgent]) -> None:
+    agent = build(cls)  # the start-up check passes: the law lets the role send all of it
+    assert agent.send_kinds() == ROLE_SENDS[cls]
+    assert agent.controller.role == cls.ROLE
+
+
+def test_every_role_has_an_agent_class() -> None:
+    assert {cls.ROLE for cls in ROLE_SENDS} == set(Role)
+
+
+class ShillBehaviour(ProtocolBehaviour):
+    SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({m.Bid})
+
+
+class ShillPassenger(PassengerAgent):
+    BEHAVIOURS = (*PassengerAgent.BEHAVIOURS, ShillBehaviour)
+
+
+def test_a_role_declaring_what_the_law_forbids_it_fails_at_start_up() -> None:
+    with pytest.raises(TypeError, match="the law does not let a passenger send bid"):
+        build(ShillPassenger)
+
+
+def test_telling_an_undeclared_type_raises_and_sends_nothing() -> None:
+    async def go() -> list[Message]:
+        behaviour, sent = await started(RideBehaviour)
+        sent.clear()  # its ride request
+        with pytest.raises(TypeError, match="RideBehaviour sends bid .* SENDS"):
+            await behaviour.tell("auction-0@localhost", m.Bid(auction_id="a1", bid=0.1,
+                                                              eta_s=10.0))
+        # Error replies need no declaration.
+        await behaviour.tell("auction-0@localhost", m.Refused(reason="no", in_reply_to="bid"))
+        return sent
+
+    [sent] = asyncio.run(go())
+    assert sent.get_metadata("type") == "refused"
+
+
+def test_an_agent_refuses_to_send_a_kind_none_of_its_behaviours_declares() -> None:
+    agent = build(ProxyAgent)
+    msg = codec.encode("vehicle-0@localhost", m.PickedUp(auction_id="a1", at=1.0))
+    with pytest.raises(TypeError, match="ProxyAgent sends 'picked-up'"):
+        asyncio.run(agent.send(msg, None))

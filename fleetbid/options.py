@@ -21,6 +21,9 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
                    help="number of geographic clusters (%(default)s)")
     p.add_argument("--radius", type=float, default=d.radius_m,
                    help="admission radius δ around the pickup, metres (%(default)s)")
+    p.add_argument("--max-bidders", type=int, default=d.max_bidders,
+                   help="at most this many of the nearest eligible vehicles bid in an "
+                        "auction (0: every vehicle in the cluster and radius; %(default)s)")
     p.add_argument("--proxies", default=d.proxies,
                    help="'auto' (about √n groups of √n), 0 (no proxy) or a fixed K")
     p.add_argument("--processes", type=int, default=d.processes,
@@ -59,7 +62,7 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         vehicles=args.vehicles, map=args.map, clusters=args.clusters, radius_m=args.radius,
         proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
         speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
-        seed=args.seed, trace=args.trace, replicas=args.replicas,
+        seed=args.seed, trace=args.trace, replicas=args.replicas, max_bidders=args.max_bidders,
         standby_hosts=args.standby_hosts, law=args.law, audit=args.audit,
         **extra,  # type: ignore[arg-type]
     )

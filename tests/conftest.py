@@ -58,11 +58,13 @@ class Geography:
     travel: TravelTimes
     radius_m: float
     min_eta_s: float = 1.0
+    max_bidders: int = 0  # 0: no bound
 
     @classmethod
     def of(cls, roadmap: RoadMap, config: RunConfig) -> Geography:
         return cls(roadmap, make_clusters(roadmap, config.clusters, config.seed),
-                   TravelTimes(roadmap), config.radius_m, config.min_eta_s)
+                   TravelTimes(roadmap), config.radius_m, config.min_eta_s,
+                   config.max_bidders)
 
     def cluster(self, node: str) -> int:
         return self.clusters.cluster_of_node(node)
@@ -72,7 +74,13 @@ class Geography:
                 and self.roadmap.distance_m(node, pickup) <= self.radius_m)
 
     def admitted(self, vehicles: Mapping[str, str], pickup: str) -> dict[str, str]:
-        return {v: n for v, n in vehicles.items() if self.is_admitted(n, pickup)}
+        """In the cluster and the radius; of those, the `max_bidders` nearest by air
+        (distance, then JID)."""
+        inside = sorted(((self.roadmap.distance_m(n, pickup), v, n)
+                         for v, n in vehicles.items() if self.is_admitted(n, pickup)))
+        if self.max_bidders:
+            inside = inside[:self.max_bidders]
+        return {v: n for _, v, n in inside}
 
     def expected_winner(
         self, vehicles: Mapping[str, str], pickup: str

@@ -334,7 +334,7 @@ def test_proxy_relays_the_award_and_revises_after_a_decline() -> None:
     out = run(go())
     kinds = [(to, body.TYPE) for to, body in out]
     assert kinds == [(ranked[0], "award"), (MANAGER, "group-best"), (ranked[1], "award"),
-                     (MANAGER, "award-confirmed"), (ranked[2], "lost")]
+                     (MANAGER, "award-confirmed")]  # losers are not told: no `lost`
     revised = out[1][1]
     assert isinstance(revised, m.GroupBest) and revised.vehicle == ranked[1]
 
@@ -400,8 +400,8 @@ def test_manager_awards_the_shortest_travel_time_and_assigns_its_eta() -> None:
     assert assigned[0].bidders == len(VEHICLES)
     closed = [b for to, b in finished if to == MAIN]
     assert closed == [m.AuctionClosed(auction_id="a1", winner=fastest, winner_trips=2)]
-    lost = sorted(to for to, b in finished if isinstance(b, m.Lost))
-    assert lost == sorted(BY_ETA[1:])
+    # Nothing goes to the losers (no message to a vehicle that cannot win).
+    assert not [to for to, _ in finished if to in BY_ETA[1:]]
     assert am.auction is None
 
 

@@ -49,11 +49,11 @@ DIRECTORY = Directory("main-manager@localhost", ("auction-0@localhost",), ("prox
 
 # What each behaviour handles: the receiving side of docs/architecture.md and docs/laws.md.
 HANDLES: dict[type[ProtocolBehaviour], set[str]] = {
-    BiddingBehaviour: {"call-for-bids", "award", "lost", "admission-refused", "bid-received",
+    BiddingBehaviour: {"call-for-bids", "award", "bid-received",
                        "dispatch", "english-round", "dutch-tick", "outbid",
                        "certificate-issued", "revoked"},
     ProxyBehaviour: {"group-call", "bid", "bid-declined", "award", "award-confirmed",
-                     "award-declined", "auction-result", "bid-received"},
+                     "award-declined", "auction-result"},
     AuctionBehaviour: {"open-auction", "participation", "group-best", "bid", "bid-declined",
                        "award-confirmed", "award-declined"},
     RegistryBehaviour: {"ride-request", "vehicle-available", "auction-phase", "auction-closed"},
@@ -66,7 +66,8 @@ HANDLES: dict[type[ProtocolBehaviour], set[str]] = {
 }
 
 # What each role sends: the table the law controller kept by hand before the roles declared
-# it (less the passenger's complaint and audit-query, which no passenger agent sends).
+# it (less the passenger's complaint and audit-query, which no passenger agent sends, and
+# less `lost` and `admission-refused`: vehicles that cannot win are told nothing).
 ROLE_SENDS: dict[type[FleetAgent], set[str]] = {
     PassengerAgent: {"ride-request"},
     VehicleAgent: {"vehicle-available", "bid", "bid-declined", "award-confirmed",
@@ -74,11 +75,11 @@ ROLE_SENDS: dict[type[FleetAgent], set[str]] = {
                    "dispatch-declined"},
     MainManagerAgent: {"open-auction", "participation", "ride-unserved", "dispatch",
                        "ride-assigned"},
-    AuctionManagerAgent: {"admission-refused", "group-call", "call-for-bids", "award",
-                          "auction-result", "lost", "ride-assigned", "ride-unserved",
+    AuctionManagerAgent: {"group-call", "call-for-bids", "award",
+                          "auction-result", "ride-assigned", "ride-unserved",
                           "auction-phase", "auction-closed", "english-round", "outbid",
                           "dutch-tick", "bid-received"},
-    ProxyAgent: {"call-for-bids", "group-best", "award", "award-confirmed", "lost"},
+    ProxyAgent: {"call-for-bids", "group-best", "award", "award-confirmed"},
     AuthorityAgent: {"certificate-issued", "revoked"},
     AuditorAgent: {"audit-record"},
     ComplaintsAgent: {"complaint-decision", "revoke", "audit-query"},

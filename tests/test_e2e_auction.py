@@ -208,23 +208,21 @@ def test_sequential_winner_is_admitted_vehicle_with_smallest_travel_time(
 # --- 2. vehicles outside the cluster or the radius are refused ------------------------------
 
 
-def test_out_of_radius_vehicles_get_admission_refused_with_reason(
+def test_out_of_radius_vehicles_are_neither_candidates_nor_told(
     kit: Any, layout: Layout, sequential: dict
 ) -> None:
+    """A vehicle beyond the radius cannot win: the MainManager does not name it to the
+    auction, and no message of the auction reaches it."""
     roles = _roles(sequential, layout)
-    beyond = sorted(v for v, r in roles.items() if r == BEYOND_RADIUS)
+    beyond = set(v for v, r in roles.items() if r == BEYOND_RADIUS)
     assert beyond
     trace = sequential["trace"]
     for request_id, _, _ in rides(layout):
-        refused = kit.sends(trace, "admission-refused", conversation=request_id)
-        by_vehicle = {r["to"]: r["body"]["reason"] for r in refused}
-        for vehicle in beyond:
-            assert vehicle in by_vehicle, (request_id, vehicle, refused)
-            assert "beyond the radius" in by_vehicle[vehicle]
-            assert f"{RADIUS_M:.0f} m" in by_vehicle[vehicle]
-        # Refused vehicles are never called to bid in that auction.
-        called = {r["to"] for r in kit.sends(trace, "call-for-bids", conversation=request_id)}
-        assert not called & set(beyond)
+        (opened,) = kit.sends(trace, "open-auction", conversation=request_id)
+        candidates = {c["vehicle"] for c in opened["body"]["candidates"]}
+        assert candidates and not candidates & beyond, (request_id, candidates & beyond)
+        told = {r["to"] for r in kit.sends(trace, conversation=request_id)}
+        assert not told & beyond, (request_id, told & beyond)
 
 
 def test_out_of_cluster_vehicles_are_never_called_and_never_win(

@@ -96,7 +96,7 @@ PROBES = [
     Probe("award-to-vehicle-from-non-proxy", "vehicle", "award", "accept-proposal", AWARD,
           REFUSED, ("no bid of mine", "junk-award-to-vehicle-from-non-proxy")),
     Probe("lost-to-vehicle", "vehicle", "lost", "reject-proposal", _json(auction_id="$conv"),
-          REFUSED, ("no bid of mine",)),
+          NU, ("unknown message type 'lost'",)),
     Probe("award-to-proxy-from-stranger", "proxy", "award", "accept-proposal", AWARD, REFUSED,
           ("unknown auction",)),
     Probe("group-call-from-stranger", "proxy", "group-call", "cfp",

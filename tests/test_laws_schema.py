@@ -22,8 +22,8 @@ def test_the_four_builtin_laws_load_with_distinct_hashes() -> None:
 
 def test_hash_is_of_the_canonical_form_not_the_text() -> None:
     explicit = parse_law('# comment\nname = "mine"\n[auction]\ntype = "vickrey"\nreserve = 0\n'
-                         '[audit]\nkinds = ["lost", "bid"]\n')
-    implicit = parse_law(MINIMAL + '[audit]\nkinds = ["bid", "lost"]\n')
+                         '[audit]\nkinds = ["outbid", "bid"]\n')
+    implicit = parse_law(MINIMAL + '[audit]\nkinds = ["bid", "outbid"]\n')
     assert law_hash(explicit) == law_hash(implicit)
     other = parse_law(MINIMAL.replace("vickrey", "sealed-first-price"))
     assert law_hash(other) != law_hash(implicit)

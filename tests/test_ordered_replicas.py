@@ -173,7 +173,7 @@ def test_an_input_captured_twice_is_applied_once() -> None:
         order = Order()
         replica = Replica(world, order, 2)
         await replica.behaviour.on_start()
-        msg = inbound("stranger@localhost", m.Lost(auction_id="zz"))
+        msg = inbound("stranger@localhost", m.AuctionResult(auction_id="zz"))
         replica.slot.capture(msg)
         replica.slot.capture(msg)  # the leader is slow to order: a second copy arrives
         payloads = list(order.submitted)

@@ -1,6 +1,9 @@
-"""Who may bid: vehicles in the passenger's cluster and within radius δ of the pickup."""
+"""Who may bid: vehicles in the passenger's cluster and within radius δ of the pickup, at
+most the `limit` nearest of them (straight-line distance, then JID: deterministic)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from fleetbid.maps import Clusters, RoadMap
 
@@ -18,3 +21,18 @@ def refusal(
     if distance > radius_m:
         return f"vehicle is {distance:.0f} m from the pickup, beyond the radius of {radius_m:.0f} m"
     return None
+
+
+def eligible(
+    roadmap: RoadMap, clusters: Clusters, radius_m: float, cluster: int, pickup: str,
+    vehicles: Iterable[tuple[str, str]], limit: int = 0,
+) -> list[tuple[str, str]]:
+    """The (vehicle, node) pairs that may bid, nearest first; at most `limit` (0: all).
+
+    Bounding the bidders keeps an auction's cost flat as the fleet grows: with hundreds of
+    vehicles in the radius, the far ones only add messages (the nearest by road is almost
+    always among the nearest by air)."""
+    admitted = [(v, n) for v, n in vehicles
+                if refusal(roadmap, clusters, radius_m, cluster, pickup, n) is None]
+    admitted.sort(key=lambda vn: (roadmap.distance_m(vn[1], pickup), vn[0]))
+    return admitted[:limit] if limit > 0 else admitted

@@ -50,13 +50,12 @@ class Auction:
     timers: list[asyncio.Handle] = field(default_factory=list)
     rounds: int = 0
     recalls: int = 0  # rounds re-run because nobody bid in time (see `no_bids`)
-    refusals: dict[str, m.AdmissionRefused] = field(default_factory=dict)  # sent at the end
 
 
 class AuctionBehaviour(ProtocolBehaviour):
     SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
-        m.AuctionPhase, m.AuctionClosed, m.AdmissionRefused, m.GroupCall, m.CallForBids,
-        m.Award, m.AuctionResult, m.Lost, m.RideAssigned, m.RideUnserved, m.BidReceived,
+        m.AuctionPhase, m.AuctionClosed, m.GroupCall, m.CallForBids,
+        m.Award, m.AuctionResult, m.RideAssigned, m.RideUnserved, m.BidReceived,
         lm.EnglishRound, lm.DutchTick, lm.Outbid,
     })
 
@@ -79,7 +78,9 @@ class AuctionBehaviour(ProtocolBehaviour):
         self.auction = None
 
     async def acknowledge(self, msg: Message, auction_id: str) -> None:
-        """Replicated: tell a bidder its bid is in the replicated log (it cannot be lost)."""
+        """Replicated, vehicles bidding directly: tell a bidder its bid is in the replicated
+        log (it cannot be lost). A proxy learns it from the auction's result instead, which
+        the manager sends anyway (one message fewer per group)."""
         if self.ordered is not None:
             await self.tell(sender_of(msg), m.BidReceived(auction_id=auction_id))
 
@@ -95,13 +96,19 @@ class AuctionBehaviour(ProtocolBehaviour):
         if sender_of(msg) != self.agent.manager_jid:
             raise Rejected(f"{sender_of(msg)} is not the main manager")
 
-    def refusal(self, auction: Auction, node: str) -> str | None:
+    def eligible(self, auction: Auction, vehicles: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Of these (vehicle, node), the ones admitted: fleet vehicles in the cluster and the
+        radius, nearest first, up to the run's bound on bidders (auction/admission.py)."""
         world = self.agent.world
         spec = auction.spec
         radius = auction.type.law.eligibility.radius_m or world.config.radius_m
-        return admission.refusal(
-            world.roadmap, world.clusters, radius, spec.cluster, spec.pickup, node
-        )
+        ours = [(v, n) for v, n in vehicles if v in self.agent.fleet]
+        room = world.config.max_bidders - len(auction.admitted) if world.config.max_bidders \
+            else 0
+        if world.config.max_bidders and room <= 0:
+            return []
+        return admission.eligible(world.roadmap, world.clusters, radius, spec.cluster,
+                                  spec.pickup, ours, room)
 
     def patience_end(self, auction: Auction) -> float:
         """When the passenger's patience ends: the law's patience, else the run's."""
@@ -127,40 +134,28 @@ class AuctionBehaviour(ProtocolBehaviour):
         auction.timers.append(self.later(
             patience_end - self.now(), lambda: self.on_patience(body.auction_id)
         ))
-        refusals = [r for c in body.candidates if (r := self.admit(auction, c.vehicle, c.node))]
+        # The MainManager sent only eligible vehicles; a vehicle this check drops was not
+        # called and is not told (no message to a vehicle that cannot win).
+        candidates = [(c.vehicle, c.node) for c in body.candidates]
+        auction.admitted.update(self.eligible(auction, candidates))
+        if len(auction.admitted) < len(candidates):
+            log.debug("%s: %d of %d candidates of %s not admitted", self.agent.name,
+                      len(candidates) - len(auction.admitted), len(candidates), body.auction_id)
         if auction.admitted:
             await self.start_bidding(auction)
         else:
             await self.set_phase(auction, WAITING)
-        # Refusals are off the critical path: they go out once the auction is decided.
-        auction.refusals.update(refusals)
 
     async def on_participation(self, msg: Message, body: m.Participation) -> None:
         self.from_main_manager(msg)
         auction = self.current(body.auction_id)
         if auction.phase != WAITING:
-            reason = "admission is closed: bidding has started"
-            await self.tell(body.vehicle, m.AdmissionRefused(auction_id=body.auction_id,
-                                                             reason=reason))
+            # Bidding started meanwhile (the MainManager had not heard yet): nothing to do.
+            log.debug("%s: %s too late for %s", self.agent.name, body.vehicle, body.auction_id)
             return
-        refusal = self.admit(auction, body.vehicle, body.node)
-        if refusal is not None:
-            await self.tell(*refusal)
-        elif auction.admitted:
+        auction.admitted.update(self.eligible(auction, [(body.vehicle, body.node)]))
+        if auction.admitted:
             await self.start_bidding(auction)
-
-    def admit(
-        self, auction: Auction, vehicle: str, node: str
-    ) -> tuple[str, m.AdmissionRefused] | None:
-        """Admit the vehicle, or return the refusal to send it."""
-        if vehicle not in self.agent.fleet:
-            reason = f"{vehicle} is not a vehicle of this fleet"
-        else:
-            reason = self.refusal(auction, node)
-        if reason is None:
-            auction.admitted[vehicle] = node
-            return None
-        return vehicle, m.AdmissionRefused(auction_id=auction.spec.auction_id, reason=reason)
 
     async def set_phase(self, auction: Auction, phase: str) -> None:
         auction.phase = phase
@@ -221,8 +216,6 @@ class AuctionBehaviour(ProtocolBehaviour):
         revision = auction.phase == AWARDING and auction.award and auction.award.via == proxy
         if auction.phase == BIDDING and proxy in auction.standing:
             raise Rejected(f"{proxy} already reported for auction {body.auction_id}")
-        # Before deciding: the decision may close the auction (and the proxy's group).
-        await self.acknowledge(msg, body.auction_id)
         if auction.phase == BIDDING:
             auction.standing[proxy] = offer
             auction.bidders += body.bidders
@@ -369,15 +362,12 @@ class AuctionBehaviour(ProtocolBehaviour):
         await self.decide(auction)
 
     async def close_round(self, auction: Auction, winner: str | None) -> None:
-        """Tell the round's losers (through the proxies, or directly)."""
+        """Tell the proxies the round is over (they forget their groups; for a replicated
+        manager it also confirms their reports are in its log). Losing vehicles are not
+        told: they hold nothing for the auction but a bounded note of whom they bid to."""
         auction_id = auction.spec.auction_id
         for proxy in auction.groups:
             await self.tell(proxy, m.AuctionResult(auction_id=auction_id, winner=winner))
-        if auction.book is not None:
-            lost = m.Lost(auction_id=auction_id)
-            for vehicle in sorted(auction.book.offers):
-                if vehicle != winner and vehicle not in auction.book.struck:
-                    await self.tell(vehicle, lost)
 
     async def on_patience(self, auction_id: str) -> None:
         auction = self.auction
@@ -423,11 +413,9 @@ class AuctionBehaviour(ProtocolBehaviour):
         await self.tell(self.agent.manager_jid, m.AuctionClosed(auction_id=spec.auction_id,
                                                                 winner=winner,
                                                                 winner_trips=trips))
-        # Passenger and registry first: losers and refused vehicles are off the critical path.
+        # Passenger and registry first: the proxies' result is off the critical path.
         if offer is not None:
             await self.close_round(auction, winner=winner)
-        for vehicle, refused in auction.refusals.items():
-            await self.tell(vehicle, refused)
 
 
 def _book_bidders(auction: Auction) -> int:

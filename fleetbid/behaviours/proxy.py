@@ -38,7 +38,7 @@ class Group:
 
 class ProxyBehaviour(AcknowledgedBids):
     SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
-        m.CallForBids, m.GroupBest, m.Award, m.AwardConfirmed, m.Lost,
+        m.CallForBids, m.GroupBest, m.Award, m.AwardConfirmed,
     })
 
     async def on_start(self) -> None:
@@ -50,7 +50,6 @@ class ProxyBehaviour(AcknowledgedBids):
             m.AwardConfirmed: self.on_award_confirmed,
             m.AwardDeclined: self.on_award_declined,
             m.AuctionResult: self.on_result,
-            m.BidReceived: self.on_bid_received,
         }
         self.groups: dict[str, Group] = {}
 
@@ -182,8 +181,7 @@ class ProxyBehaviour(AcknowledgedBids):
         del self.groups[body.auction_id]
         if group.timer is not None:
             group.timer.cancel()
-        lost = m.Lost(auction_id=body.auction_id)
-        for vehicle in sorted(group.book.offers):
-            # The winner and vehicles that declined an award have already closed this auction.
-            if vehicle != body.winner and vehicle not in group.book.struck:
-                await self.tell(vehicle, lost)
+        # A replicated manager sends the result once our report is in its log: that is the
+        # acknowledgement (losing members are not told: they hold nothing for the auction).
+        if group.reported and self.agent.world.config.replicas > 1:
+            self.agent.bids_acknowledged.add(body.auction_id)

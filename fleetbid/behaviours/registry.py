@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from spade.message import Message
 
+from fleetbid.auction import admission
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.config import RunConfig
 from fleetbid.laws.schema import Law
@@ -81,13 +82,15 @@ class RegistryBehaviour(ProtocolBehaviour):
     async def open(self, pending: Pending) -> None:
         request = pending.request
         manager = self.free_managers.popleft()
-        cluster = self.agent.world.clusters.cluster_of_node(request.source)
-        candidates = tuple(
-            m.Candidate(vehicle, node)
-            for vehicle, (node, c) in sorted(self.idle.items())
-            if c == cluster
-        )
+        world = self.agent.world
+        cluster = world.clusters.cluster_of_node(request.source)
         law = self.agent.controller.law_for(request.request_id)
+        # Only the vehicles that may bid: no message to a vehicle that cannot win.
+        radius = law.eligibility.radius_m or world.config.radius_m
+        in_cluster = sorted((v, node) for v, (node, c) in self.idle.items() if c == cluster)
+        candidates = tuple(m.Candidate(v, node) for v, node in admission.eligible(
+            world.roadmap, world.clusters, radius, cluster, request.source, in_cluster,
+            world.config.max_bidders))
         live = LiveAuction(manager, cluster, pending.passenger, pickup=request.source,
                            destination=request.destination, law=law.hash,
                            deadline=withdrawal_time(self.agent.world.config, law,

@@ -6,6 +6,7 @@ require one. Every message a vehicle handles or sends is in this module.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ log = logging.getLogger("fleetbid.vehicle")
 laws_log = logging.getLogger("fleetbid.laws")
 RENEW_AT = 0.8  # of a certificate's lifetime
 
+CALLERS_KEPT = 256  # auctions a vehicle remembers having bid in (see BiddingBehaviour.callers)
 IDLE, TO_PICKUP, WITH_PASSENGER = "idle", "to_pickup", "with_passenger"
 
 
@@ -51,8 +53,6 @@ class BiddingBehaviour(AcknowledgedBids):
         self.handlers = {
             m.CallForBids: self.on_call,
             m.Award: self.on_award,
-            m.Lost: self.on_lost,
-            m.AdmissionRefused: self.on_admission_refused,
             m.BidReceived: self.on_bid_received,
             m.Dispatch: self.on_dispatch,  # policies other than auction
             # English and Dutch rounds (laws/), straight from the auction manager
@@ -63,8 +63,10 @@ class BiddingBehaviour(AcknowledgedBids):
             lm.CertificateIssued: self.on_certificate,
             lm.Revoked: self.on_revoked,
         }
-        # auction id -> who called us (a proxy or the auction manager): awards must come from it
-        self.callers: dict[str, str] = {}
+        # auction id -> who called us (a proxy or the auction manager): awards must come from
+        # it. Losers are not told they lost (no message to a vehicle that cannot win), so the
+        # note is bounded: the oldest go first, long after their auctions ended.
+        self.callers: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     # --- calls to bid -----------------------------------------------------------------------
 
@@ -88,9 +90,15 @@ class BiddingBehaviour(AcknowledgedBids):
             return None
         return eta
 
+    def remember_caller(self, auction_id: str, caller: str) -> None:
+        self.callers[auction_id] = caller
+        self.callers.move_to_end(auction_id)
+        while len(self.callers) > CALLERS_KEPT:
+            self.callers.popitem(last=False)
+
     async def bid(self, caller: str, auction_id: str, bid: float, eta: float,
                   round_no: int) -> None:
-        self.callers[auction_id] = caller  # the award or `lost` must come from it
+        self.remember_caller(auction_id, caller)
         min_eta = self.agent.world.config.min_eta_s
         await self.tell(caller, m.Bid(auction_id=auction_id, bid=bid, eta_s=max(eta, min_eta),
                                       round=round_no))
@@ -123,7 +131,7 @@ class BiddingBehaviour(AcknowledgedBids):
         own = auctions.value(eta, self.agent.world.config.min_eta_s)
         bid = auctions.english_raise(own, body.minimum)
         # An earlier raise of ours may still end up losing: keep the caller for its `lost`.
-        self.callers[body.auction_id] = caller
+        self.remember_caller(body.auction_id, caller)
         if bid is None:
             await self.tell(caller, m.BidDeclined(
                 auction_id=body.auction_id, reason="the minimum raise exceeds my value",
@@ -191,20 +199,12 @@ class BiddingBehaviour(AcknowledgedBids):
             pickup=body.pickup, dropoff=body.dropoff, price=0.0,
         )))
 
-    async def on_lost(self, msg: Message, body: m.Lost) -> None:
-        if self.callers.get(body.auction_id) != sender_of(msg):
-            raise Rejected(f"no bid of mine in auction {body.auction_id}")
-        del self.callers[body.auction_id]
-
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         await super().on_error_reply(msg, body)
         # Our bid came too late (the round closed): forget it, no award can follow.
         conversation = msg.get_metadata("conversation") or ""
         if self.callers.get(conversation) == sender_of(msg):
             del self.callers[conversation]
-
-    async def on_admission_refused(self, msg: Message, body: m.AdmissionRefused) -> None:
-        log.debug("%s not admitted to %s: %s", self.agent.name, body.auction_id, body.reason)
 
     # --- certificates -----------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ Ratio = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
 # Message kinds that belong to an auction: what a law may name for auditing.
 AUCTION_KINDS = frozenset({
     m.OpenAuction.TYPE, m.Participation.TYPE, m.AuctionPhase.TYPE, m.AuctionClosed.TYPE,
-    m.AdmissionRefused.TYPE, m.GroupCall.TYPE, m.CallForBids.TYPE, m.Bid.TYPE,
+    m.GroupCall.TYPE, m.CallForBids.TYPE, m.Bid.TYPE,
     m.BidDeclined.TYPE, m.GroupBest.TYPE, m.Award.TYPE, m.AwardConfirmed.TYPE,
-    m.AwardDeclined.TYPE, m.AuctionResult.TYPE, m.Lost.TYPE, m.RideRequest.TYPE,
+    m.AwardDeclined.TYPE, m.AuctionResult.TYPE, m.RideRequest.TYPE,
     m.RideAssigned.TYPE, m.RideUnserved.TYPE, m.PickedUp.TYPE, m.BidReceived.TYPE,
     "english-round", "outbid", "dutch-tick",
 })

@@ -125,18 +125,6 @@ class AuctionClosed(Body):
     winner_trips: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
-# --- auction manager -> vehicles (admission) ------------------------------------------------
-
-
-class AdmissionRefused(Body):
-    """AuctionManager -> Vehicle: you may not bid in this auction, and why."""
-
-    TYPE = "admission-refused"
-    PERFORMATIVES = ("refuse",)
-    auction_id: AuctionId
-    reason: Reason
-
-
 # --- bidding: auction manager <-> proxies <-> vehicles --------------------------------------
 
 
@@ -250,14 +238,6 @@ class AuctionResult(Body):
     PERFORMATIVES = ("inform",)
     auction_id: AuctionId
     winner: Jid | None = None
-
-
-class Lost(Body):
-    """Proxy (or AuctionManager) -> Vehicle: your bid lost."""
-
-    TYPE = "lost"
-    PERFORMATIVES = ("reject-proposal",)
-    auction_id: AuctionId
 
 
 # --- direct dispatch (policies other than auction, fleetbid/policies) --------------------------

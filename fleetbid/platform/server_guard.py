@@ -193,17 +193,15 @@ async def refuse_server_connections() -> None:
     """Stands in for pyjabber's server_connection_worker, which opened s2s connections.
 
     Nothing reaches its queue while vouch_for_senders bounces foreign messages; should
-    anything, it fails the way an unknown host does (pyjabber bounces what waited for it).
+    anything, it is logged and dropped. Not reported back as a failed connection: pyjabber's
+    handler for that reads a config captured before the server existed, raises, and so
+    stops the whole server (seen here).
     """
-    from pyjabber.queues.FailedRemoteConnection import FailedRemoteConnectionWrapper
     from pyjabber.queues.QueueManager import QueueName, get_queue
 
-    servers, connections = get_queue(QueueName.SERVERS), get_queue(QueueName.CONNECTIONS)
+    servers = get_queue(QueueName.SERVERS)
     with contextlib.suppress(asyncio.CancelledError):
         while True:
             host = await servers.get()
             logger.warning(f"{LOG_TAG}: refused to open a server-to-server connection "
                            f"to {str(host)[:100]!r}")
-            await connections.put(
-                FailedRemoteConnectionWrapper(value=host, reason="remote-server-not-found")
-            )

@@ -335,3 +335,7 @@ def test_secret_reaches_the_server_child_only_through_its_environment(
     assert launched["env"]["FLEETBID_XMPP_SECRET"] == SECRET
     assert "FLEETBID_XMPP_SECRET" not in os.environ
     assert launched["cmd"][-2:] == ["--max-stanza-bytes", "4096"]
+    with pytest.raises(Stop):
+        EmbeddedXmppServer(tmp_path, open_registration=True)._launch(1, 2)
+    assert launched["cmd"][-1] == "--open-registration"
+    assert len(launched["env"]["FLEETBID_XMPP_SECRET"]) == 64  # a fresh secret per server

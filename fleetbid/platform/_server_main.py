@@ -50,6 +50,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--max-stanza-bytes", default=DEFAULT_MAX_STANZA_BYTES, type=int,
                    help="larger stanzas close the client's stream (policy-violation)")
+    p.add_argument("--open-registration", action="store_true",
+                   help="anyone may register (a stand-in for an external server, in tests)")
     return p.parse_args(argv)
 
 
@@ -66,7 +68,9 @@ def _prepare_certs(run_dir: Path) -> Path:
     return cert_dir
 
 
-def _patch_pyjabber(pool_workers: int, secret: str | None, max_stanza_bytes: int) -> None:
+def _patch_pyjabber(
+    pool_workers: int, secret: str | None, max_stanza_bytes: int, open_registration: bool
+) -> None:
     import pyjabber.server as pjs
 
     from fleetbid.platform import server_guard
@@ -81,7 +85,7 @@ def _patch_pyjabber(pool_workers: int, secret: str | None, max_stanza_bytes: int
 
     pjs.ProcessPoolExecutor = make_pool  # type: ignore[attr-defined,assignment]
     _speed_up_routing()
-    server_guard.install(secret, max_stanza_bytes)
+    server_guard.install(secret, max_stanza_bytes, open_registration=open_registration)
 
 
 def _speed_up_routing() -> None:
@@ -234,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     from fleetbid.platform.eventloop import install_uvloop, new_event_loop
 
     cert_dir = _prepare_certs(args.run_dir)
-    if secret is None:
+    if args.open_registration:
+        logger.warning("in-band registration is open to anyone (--open-registration)")
+    elif secret is None:
         logger.warning(f"no {SECRET_ENV}: in-band registration is closed to everyone")
-    _patch_pyjabber(args.pool_workers, secret, args.max_stanza_bytes)
+    _patch_pyjabber(args.pool_workers, secret, args.max_stanza_bytes, args.open_registration)
     install_uvloop()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

@@ -34,10 +34,12 @@ _STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 LOG_TAG = "fleetbid-guard"  # every line this module logs starts with it
 
 
-def install(secret: str | None, max_stanza_bytes: int) -> None:
-    """Apply every guard (idempotent per process: the server child calls it once)."""
+def install(secret: str | None, max_stanza_bytes: int, *, open_registration: bool = False) -> None:
+    """Apply every guard (once per process: the server child calls it before building the
+    server). `open_registration` leaves pyjabber's registration as it is."""
     vouch_for_senders()
-    restrict_registration(secret)
+    if not open_registration:
+        restrict_registration(secret)
     disable_s2s(max_stanza_bytes)
 
 

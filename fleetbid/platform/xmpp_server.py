@@ -109,6 +109,7 @@ class EmbeddedXmppServer:
         log_level: str = "INFO",
         max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
         secret: str | None = None,
+        open_registration: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.domain = domain
@@ -124,6 +125,8 @@ class EmbeddedXmppServer:
         self.max_stanza_bytes = max_stanza_bytes
         # Only holders of this secret (or keys derived from it) can register accounts.
         self._secret = secret or new_secret()
+        # Anyone may register: only for standing in for an external server in tests.
+        self.open_registration = open_registration
         self.server_port: int | None = None  # s2s listener (loopback, refuses everyone)
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_file: int | None = None
@@ -211,6 +214,7 @@ class EmbeddedXmppServer:
             "--pool-workers", str(self.pool_workers),
             "--log-level", self.log_level,
             "--max-stanza-bytes", str(self.max_stanza_bytes),
+            *(["--open-registration"] if self.open_registration else []),
         ]  # fmt: skip
         # The secret goes through the environment: a command line is world-readable in /proc,
         # a process's environment only to its owner.

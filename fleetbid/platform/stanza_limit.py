@@ -95,7 +95,9 @@ def _limited_protocol_class() -> type:
 
         def data_received(self, data: bytes) -> None:
             for start in range(0, len(data), _SLICE):
-                if self._refused or self._xml_parser is None:
+                transport = self._transport
+                if self._refused or self._xml_parser is None or transport is None \
+                        or transport.is_closing():  # e.g. pyjabber closed it on bad XML
                     return
                 piece = data[start:start + _SLICE]
                 try:

@@ -68,7 +68,8 @@ def _limited_parser_class() -> type:
             if len(self._stack) == 2:  # a top-level element closes: check before routing
                 size = self._protocol.byte_index() - self.stanza_start
                 if size > self._protocol.max_stanza_bytes:
-                    raise StanzaRefused(f"a stanza of {size} bytes")
+                    limit = self._protocol.max_stanza_bytes
+                    raise StanzaRefused(f"a stanza of {size} bytes, over the {limit} limit")
             super().endElementNS(name, qname)
             if len(self._stack) == 1:
                 self.stanza_start = self._protocol.byte_index()
@@ -110,14 +111,14 @@ def _limited_protocol_class() -> type:
                     return
                 pending = self._fed - self._xml_parser.getContentHandler().stanza_start
                 if pending > self.max_stanza_bytes:
-                    self._refuse(f"over {self.max_stanza_bytes} bytes of an unfinished stanza")
+                    self._refuse(f"an unfinished stanza already over the "
+                                 f"{self.max_stanza_bytes} bytes limit")
                     return
 
         def _refuse(self, reason: str) -> None:
             self._refused = True
             who = self._connection_manager.get_jid(self._peer) or self._peer
-            logger.warning(f"{LOG_TAG}: policy-violation, closed the stream of {who}: {reason} "
-                           f"(limit {self.max_stanza_bytes} bytes)")
+            logger.warning(f"{LOG_TAG}: policy-violation, closed the stream of {who}: {reason}")
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 transport.write(POLICY_VIOLATION)

@@ -53,7 +53,8 @@ def test_run_kill_leader_after_reports_the_failover_and_no_violation() -> None:
 
 @pytest.mark.e2e
 def test_run_against_an_existing_server(tmp_path: Path) -> None:
-    with EmbeddedXmppServer(tmp_path / "server") as server:
+    # Open registration: it stands in for an external server, where anyone may register.
+    with EmbeddedXmppServer(tmp_path / "server", open_registration=True) as server:
         ep = server.endpoint
         done = fleetbid("run", *SMALL, "--json", "--xmpp", f"{ep.host}:{ep.port}",
                         "--domain", ep.domain)

@@ -1,6 +1,8 @@
 """Child-process entry point of `EmbeddedXmppServer`: one pyjabber server, loopback only.
 
 Run as ``python -m fleetbid.platform._server_main --run-dir D --port P --server-port S``.
+The registration secret comes from the environment (accounts.SECRET_ENV), never from the
+command line; see server_guard.py for what this server enforces beyond pyjabber.
 Prints ``READY <port>`` on stdout once listening.  Stops on SIGTERM/SIGINT or when stdin
 reaches EOF, which is how it notices that the parent died (no orphans).
 """
@@ -20,6 +22,8 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from fleetbid.platform.xmpp_server import DEFAULT_MAX_STANZA_BYTES
 
 _PR_SET_PDEATHSIG = 1
 # The admin/upload HTTP page listens on fixed port 9090: two servers would collide.
@@ -44,6 +48,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connection-timeout", default=3600, type=int)
     p.add_argument("--pool-workers", default=0, type=int, help="SASL hashing workers, 0=cpus")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--max-stanza-bytes", default=DEFAULT_MAX_STANZA_BYTES, type=int,
+                   help="larger stanzas close the client's stream (policy-violation)")
+    p.add_argument("--open-registration", action="store_true",
+                   help="anyone may register (a stand-in for an external server, in tests)")
     return p.parse_args(argv)
 
 
@@ -60,8 +68,12 @@ def _prepare_certs(run_dir: Path) -> Path:
     return cert_dir
 
 
-def _patch_pyjabber(pool_workers: int) -> None:
+def _patch_pyjabber(
+    pool_workers: int, secret: str | None, max_stanza_bytes: int, open_registration: bool
+) -> None:
     import pyjabber.server as pjs
+
+    from fleetbid.platform import server_guard
 
     # Otherwise Server also listens (c2s and s2s) on the machine's outward IP.
     pjs.setup_query_local_ip = lambda: None
@@ -73,6 +85,34 @@ def _patch_pyjabber(pool_workers: int) -> None:
 
     pjs.ProcessPoolExecutor = make_pool  # type: ignore[attr-defined,assignment]
     _speed_up_routing()
+    _cheap_password_hashing()
+    server_guard.install(secret, max_stanza_bytes, open_registration=open_registration)
+
+
+PBKDF2_ROUNDS = 1  # see _cheap_password_hashing
+
+
+def _cheap_password_hashing() -> None:
+    """One PBKDF2 round instead of pyjabber's 100,000, computed inline.
+
+    Key stretching protects guessable human passwords. Every account on this server has a
+    128-bit random or HMAC-derived password (platform/accounts.py), which no stretching makes
+    harder to guess, while 100,000 rounds cost 50 ms of CPU at registration and again at
+    each login: that capped agent start-up at about 10 agents/s per core (measured,
+    docs/performance.md). The stored hash records its rounds, so verification follows it.
+    """
+    import binascii
+    import hashlib
+
+    from pyjabber.features.SASL.SASL import SASL
+
+    async def _hash_scram_async(self, password: str, salt: bytes, iterations: int) -> str:  # type: ignore[no-untyped-def]
+        rounds = PBKDF2_ROUNDS if iterations == 100_000 else iterations
+        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, rounds)
+        salt_hex = binascii.hexlify(salt).decode("ascii")
+        return f"sha256${rounds}${salt_hex}${binascii.hexlify(digest).decode('ascii')}"
+
+    SASL._hash_scram_async = _hash_scram_async
 
 
 def _speed_up_routing() -> None:
@@ -209,6 +249,10 @@ async def _serve(args: argparse.Namespace, cert_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    from fleetbid.platform.accounts import SECRET_ENV
+
+    # Out of the environment at once: nothing this process starts later inherits it.
+    secret = os.environ.pop(SECRET_ENV, None) or None
     args.run_dir = args.run_dir.resolve()
     args.run_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(args.run_dir)  # anything pyjabber writes relative to cwd stays in run_dir
@@ -221,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     from fleetbid.platform.eventloop import install_uvloop, new_event_loop
 
     cert_dir = _prepare_certs(args.run_dir)
-    _patch_pyjabber(args.pool_workers)
+    if args.open_registration:
+        logger.warning("in-band registration is open to anyone (--open-registration)")
+    elif secret is None:
+        logger.warning(f"no {SECRET_ENV}: in-band registration is closed to everyone")
+    _patch_pyjabber(args.pool_workers, secret, args.max_stanza_bytes, args.open_registration)
     install_uvloop()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from slixmpp import JID
 from slixmpp import Message as SlixmppMessage
 from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream import xmlstream as _xmlstream
@@ -91,7 +92,7 @@ class XmppAgent(Agent):
         install_shared_tls_context()
         super().__init__(
             endpoint.jid(name),
-            password if password is not None else secrets.token_urlsafe(16),
+            account_password(endpoint, name, password),
             port=endpoint.port,
             verify_security=False,
         )
@@ -212,6 +213,19 @@ class XmppAgent(Agent):
             self.container.get_agent(str(self.jid)) is self
         ):
             self.container.unregister(str(self.jid))
+
+
+def account_password(endpoint: XmppEndpoint, name: str, password: str | None = None) -> str:
+    """The password agent `name` registers and logs in with.
+
+    On the embedded server it is derived from the run's keys (the server refuses any other
+    registration), so `password` is ignored there: agents sharing an account, such as the
+    replicas of an AuctionManager, derive the same one. Elsewhere: `password`, or random.
+    """
+    if endpoint.accounts is not None:
+        # The server sees the username slixmpp sends: the JID's normalized localpart.
+        return endpoint.accounts.password_for(JID(endpoint.jid(name)).user)
+    return password if password is not None else secrets.token_urlsafe(16)
 
 
 def stanza_xml(msg: Message, sender: str) -> str:

@@ -15,23 +15,34 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from fleetbid.platform.accounts import SECRET_ENV, AccountKeys, new_secret
 
 SERVER_LOG = "xmpp-server.log"
 SERVER_STDERR = "xmpp-server.stderr"
 _READY_PREFIX = "READY"
+# Every body messages.decode() accepts (MAX_BODY_BYTES, 1 MiB: an open-auction may list a
+# cluster's idle vehicles) plus room for the envelope: a legitimate agent whose stanza were
+# refused would lose its stream, i.e. drop out of the fleet.
+DEFAULT_MAX_STANZA_BYTES = 1024 * 1024 + 64 * 1024
 
 
 @dataclass(frozen=True)
 class XmppEndpoint:
-    """How agents reach the server: TCP `host:port`; JIDs live in `domain`."""
+    """How agents reach the server: TCP `host:port`; JIDs live in `domain`.
+
+    `accounts`: keys to derive account passwords (embedded server only, see accounts.py);
+    None means random passwords, as on an external server.
+    """
 
     host: str
     port: int
     domain: str
     embedded: bool
+    accounts: AccountKeys | None = field(default=None, repr=False)
 
     def jid(self, name: str) -> str:
         return f"{name}@{self.domain}"
@@ -96,6 +107,9 @@ class EmbeddedXmppServer:
         startup_timeout: float = 30.0,
         pool_workers: int = 0,
         log_level: str = "INFO",
+        max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
+        secret: str | None = None,
+        open_registration: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.domain = domain
@@ -106,6 +120,14 @@ class EmbeddedXmppServer:
         self.startup_timeout = startup_timeout
         self.pool_workers = pool_workers
         self.log_level = log_level
+        if max_stanza_bytes < 1024:
+            raise ValueError("max_stanza_bytes must be >= 1024")
+        self.max_stanza_bytes = max_stanza_bytes
+        # Only holders of this secret (or keys derived from it) can register accounts.
+        self._secret = secret or new_secret()
+        # Anyone may register: only for standing in for an external server in tests.
+        self.open_registration = open_registration
+        self.server_port: int | None = None  # s2s listener (loopback, refuses everyone)
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_file: int | None = None
         self._endpoint: XmppEndpoint | None = None
@@ -146,7 +168,8 @@ class EmbeddedXmppServer:
         except BaseException:  # incl. KeyboardInterrupt while waiting
             self.stop()
             raise
-        self._endpoint = XmppEndpoint(self.host, port, self.domain, embedded=True)
+        self._endpoint = XmppEndpoint(self.host, port, self.domain, embedded=True,
+                                      accounts=AccountKeys.from_master(self._secret))
         return self._endpoint
 
     def stop(self) -> None:
@@ -190,7 +213,12 @@ class EmbeddedXmppServer:
             "--connection-timeout", str(self.connection_timeout),
             "--pool-workers", str(self.pool_workers),
             "--log-level", self.log_level,
+            "--max-stanza-bytes", str(self.max_stanza_bytes),
+            *(["--open-registration"] if self.open_registration else []),
         ]  # fmt: skip
+        # The secret goes through the environment: a command line is world-readable in /proc,
+        # a process's environment only to its owner.
+        env = {**os.environ, SECRET_ENV: self._secret}
         # stderr to a file: an unread pipe could fill up and block the server.
         self._stderr_file = os.open(
             self.run_dir / SERVER_STDERR, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
@@ -201,9 +229,11 @@ class EmbeddedXmppServer:
             stdout=subprocess.PIPE,
             stderr=self._stderr_file,
             cwd=self.run_dir,
+            env=env,
             start_new_session=True,  # own process group, killable as one, no terminal ^C
         )
         self._wait_ready(port)
+        self.server_port = server_port
 
     def _wait_ready(self, port: int) -> None:
         proc = self._proc

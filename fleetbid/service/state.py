@@ -19,6 +19,7 @@ from typing import Any
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
 from fleetbid.core.roles import Role
+from fleetbid.platform.accounts import AccountKeys
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 VERSION = 1
@@ -64,6 +65,9 @@ class ServeState:
     config: dict[str, Any] = field(default_factory=dict)  # every RunConfig field
     # The agents laws name: certification-authority, auditor, complaints -> JID.
     law_agents: dict[str, str] = field(default_factory=dict)
+    # Embedded server: the key clients derive passenger/complainant passwords from (a secret:
+    # the file is written 0600). Empty for an external server.
+    account_key: str = field(default="", repr=False)
     version: int = VERSION
 
     @classmethod
@@ -80,6 +84,7 @@ class ServeState:
             auction_managers=list(directory.auction_managers),
             proxies=list(directory.proxies), vehicles=sorted(directory.vehicles),
             config=dataclasses.asdict(config), law_agents=directory.services(),
+            account_key=endpoint.accounts.client if endpoint.accounts else "",
         )
 
     def run_config(self) -> RunConfig:
@@ -87,7 +92,8 @@ class ServeState:
         return RunConfig(**{**self.config, "trace": None})
 
     def endpoint(self) -> XmppEndpoint:
-        return XmppEndpoint(self.host, self.port, self.domain, self.embedded)
+        accounts = AccountKeys(client=self.account_key) if self.account_key else None
+        return XmppEndpoint(self.host, self.port, self.domain, self.embedded, accounts)
 
     def directory(self) -> Directory:
         agents = self.law_agents
@@ -102,7 +108,11 @@ def write_state(path: Path, state: ServeState) -> None:
     """Write atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(state), indent=2) + "\n")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # O_EXCL below: a leftover must not keep its old permissions
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # holds account_key
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(dataclasses.asdict(state), indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -126,7 +136,8 @@ def validate(raw: object, path: Path) -> ServeState:
         state = ServeState(**{k: v for k, v in raw.items() if k in known})
         checks = [isinstance(state.pid, int), isinstance(state.port, int),
                   isinstance(state.host, str), isinstance(state.epoch, int | float),
-                  isinstance(state.config, dict), bool(state.vehicles)]
+                  isinstance(state.config, dict), bool(state.vehicles),
+                  isinstance(state.account_key, str)]
         if not all(checks):
             raise TypeError("a field has the wrong type")
         state.run_config()  # every RunConfig field present and valid

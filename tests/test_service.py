@@ -238,7 +238,7 @@ def test_script_skips_the_bad_row_and_serves_the_others(
                       f'30,"{point(STARTS[3])}",{STARTS[6]},b\n'
                       f"40,{STARTS[4]},no-such-node,c\n60,{STARTS[5]},{STARTS[9]},d\n")
     done = fleetbid("request", "--state", "tmp/serve.json", "--script", str(script), cwd=cwd)
-    assert "line 4: unknown node 'no-such-node'" in done.stderr
+    assert "line 4: unknown node: node 'no-such-node' is not on map" in done.stderr
     lines = done.stdout.splitlines()
     for line, name in ((2, "a"), (3, "b"), (5, "d")):
         assert any(f"line {line} [{name}]: served by" in out for out in lines), done.stdout

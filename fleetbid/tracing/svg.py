@@ -34,8 +34,9 @@ NOTE_FILL = {"winner": "#e3f4df", "unserved": "#fbe3e0", "deadline": "#fff6c8"}
 
 
 def q(text: str) -> str:
-    """Escape for XML text and double-quoted attribute values."""
-    return escape(text, {'"': "&quot;"})
+    """Escape for XML text and double-quoted attribute values (cleaned first: XML cannot
+    hold some characters at all)."""
+    return escape(clean(text), {'"': "&quot;"})
 
 
 def text_w(text: str) -> float:
@@ -153,7 +154,7 @@ def _arrow(diagram: Diagram, lay: Layout, arrow: Arrow, y: float) -> list[str]:
     else:
         centre = (min(xs) + max(xs)) / 2
     out = [f'<g class="arrow {kind}" data-messages="{len(arrow.messages)}" '
-           f'data-type="{q(arrow.messages[0].record.type)}">', f"<title>{q(tip)}</title>"]
+           f'data-type="{q(clean(arrow.messages[0].record.type))}">', f"<title>{q(tip)}</title>"]
     out += _arrow_shapes(lay, arrow, y, color)
     out += _label(lay, centre, y - 6, arrow.label)
     out.append(_text(lay.left - PAD, y + 4, _time(diagram, arrow.wall), "end", fill="#777777"))
@@ -177,7 +178,7 @@ def _boxes(diagram: Diagram, lay: Layout, y: float, css: str) -> list[str]:
     out = []
     for jid in diagram.participants:
         name, x, w = diagram.names[jid], lay.x[jid], lay.col_w[jid] - PAD
-        out += [f'<g class="{css}" data-name="{q(name)}">', f"<title>{q(jid)}</title>",
+        out += [f'<g class="{css}" data-name="{q(name)}">', f"<title>{q(clean(jid))}</title>",
                 f'<rect x="{_num(x - w / 2)}" y="{_num(y)}" width="{_num(w)}" '
                 f'height="{BOX_H}" rx="4" fill="#eef3fb" stroke="#4a6fa5"/>',
                 _text(x, y + BOX_H / 2 + 4, name, "middle", "bold"), "</g>"]

@@ -90,7 +90,7 @@ def _label(lay: Layout, centre: float, y: float, text: str) -> list[str]:
     w = text_w(text)
     x = min(max(centre - w / 2, lay.left + 2), lay.width - PAD - w)
     return [f'<rect x="{_num(x - 2)}" y="{_num(y - FONT + 1)}" width="{_num(w + 4)}" '
-            f'height="{FONT + 4}" fill="#ffffff" fill-opacity="0.9"/>', _text(x, y, text)]
+            f'height="{FONT + 2}" fill="#ffffff" fill-opacity="0.9"/>', _text(x, y, text)]
 
 
 def _head(x: float, y: float, pointing: int, color: str, size: float = HEAD) -> str:
@@ -101,7 +101,7 @@ def _head(x: float, y: float, pointing: int, color: str, size: float = HEAD) -> 
 
 
 def _cross(x: float, y: float, color: str) -> str:
-    s = 5
+    s = 4
     return (f'<path d="M{_num(x - s)},{_num(y - s)} L{_num(x + s)},{_num(y + s)} '
             f'M{_num(x - s)},{_num(y + s)} L{_num(x + s)},{_num(y - s)}" stroke="{color}" '
             'stroke-width="2"/>')
@@ -156,7 +156,7 @@ def _arrow(diagram: Diagram, lay: Layout, arrow: Arrow, y: float) -> list[str]:
     out = [f'<g class="arrow {kind}" data-messages="{len(arrow.messages)}" '
            f'data-type="{q(clean(arrow.messages[0].record.type))}">', f"<title>{q(tip)}</title>"]
     out += _arrow_shapes(lay, arrow, y, color)
-    out += _label(lay, centre, y - 6, arrow.label)
+    out += _label(lay, centre, y - 8, arrow.label)  # clear of heads and crosses
     out.append(_text(lay.left - PAD, y + 4, _time(diagram, arrow.wall), "end", fill="#777777"))
     out.append("</g>")
     return out

@@ -408,3 +408,28 @@ def test_agent_filter_draws_only_that_agents_messages(
     mine = [m for m in run.convs["a1"] if "vehicle-2" in (m.sender, m.to)]
     assert sum(int(a.get("data-messages", "0")) for a in svg_arrows(root)) == len(mine)
     assert sorted(svg_participants(root)) == sorted(agents_of(mine))
+
+
+def test_unserved_auction_is_noted(tmp_path: Path, run: Run,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run.add("u",
+            Msg("passenger-5", "main-manager", "ride-request", {"source": "1"}, "request"),
+            Msg("main-manager", "auction-3", "open-auction", {"pickup": "1"}, "request"),
+            Msg("auction-3", "main-manager", "auction-phase", {"phase": "waiting"}),
+            Msg("auction-3", "passenger-5", "ride-unserved", {"reason": "no eligible vehicle"},
+                "failure"),
+            Msg("auction-3", "main-manager", "auction-closed", {"winner": None}))
+    trace = run.write(tmp_path / "T")
+    code, out, err = fleetbid_trace(capsys, str(trace), "-c", "u", "-f", "svg")
+    assert code == 0, err
+    root = ET.fromstring(out.encode())
+    notes = [g for g in root.iter(f"{{{SVG_NS}}}g") if g.get("class", "").startswith("note")]
+    assert [n.get("class") for n in notes] == ["note unserved"]
+    assert "unserved: \"no eligible vehicle\"" in "".join(notes[0].itertext())
+    assert len(svg_arrows(root)) == len(run.convs["u"])
+    # An agent of the run that has no message in this conversation: nothing to draw.
+    code, out, err = fleetbid_trace(capsys, str(trace), "-c", "u", "-a", "vehicle-1", "-f",
+                                    "svg")
+    assert (code, out) == (1, "") and "'vehicle-1' has no message in conversation 'u'" in err
+    code, out, err = fleetbid_trace(capsys, str(trace), "-c", "u", "-a", "nobody", "-f", "svg")
+    assert (code, out) == (1, "") and "no agent 'nobody'" in err

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from fleetbid.tracing import labels
 from fleetbid.tracing.folding import FOLD_MIN, fold
+from fleetbid.tracing.notes import Note, NoteTaker
 from fleetbid.tracing.reader import Conversation, Message, short
 from fleetbid.tracing.render import conversation_header
 
 ROLE_ORDER = ("passenger", "main-manager", "auction", "proxy", "vehicle")
-WINNER_TYPES = ("ride-assigned", "auction-closed", "auction-result")
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,6 @@ class Arrow:
     performative: str
     wall: float  # of the first message
     status: str = "ok"  # single messages: "no-recv" or "recv-only" when one end is missing
-
-
-@dataclass(frozen=True)
-class Note:
-    over: tuple[str, ...]  # one or two participant ids
-    text: str
-    kind: str  # "deadline", "winner" or "unserved"
 
 
 Step = Arrow | Note
@@ -97,39 +90,6 @@ def _arrow(group: Sequence[Message], order: dict[str, int], names: dict[str, str
     return Arrow(tuple(group), kind, tuple(senders), tuple(receivers), text, perf, rec.wall)
 
 
-def _notes(group: Sequence[Message], seen: set[object], winner_told: list[bool]) -> list[Note]:
-    """Notes that follow this step: the deadline of a new round, the outcome once."""
-    notes = []
-    for msg in group:
-        rec, body = msg.record, labels.body_of(msg)
-        deadline = body.get("deadline")
-        if isinstance(deadline, int | float) and not isinstance(deadline, bool):
-            key = (body.get("round"), deadline)
-            if key not in seen:
-                seen.add(key)
-                rnd = body.get("round")
-                head = f"round {labels.field_value(rnd)}: " if rnd is not None else ""
-                notes.append(Note((rec.sender,), f"{head}bids until sim {deadline:.1f} s",
-                                  "deadline"))
-    rec, body = group[0].record, labels.body_of(group[0])
-    if winner_told[0]:
-        return notes
-    if rec.type in WINNER_TYPES:
-        winner = body.get("vehicle") if rec.type == "ride-assigned" else body.get("winner")
-        if isinstance(winner, str) and winner:
-            winner_told[0] = True
-            price = body.get("price")
-            text = f"winner {labels.clean(short(winner), labels.MAX_NAME)}"
-            if isinstance(price, int | float) and not isinstance(price, bool):
-                text += f", price {labels.field_value(price)}"
-            notes.append(Note((rec.sender, winner), text, "winner"))
-    elif rec.type == "ride-unserved":
-        winner_told[0] = True
-        reason = labels.field_value(body.get("reason", "unserved"))
-        notes.append(Note((rec.sender,), f"unserved: {reason}", "unserved"))
-    return notes
-
-
 def build(conv: Conversation, messages: Sequence[Message] | None = None, *,
           fold_min: int | None = FOLD_MIN) -> Diagram:
     """The diagram of `conv` (or of the subset `messages` of it); `fold_min` None draws
@@ -140,11 +100,10 @@ def build(conv: Conversation, messages: Sequence[Message] | None = None, *,
     names = _display_names(jids)
     groups = fold(msgs, fold_min) if fold_min is not None else [[m] for m in msgs]
     steps: list[Step] = []
-    seen: set[object] = set()
-    winner_told = [False]
+    notes = NoteTaker()
     for group in groups:
         steps.append(_arrow(group, order, names))
-        for note in _notes(group, seen, winner_told):
+        for note in notes.after(group):
             # A winner outside the drawn messages (e.g. --agent) is noted over the sender.
             over = tuple(dict.fromkeys(p for p in note.over if p in order)) or (jids[0],)
             steps.append(Note(tuple(sorted(over, key=order.__getitem__)), note.text,

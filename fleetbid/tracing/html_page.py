@@ -20,7 +20,8 @@ table { border-collapse: collapse; font: 12px/1.35 "DejaVu Sans Mono", Menlo, mo
 th, td { border-bottom: 1px solid #e4e4e4; padding: 2px 8px; text-align: left;
          vertical-align: top; }
 th { background: #f2f4f8; position: sticky; top: 0; }
-td.num { text-align: right; white-space: nowrap; }
+td.num, td.agent { white-space: nowrap; }
+td.num { text-align: right; }
 td.fields { word-break: break-word; max-width: 60em; }
 tr.partial td { color: #8a5a00; }
 """
@@ -38,8 +39,8 @@ def _row(diagram: Diagram, msg: Message) -> str:
     cells = [
         _cell(f"+{(rec.wall - diagram.start_wall) * 1000:.1f}", "num"),
         _cell(f"{rec.sim:.2f}", "num"),
-        _cell(diagram.names.get(rec.sender) or short(rec.sender)),
-        _cell(diagram.names.get(rec.to) or short(rec.to)),
+        _cell(diagram.names.get(rec.sender) or short(rec.sender), "agent"),
+        _cell(diagram.names.get(rec.to) or short(rec.to), "agent"),
         _cell(rec.type),
         _cell(str(rec.raw.get("performative") or "-")),
         _cell(body_fields(rec.body), "fields"),

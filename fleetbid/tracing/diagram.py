@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetbid.tracing import labels
-from fleetbid.tracing.folding import FOLD_MIN, fold
+from fleetbid.tracing.folding import FOLD_MIN, Unit, fold
 from fleetbid.tracing.notes import Note, NoteTaker
 from fleetbid.tracing.reader import Conversation, Message, short
 from fleetbid.tracing.render import conversation_header
@@ -25,7 +25,8 @@ class Arrow:
     """One message (`kind` "single"), or a folded fan-out ("out": one sender, several
     receivers) or fan-in ("in": several senders, one receiver)."""
 
-    messages: tuple[Message, ...]
+    messages: tuple[Message, ...]  # every message drawn by this arrow, copies included
+    bases: tuple[Message, ...]  # the messages without their receive-only copies
     kind: str
     senders: tuple[str, ...]  # participant ids, in diagram order
     receivers: tuple[str, ...]
@@ -73,37 +74,45 @@ def _display_names(jids: Sequence[str]) -> dict[str, str]:
     return names
 
 
-def _arrow(group: Sequence[Message], order: dict[str, int], names: dict[str, str]) -> Arrow:
-    first = group[0]
-    rec = first.record
+def _arrow(units: Sequence[Unit], order: dict[str, int], names: dict[str, str]) -> Arrow:
+    """The arrow of one step: one unit, or a folded fan-out or fan-in of units (a unit is a
+    message and its receive-only copies)."""
+    bases = [u[0] for u in units]
+    every = tuple(m for u in units for m in u)
+    copies = len(every) - len(bases)
+    rec = bases[0].record
     perf = labels.clean(str(rec.raw.get("performative") or "-"), labels.MAX_VALUE)
-    if len(group) == 1:
+    if len(bases) == 1:
+        first = bases[0]
         status = "no-recv" if first.recv is None else "recv-only" if first.send is None else "ok"
-        return Arrow(tuple(group), "single", (rec.sender,), (rec.to,), labels.label(first),
-                     perf, rec.wall, status)
-    senders = sorted({m.record.sender for m in group}, key=order.__getitem__)
-    receivers = sorted({m.record.to for m in group}, key=order.__getitem__)
+        text = labels.label(first) + (f" (received ×{len(every)})" if copies else "")
+        return Arrow(every, tuple(bases), "single", (rec.sender,), (rec.to,), text, perf,
+                     rec.wall, status)
+    senders = sorted({m.record.sender for m in bases}, key=order.__getitem__)
+    receivers = sorted({m.record.to for m in bases}, key=order.__getitem__)
     kind = "out" if len(senders) == 1 else "in"
     peers = receivers if kind == "out" else senders
-    text = labels.folded_label(group, "→" if kind == "out" else "←",
+    text = labels.folded_label(bases, "→" if kind == "out" else "←",
                                names[peers[0]], names[peers[-1]])
-    return Arrow(tuple(group), kind, tuple(senders), tuple(receivers), text, perf, rec.wall)
+    text += f" (+{copies} copies)" if copies else ""
+    return Arrow(every, tuple(bases), kind, tuple(senders), tuple(receivers), text, perf,
+                 rec.wall)
 
 
 def build(conv: Conversation, messages: Sequence[Message] | None = None, *,
           fold_min: int | None = FOLD_MIN) -> Diagram:
     """The diagram of `conv` (or of the subset `messages` of it); `fold_min` None draws
-    every message as its own arrow."""
+    every message, copies included, as its own arrow."""
     msgs = list(conv.messages if messages is None else messages)
     jids = sorted({j for m in msgs for j in (m.record.sender, m.record.to)}, key=_order_key)
     order = {jid: i for i, jid in enumerate(jids)}
     names = _display_names(jids)
-    groups = fold(msgs, fold_min) if fold_min is not None else [[m] for m in msgs]
+    groups = fold(msgs, fold_min) if fold_min is not None else [[[m]] for m in msgs]
     steps: list[Step] = []
     notes = NoteTaker()
     for group in groups:
         steps.append(_arrow(group, order, names))
-        for note in notes.after(group):
+        for note in notes.after([unit[0] for unit in group]):
             # A winner outside the drawn messages (e.g. --agent) is noted over the sender.
             over = tuple(dict.fromkeys(p for p in note.over if p in order)) or (jids[0],)
             steps.append(Note(tuple(sorted(over, key=order.__getitem__)), note.text,

@@ -19,7 +19,7 @@ import pytest
 
 from fleetbid.cli import main
 from fleetbid.tracing import load
-from fleetbid.tracing.diagram import build
+from fleetbid.tracing.diagram import Diagram, build
 from fleetbid.tracing.svg import CHAR_W
 
 D = "@localhost"
@@ -37,6 +37,7 @@ class Msg:
     body: dict[str, Any]
     performative: str = "inform"
     ends: str = "both"  # "send", "recv" or "both": which records the trace holds
+    copies: int = 0  # more receives of the same message (each replica of a manager)
 
 
 @dataclass
@@ -54,8 +55,10 @@ class Run:
             for m in msgs:
                 t += 0.001
                 body = {"auction_id": conv, **m.body} if conv else m.body
-                for direction, wall in (("send", t), ("recv", t + 0.0004)):
-                    if m.ends in (direction, "both"):
+                ends = [("send", t), ("recv", t + 0.0004)]
+                ends += [("recv", t + 0.0005 + k * 1e-5) for k in range(m.copies)]
+                for direction, wall in ends:
+                    if m.ends in (direction, "both") or wall > t + 0.0004:
                         out.append({
                             "wall": wall, "sim": round((wall - T0) * 100, 3), "dir": direction,
                             "process": 0, "from": m.sender + D, "to": m.to + D,
@@ -238,6 +241,111 @@ def test_svg_readable_at_20_agents_and_200_messages(
             label_rows += [t.get("y") for t in arrow.iter(f"{{{SVG_NS}}}text")
                            if t.get("text-anchor") is None]
         assert len(label_rows) == len(arrows) == len(set(label_rows))
+
+
+def assert_drawn_in_order(diagram: Diagram) -> None:
+    """Folding moved no message above an earlier message of one of its agents (but the hub
+    of its group), and no fan-in holds a message received after its hub's next own action."""
+    position = {id(m): i for i, m in enumerate(diagram.messages)}
+    latest: dict[str, int] = {}
+    arrows = diagram.arrows()
+    for arrow in arrows:
+        hub = {"out": arrow.senders[0], "in": arrow.receivers[0]}.get(arrow.kind)
+        for msg in arrow.bases:
+            for agent in (msg.record.sender, msg.record.to):
+                if agent != hub:
+                    assert position[id(msg)] > latest.get(agent, -1), (agent, msg.record.type)
+                    latest[agent] = position[id(msg)]
+        if arrow.kind == "in":
+            first = position[id(arrow.bases[0])]
+            acts = [position[id(a.bases[0])] for a in arrows
+                    if a.kind == "single" and a.senders[0] == hub
+                    and position[id(a.bases[0])] > first]
+            assert all(position[id(m)] < min(acts, default=len(position)) for m in arrow.bases)
+
+
+def replicated_auction(run: Run, conv: str, fleet: list[str], copies: int) -> None:
+    """Like a run with replicated managers: every message to the manager is received
+    `copies` more times, each bid is acknowledged as it arrives, one vehicle declines
+    midway and the last one bids after the award."""
+    on_time, decliner, late = fleet[:-2], fleet[-2], fleet[-1]
+    run.add(conv,
+            Msg("passenger-1", "main-manager", "ride-request", {"source": "1"}, "request"),
+            Msg("main-manager", "auction-1", "open-auction", {"pickup": "1"}, "request",
+                copies=copies),
+            *(Msg("auction-1", v, "call-for-bids", {"n": len(fleet), "round": 1}, "cfp")
+              for v in fleet))
+    for i, v in enumerate(on_time):
+        run.add(conv, Msg(v, "auction-1", "bid", {"bid": 0.01 + i / 1000, "round": 1},
+                          "propose", copies=copies),
+                Msg("auction-1", v, "bid-received", {}, "confirm"))
+        if i == len(on_time) // 2:
+            run.add(conv, Msg(decliner, "auction-1", "bid-declined", {"reason": "busy"},
+                              "refuse", copies=copies),
+                    Msg("auction-1", decliner, "bid-received", {}, "confirm"))
+    winner = on_time[0]
+    run.add(conv,
+            Msg("auction-1", winner, "award", {"vehicle": winner + D}, "accept-proposal"),
+            Msg(late, "auction-1", "bid", {"bid": 0.5, "round": 1}, "propose", copies=copies),
+            Msg(winner, "auction-1", "award-confirmed", {"eta_s": 3.0}, copies=copies),
+            Msg("auction-1", "passenger-1", "ride-assigned", {"vehicle": winner + D}),
+            *(Msg("auction-1", v, "lost", {}, "reject-proposal") for v in on_time[1:]))
+
+
+def test_replica_copies_and_acknowledgements_fold(tmp_path: Path) -> None:
+    run, copies, fleet = Run(), 2, vehicles(9)
+    replicated_auction(run, "r", fleet, copies)
+    msgs = run.convs["r"]
+    conv = load([str(run.write(tmp_path / "T"))], print).conversation("r")
+    assert conv is not None and len(conv.messages) == sum(1 + m.copies for m in msgs)
+    diagram = build(conv)
+    arrows = diagram.arrows()
+    assert sum(len(a.messages) for a in arrows) == len(conv.messages)
+    assert_drawn_in_order(diagram)
+    by_label = {a.label.split(" ")[0]: a for a in arrows if a.kind == "single"}
+    assert by_label["open-auction"].label.endswith(f"(received ×{1 + copies})")
+    bids = [a for a in arrows if a.bases[0].record.type == "bid"]
+    on_time = [m for m in msgs if m.kind == "bid" and m.body["bid"] < 0.5]
+    # The bids in time fold into one fan-in, with their copies; the late one stays apart,
+    # below the award.
+    assert [(a.kind, len(a.bases), len(a.messages)) for a in bids] == [
+        ("in", len(on_time), len(on_time) * (1 + copies)), ("single", 1, 1 + copies)]
+    assert f"bid ×{len(on_time)} ← " in bids[0].label
+    assert f"(+{len(on_time) * copies} copies)" in bids[0].label
+    order = [a.bases[0].record.type for a in arrows]
+    assert order.index("award") < arrows.index(bids[1])
+    acks = [a for a in arrows if a.bases[0].record.type == "bid-received"]
+    assert sum(len(a.bases) for a in acks) == sum(m.kind == "bid-received" for m in msgs)
+    assert max(len(a.bases) for a in acks) >= len(on_time) // 2  # acknowledgements fold
+    assert len(arrows) < len(conv.messages) // 3
+
+
+def test_folding_never_draws_a_call_above_the_callees_earlier_message(tmp_path: Path) -> None:
+    run = Run()
+    run.add("c", *(Msg("auction-1", v, "call-for-bids", {"round": 1}, "cfp")
+                   for v in vehicles(2)),
+            Msg("vehicle-3", "main-manager", "vehicle-available", {"node": "4"}, "subscribe"),
+            *(Msg("auction-1", v, "call-for-bids", {"round": 1}, "cfp")
+              for v in vehicles(4, start=3)))
+    conv = load([str(run.write(tmp_path / "T"))], print).conversation("c")
+    assert conv is not None
+    diagram = build(conv)
+    assert_drawn_in_order(diagram)
+    arrows = diagram.arrows()
+    available = next(i for i, a in enumerate(arrows) if a.label.startswith("vehicle-avail"))
+    call_3 = next(i for i, a in enumerate(arrows)
+                  if any(m.record.to == "vehicle-3" + D for m in a.bases))
+    assert available < call_3
+    assert sum(len(a.bases) for a in arrows) == len(run.convs["c"])
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_folded_fixtures_are_drawn_in_order(tmp_path: Path, rounds: int) -> None:
+    run = Run()
+    auction(run, "a", vehicles(12), rounds=rounds)
+    conv = load([str(run.write(tmp_path / "T"))], print).conversation("a")
+    assert conv is not None
+    assert_drawn_in_order(build(conv))
 
 
 # --- Mermaid ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
@@ -346,6 +347,22 @@ def test_folded_fixtures_are_drawn_in_order(tmp_path: Path, rounds: int) -> None
     conv = load([str(run.write(tmp_path / "T"))], print).conversation("a")
     assert conv is not None
     assert_drawn_in_order(build(conv))
+
+
+def test_folding_stays_fast_when_every_join_is_refused(tmp_path: Path) -> None:
+    """Each vehicle does something of its own just before its call: no call may fold, and
+    finding that out must not take one folding pass per call."""
+    run = Run()
+    for v in vehicles(500):
+        run.add("w", Msg(v, "x-" + v, "note-" + v, {}), Msg("auction-1", v, "call-for-bids",
+                                                             {"round": 1}, "cfp"))
+    conv = load([str(run.write(tmp_path / "T"))], print).conversation("w")
+    assert conv is not None
+    started = time.perf_counter()
+    diagram = build(conv)
+    assert time.perf_counter() - started < 5.0  # about 0.05 s; one pass per call took 10 s
+    assert len(diagram.arrows()) == len(run.convs["w"])
+    assert_drawn_in_order(diagram)
 
 
 # --- Mermaid ----------------------------------------------------------------------------------

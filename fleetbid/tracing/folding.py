@@ -107,7 +107,7 @@ def _group(units: Sequence[Unit], banned: set[int]) -> list[Group]:
             continue
         # The sender acts on its own: what it was gathering or sending is over. But a reply
         # to an agent it is gathering from may be a per-message acknowledgement: then the
-        # gatherings go on (and `_moved_too_far` ends them if the replies do not fold).
+        # gatherings go on (and `_drawn_too_early` ends them if the replies do not fold).
         gathering = [k for k in by_hub[sender] if k[0] == "in" and k in open_]
         replying = any(to in open_[k].senders for k in gathering)
         for key in list(by_hub[sender]):
@@ -136,11 +136,12 @@ def _steps(groups: Sequence[Group], min_size: int) -> list[tuple[list[int], str 
     return steps
 
 
-def _moved_too_far(steps: Sequence[tuple[list[int], str | None]],
-                   units: Sequence[Unit]) -> int | None:
-    """A unit that folding draws too early, or None: one received by a fan-in after its hub
-    acted, or one drawn above an earlier message of one of its agents other than the hub of
-    its group (see the module doc)."""
+def _drawn_too_early(steps: Sequence[tuple[list[int], str | None]],
+                     units: Sequence[Unit]) -> set[int]:
+    """The units that folding draws too early: received by a fan-in after its hub acted,
+    or drawn above an earlier message of one of their agents other than the hub of their
+    group (see the module doc)."""
+    early: set[int] = set()
     single_sends: dict[str, list[int]] = defaultdict(list)
     for positions, hub in steps:
         if hub is None:
@@ -149,10 +150,8 @@ def _moved_too_far(steps: Sequence[tuple[list[int], str | None]],
         # A fan-in ends when its hub sends a message that does not fold (the award after
         # the bids): nothing received after that is drawn with it.
         if hub is not None and units[positions[0]][0].record.to == hub:
-            acted = [t for t in single_sends[hub] if t > positions[0]]
-            late = [p for p in positions if acted and p > min(acted)]
-            if late:
-                return late[0]
+            acted = min((t for t in single_sends[hub] if t > positions[0]), default=None)
+            early.update(p for p in positions if acted is not None and p > acted)
     latest: dict[str, int] = {}  # agent -> the latest position drawn so far
     for positions, hub in steps:
         for p in positions:
@@ -162,9 +161,9 @@ def _moved_too_far(steps: Sequence[tuple[list[int], str | None]],
                     continue
                 seen = latest.get(agent, -1)
                 if seen > p:
-                    return seen  # the later unit, drawn first: it must not fold
+                    early.add(seen)  # the later unit, drawn first: it must not fold
                 latest[agent] = max(seen, p)
-    return None
+    return early
 
 
 def fold(messages: Sequence[Message], min_size: int = FOLD_MIN) -> list[list[Unit]]:
@@ -172,9 +171,9 @@ def fold(messages: Sequence[Message], min_size: int = FOLD_MIN) -> list[list[Uni
     at least `min_size` units (one hub, each peer at most once)."""
     units = merge_copies(messages)
     banned: set[int] = set()
-    while True:  # each round bans one more unit from joining: at most len(units) rounds
+    while True:  # each round bans more units from joining: a few rounds at most, in practice
         steps = _steps(_group(units, banned), min_size)
-        moved = _moved_too_far(steps, units)
-        if moved is None:
+        early = _drawn_too_early(steps, units)
+        if not early:
             return [[units[p] for p in positions] for positions, _ in steps]
-        banned.add(moved)
+        banned |= early

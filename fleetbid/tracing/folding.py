@@ -81,6 +81,12 @@ def _kind(msg: Message) -> tuple[Any, ...]:
     return (rec.type, rec.raw.get("performative"), *extra)
 
 
+def _close(open_: dict[Key, Group], key: Key, group: Group) -> None:
+    """Stop `group` taking messages through `key` (if a newer group has not taken it)."""
+    if open_.get(key) is group:
+        del open_[key]
+
+
 def _group(units: Sequence[Unit], banned: set[int]) -> list[Group]:
     """Fan-out and fan-in groups (and single units), in order of their first unit; units
     in `banned` join no group."""
@@ -96,13 +102,13 @@ def _group(units: Sequence[Unit], banned: set[int]) -> list[Group]:
         if joinable and out is not None and to not in out.receivers:
             if not out.direction:  # the second message decides which way a group goes
                 out.direction = "out"
-                open_.pop(("in", next(iter(out.receivers)), kind), None)
+                _close(open_, ("in", next(iter(out.receivers)), kind), out)
             out.add(i, msg)
             continue
         if joinable and fan_in is not None and sender not in fan_in.senders:
             if not fan_in.direction:
                 fan_in.direction = "in"
-                open_.pop(("out", next(iter(fan_in.senders)), kind), None)
+                _close(open_, ("out", next(iter(fan_in.senders)), kind), fan_in)
             fan_in.add(i, msg)
             continue
         # The sender acts on its own: what it was gathering or sending is over. But a reply

@@ -24,6 +24,7 @@ from fleetbid.tracing.diagram import Diagram, build
 from fleetbid.tracing.svg import CHAR_W
 
 D = "@localhost"
+DATA = Path(__file__).parent / "data"
 T0 = 2000.0
 SVG_NS = "http://www.w3.org/2000/svg"
 NS = {"s": SVG_NS}
@@ -363,6 +364,60 @@ def test_folding_stays_fast_when_every_join_is_refused(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 5.0  # about 0.05 s; one pass per call took 10 s
     assert len(diagram.arrows()) == len(run.convs["w"])
     assert_drawn_in_order(diagram)
+
+
+# Conversations of real runs (`fleetbid run --vehicles 20 --requests 3 --trace T`): one with
+# replicated managers and no proxies (`--proxies 0 --clusters 1 --radius 4000`, as in
+# docs/images/conversation.svg), one with proxies and `--replicas 1`.
+REAL = [(DATA / "trace-replicated-r00002.jsonl", "r00002"),
+        (DATA / "trace-proxies-r00001.jsonl", "r00001")]
+
+
+@pytest.mark.parametrize(("path", "conv_id"), REAL, ids=["replicated", "proxies"])
+def test_real_conversations(path: Path, conv_id: str, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    agents = {r[k].split("@")[0] for r in records for k in ("from", "to")}
+    conv = load([str(path)], print).conversation(conv_id)
+    assert conv is not None
+    # A message is a send and its receive; receives beyond the sends of identical messages
+    # (replica copies) count by themselves.
+    ends: dict[str, Counter[str]] = {}
+    for r in records:
+        key = json.dumps([r["from"], r["to"], r["type"], r["body"]], sort_keys=True)
+        ends.setdefault(key, Counter())[r["dir"]] += 1
+    total = sum(max(c["send"], c["recv"]) for c in ends.values())
+    assert len(conv.messages) == total
+    diagram = build(conv)
+    assert_drawn_in_order(diagram)
+    for fold in ("--fold", "--no-fold"):
+        code, out, err = fleetbid_trace(capsys, str(path), "-c", conv_id, "-f", "svg", fold)
+        assert code == 0, err
+        root = ET.fromstring(out.encode())
+        assert sorted(svg_participants(root)) == sorted(agents)
+        arrows = svg_arrows(root)
+        assert sum(int(a.get("data-messages", "0")) for a in arrows) == total
+        assert len(arrows) == (len(diagram.arrows()) if fold == "--fold" else total)
+    code, out, _ = fleetbid_trace(capsys, str(path), "-c", conv_id, "-f", "mermaid")
+    assert code == 0 and sum(bool(MERMAID_ARROW.match(x)) for x in out.splitlines()) == total
+    code, out, _ = fleetbid_trace(capsys, str(path), "-c", conv_id, "-f", "html")
+    parser = Page()
+    parser.feed(out)
+    assert code == 0 and len(parser.rows) == total
+
+
+def test_replicated_run_folds_to_a_readable_diagram() -> None:
+    path, conv_id = REAL[0]
+    conv = load([str(path)], print).conversation(conv_id)
+    assert conv is not None
+    arrows = build(conv).arrows()
+    by_type = Counter(m.record.type for m in conv.messages if m.send is not None)
+    folded = {a.bases[0].record.type: len(a.bases) for a in arrows if a.kind != "single"}
+    # Every call, every bid and every loser's notice is one arrow group.
+    assert folded["call-for-bids"] == by_type["call-for-bids"]
+    assert folded["bid"] == by_type["bid"]
+    assert folded["lost"] == by_type["lost"]
+    assert len(arrows) <= len(conv.messages) / 5
 
 
 # --- Mermaid ----------------------------------------------------------------------------------

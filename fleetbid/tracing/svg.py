@@ -1,6 +1,6 @@
 """A conversation diagram as SVG, laid out and drawn here (no layout engine).
 
-Text is monospace so its width is known without font metrics: labels can be centred on
+Text is monospace so its width is known without font metrics: labels can be placed on
 their arrow and kept inside the picture. Every arrow or folded group has its own row, so
 labels never overlap each other; a white backing keeps lifelines from crossing them.
 Arrow groups carry `class` and `data-messages` so tests (and scripts) can count them.
@@ -23,6 +23,7 @@ BOX_H = 28
 ROW_H = 34  # an arrow and its label
 NOTE_H = 30
 HEAD = 8  # arrowhead length
+LABEL_INSET = 14  # from the left end of an arrow to its label
 TITLE_H = 52
 COLORS = {  # by performative: calls, offers, awards, refusals at a glance
     "cfp": "#1f6fb4", "propose": "#2e8b3e", "accept-proposal": "#7b3fb0",
@@ -149,10 +150,15 @@ def _arrow(diagram: Diagram, lay: Layout, arrow: Arrow, y: float) -> list[str]:
            f"{', '.join(names[s] for s in arrow.senders)} → "
            f"{', '.join(names[r] for r in arrow.receivers)}")
     xs = [lay.x[p] for p in arrow.senders + arrow.receivers]
-    if min(xs) == max(xs):  # a self-message's label starts right of its loop
-        centre = xs[0] + 34 + text_w(arrow.label) / 2
+    left, right, w = min(xs), max(xs), text_w(arrow.label)
+    if left == right:  # a self-message's label starts right of its loop
+        centre = left + 34 + w / 2
+    elif right - left > w + 2 * LABEL_INSET:
+        # A long arrow's label sits at its left end: in a wide picture it stays in view
+        # next to the lifeline it starts from, not halfway across the screen.
+        centre = left + LABEL_INSET + w / 2
     else:
-        centre = (min(xs) + max(xs)) / 2
+        centre = (left + right) / 2
     out = [f'<g class="arrow {kind}" data-messages="{len(arrow.messages)}" '
            f'data-type="{q(clean(arrow.messages[0].record.type))}">', f"<title>{q(tip)}</title>"]
     out += _arrow_shapes(lay, arrow, y, color)
@@ -165,13 +171,13 @@ def _arrow(diagram: Diagram, lay: Layout, arrow: Arrow, y: float) -> list[str]:
 def _note(lay: Layout, note: Note, y: float) -> list[str]:
     xs = [lay.x[p] for p in note.over]
     centre = (min(xs) + max(xs)) / 2
-    w = max(max(xs) - min(xs) + 2 * PAD, text_w(note.text) + 2 * PAD)
+    w = max(max(xs) - min(xs) + 2 * PAD, text_w(note.text) + 2 * LABEL_INSET)
     x = min(max(centre - w / 2, lay.left + 2), lay.width - PAD - w)
     fill = NOTE_FILL.get(note.kind, "#fff6c8")
     return [f'<g class="note {q(note.kind)}">',
             f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(w)}" height="{NOTE_H - 8}" '
             f'rx="3" fill="{fill}" stroke="#b8a24a"/>',
-            _text(x + w / 2, y + 15, note.text, "middle"), "</g>"]
+            _text(x + LABEL_INSET, y + 15, note.text), "</g>"]  # at the left, like labels
 
 
 def _boxes(diagram: Diagram, lay: Layout, y: float, css: str) -> list[str]:

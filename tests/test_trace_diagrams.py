@@ -143,6 +143,34 @@ def svg_participants(root: ET.Element) -> list[str]:
             if g.get("class") == "participant"]
 
 
+def assert_texts_inside(root: ET.Element) -> None:
+    width, height = float(root.get("width", "0")), float(root.get("height", "0"))
+    for text in root.iter(f"{{{SVG_NS}}}text"):
+        x, y = float(text.get("x", "0")), float(text.get("y", "0"))
+        w = len("".join(text.itertext())) * CHAR_W
+        left = {"middle": x - w / 2, "end": x - w}.get(text.get("text-anchor", ""), x)
+        assert 0 <= left and left + w <= width + 0.5, "".join(text.itertext())
+        assert 0 < y <= height
+
+
+def test_message_to_itself_is_a_loop_with_its_label_inside(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = Run()
+    run.add("s", Msg("passenger-1", "main-manager", "ride-request", {"source": "1"}),
+            Msg("vehicle-1", "vehicle-1", "tick", {k: k * 39 for k in "abc"}))
+    code, out, err = fleetbid_trace(capsys, str(run.write(tmp_path / "T")), "-c", "s", "-f",
+                                    "svg")
+    assert code == 0, err
+    root = ET.fromstring(out.encode())
+    arrows = svg_arrows(root)
+    assert [a.get("data-type") for a in arrows] == ["ride-request", "tick"]
+    assert_texts_inside(root)
+    lifeline = next(float(t.get("x", "0")) for g in root.iter(f"{{{SVG_NS}}}g")
+                    if g.get("data-name") == "vehicle-1" for t in g.iter(f"{{{SVG_NS}}}text"))
+    label = next(t for t in arrows[1].iter(f"{{{SVG_NS}}}text") if "tick" in (t.text or ""))
+    assert float(label.get("x", "0")) > lifeline + 28  # right of the loop, not over it
+
+
 # --- SVG --------------------------------------------------------------------------------------
 
 
@@ -221,7 +249,6 @@ def test_svg_readable_at_20_agents_and_200_messages(
         code, out, err = fleetbid_trace(capsys, str(trace), "-c", "big", "-f", "svg", fold)
         assert code == 0, err
         root = ET.fromstring(out.encode())
-        width, height = float(root.get("width", "0")), float(root.get("height", "0"))
         arrows = svg_arrows(root)
         assert sum(int(a.get("data-messages", "0")) for a in arrows) == len(msgs)
         if fold == "--no-fold":
@@ -232,13 +259,8 @@ def test_svg_readable_at_20_agents_and_200_messages(
             assert len(arrows) == len(msgs) - rounds * (calls - 1 + 2 * (bids - 1)) \
                 - (losers - 1)
         # Every text lies inside the picture, and no two arrow labels share a line.
+        assert_texts_inside(root)
         label_rows = []
-        for text in root.iter(f"{{{SVG_NS}}}text"):
-            x, y = float(text.get("x", "0")), float(text.get("y", "0"))
-            w = len("".join(text.itertext())) * CHAR_W
-            left = {"middle": x - w / 2, "end": x - w}.get(text.get("text-anchor", ""), x)
-            assert 0 <= left and left + w <= width + 0.5, "".join(text.itertext())
-            assert 0 < y <= height
         for arrow in arrows:
             label_rows += [t.get("y") for t in arrow.iter(f"{{{SVG_NS}}}text")
                            if t.get("text-anchor") is None]

@@ -24,6 +24,7 @@ ROW_H = 34  # an arrow and its label
 NOTE_H = 30
 HEAD = 8  # arrowhead length
 LABEL_INSET = 14  # from the left end of an arrow to its label
+SELF_LABEL = 34  # from a lifeline to the label of a message to itself (right of its loop)
 TITLE_H = 52
 COLORS = {  # by performative: calls, offers, awards, refusals at a glance
     "cfp": "#1f6fb4", "propose": "#2e8b3e", "accept-proposal": "#7b3fb0",
@@ -71,7 +72,10 @@ def _layout(diagram: Diagram) -> Layout:
     widest = max([text_w(s.label) for s in diagram.arrows()]
                  + [text_w(s.text) + 2 * PAD for s in diagram.steps if isinstance(s, Note)]
                  + [0.0])
-    width = max(edge, left + widest + 2 * PAD, PAD + text_w(diagram.title) + PAD) + PAD
+    loops = [x[a.senders[0]] + SELF_LABEL + text_w(a.label) for a in diagram.arrows()
+             if a.kind == "single" and a.senders == a.receivers]  # labels right of a loop
+    width = max([edge, left + widest + 2 * PAD, PAD + text_w(diagram.title) + PAD, *loops])
+    width += PAD
     return Layout(x, col_w, left, width, TITLE_H + BOX_H + 2 * PAD)
 
 
@@ -152,7 +156,7 @@ def _arrow(diagram: Diagram, lay: Layout, arrow: Arrow, y: float) -> list[str]:
     xs = [lay.x[p] for p in arrow.senders + arrow.receivers]
     left, right, w = min(xs), max(xs), text_w(arrow.label)
     if left == right:  # a self-message's label starts right of its loop
-        centre = left + 34 + w / 2
+        centre = left + SELF_LABEL + w / 2
     elif right - left > w + 2 * LABEL_INSET:
         # A long arrow's label sits at its left end: in a wide picture it stays in view
         # next to the lifeline it starts from, not halfway across the screen.

@@ -7,8 +7,17 @@ import os
 import sys
 from typing import Any
 
-from fleetbid.tracing import render
-from fleetbid.tracing.reader import TraceError, agent_matcher, causal_records, involving, load
+from fleetbid.tracing import formats, render
+from fleetbid.tracing.formats import FORMATS
+from fleetbid.tracing.reader import (
+    Conversation,
+    Message,
+    TraceError,
+    agent_matcher,
+    causal_records,
+    involving,
+    load,
+)
 
 DESCRIPTION = """\
 Read the message trace written by `fleetbid run --trace FILE`.
@@ -19,6 +28,12 @@ each, in causal order. --agent JID: only messages sent or received by that agent
 or its short name, e.g. vehicle-3), in one auction or across the whole run. FILE may be one
 of several per-process files: FILE and its FILE.* siblings are read and merged, as are
 several FILE arguments.
+
+--format mermaid|svg|html with --conversation ID draws that auction as a sequence diagram
+(Mermaid text, an SVG picture, or a self-contained HTML page with the SVG and a table of
+the messages), to stdout or to --out PATH. The SVG folds a repeated fan-out (one agent
+sending the same message to 3 or more agents) and its answers into one arrow group;
+--no-fold draws every message. See docs/tracing.md.
 """
 
 
@@ -37,6 +52,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="JSON: the conversation list as an array; with --conversation or "
                         "--agent, the trace records (send and recv) as JSON lines")
+    p.add_argument("--format", "-f", choices=("text", *FORMATS), default="text",
+                   help="output of --conversation: text (default), or a sequence diagram: "
+                        "mermaid, svg, html")
+    p.add_argument("--out", "-o", metavar="PATH", default=None,
+                   help="write the diagram of --format to PATH instead of stdout")
+    p.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True,
+                   help="svg/html: fold repeated fan-outs and their answers (default: fold)")
     # `fleetbid` main() reads log_level for every command.
     p.set_defaults(func=run, log_level="WARNING")
 
@@ -63,13 +85,32 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """Options that do not go together (checked before reading anything)."""
+    if args.format == "text":
+        return "--out needs --format mermaid, svg or html" if args.out is not None else None
+    if args.conversation is None:
+        return f"--format {args.format} needs --conversation ID"
+    if args.json:
+        return f"--format {args.format} and --json do not go together"
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
+    problem = _usage_problem(args)
+    if problem:
+        _error(problem)
+        return 2
     try:
         trace = load(args.files, _warn)
     except TraceError as exc:
         _error(str(exc))
         return 2
     where = ", ".join(args.files)
+    if args.format != "text" and not trace.records:
+        # Nothing readable at all (an empty, binary or foreign file): bad input.
+        _error(f"no trace records in {where}")
+        return 2
 
     if args.agent is not None:
         matches = agent_matcher(args.agent)
@@ -101,6 +142,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.agent is not None:
         messages = involving(messages, args.agent)
 
+    if args.format != "text" and conv is not None:
+        return _write_diagram(args, conv, messages)
     if args.json:
         _emit(render.records_jsonl(causal_records(messages)))
         return 0
@@ -112,4 +155,23 @@ def _run(args: argparse.Namespace) -> int:
               + ("" if conv is not None else
                  f" in {len(convs)} conversation{'s' if len(convs) != 1 else ''}"))
     _emit(render.messages_text(messages, show_conversation=conv is None))
+    return 0
+
+
+def _write_diagram(args: argparse.Namespace, conv: Conversation,
+                   messages: list[Message]) -> int:
+    if not messages:
+        _error(f"agent {args.agent!r} has no message in conversation {conv.auction_id!r}")
+        return 1
+    text = formats.render(args.format, conv, messages, fold=args.fold)
+    if args.out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    try:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        _error(f"{args.out}: cannot write: {exc.strerror or exc}")
+        return 2
     return 0

@@ -52,7 +52,8 @@ def conversations_text(convs: Sequence[Conversation], files: Sequence[str],
 # --- message sequences --------------------------------------------------------------------------
 
 
-def _value(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A body value, short: JIDs by their name, long strings cut, lists abridged."""
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, float):
@@ -65,7 +66,7 @@ def _value(value: Any) -> str:
         text = value if len(value) <= MAX_TEXT else value[:MAX_TEXT - 1] + "…"
         return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
     if isinstance(value, list | tuple):
-        items = [_value(v.get("vehicle", "{…}")) if isinstance(v, dict) else _value(v)
+        items = [value_text(v.get("vehicle", "{…}")) if isinstance(v, dict) else value_text(v)
                  for v in value[:MAX_LIST_ITEMS]]
         if len(value) > MAX_LIST_ITEMS:
             items.append(f"+{len(value) - MAX_LIST_ITEMS}")
@@ -84,7 +85,7 @@ def body_fields(body: Any) -> str:
         text = body if isinstance(body, str) else json.dumps(body)
         text = text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
         return "body=" + json.dumps(text, ensure_ascii=False)
-    return " ".join(f"{k}={_value(v)}" for k, v in body.items() if k != "auction_id")
+    return " ".join(f"{k}={value_text(v)}" for k, v in body.items() if k != "auction_id")
 
 
 def messages_text(messages: Sequence[Message], *, show_conversation: bool = False) -> str:

@@ -261,6 +261,8 @@ def certified(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
                                                    "no-show", "", 20.0)
             out["shill_rejected"] = await file_complaint(fleet.endpoint, complaints, "cert-1",
                                                          "shill", "", 20.0)
+            # The old-1 winner was due at the pickup by t=115 s of the fleet's clock.
+            await kit.wait_until(lambda: _after(fleet, 120.0), what="old-1's pickup is due")
             out["upheld"] = await file_complaint(fleet.endpoint, complaints, "old-1", "no-show",
                                                  "it never came", 20.0)
             # The revocation must have reached the vehicle and the managers before the ride

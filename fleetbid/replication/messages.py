@@ -30,6 +30,12 @@ class Agreed(msgspec.Struct, array_like=True, frozen=True):
     mid: int
     seq: int
     tie: int
+    vid: int = 0  # the sender's installed view when it agreed (0: unknown, older senders)
+
+
+class AgreedOk(msgspec.Struct, array_like=True, frozen=True):
+    sender: int  # the message's sender and id
+    mid: int
 
 
 class Entry(msgspec.Struct, array_like=True, frozen=True):

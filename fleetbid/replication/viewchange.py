@@ -150,8 +150,9 @@ class ViewChange:
                     continue
                 cur = hold.entries.get(key)
                 if cur is None:
+                    view = View.of(e.mid, _members_dec.decode(e.payload))
                     hold.add(HoldEntry(VIEW_SENDER, e.mid, b"", -1, -1, e.seq, e.tie, True,
-                                       view=View.of(e.mid, _members_dec.decode(e.payload))))
+                                       stable=True, view=view))
                 continue
             if (0 <= e.pos < self.position) or key in self.delivered_keys:
                 continue
@@ -168,10 +169,15 @@ class ViewChange:
             if not e.agreed and e.sender != VIEW_SENDER and e.sender not in mset:
                 hold.remove(key)  # a departed sender's message that nobody agreed: dropped
         hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq, inst.coordinator,
-                           True, view=View.of(inst.vid, members)))
+                           True, stable=True, view=View.of(inst.vid, members)))
+        for e in hold.entries.values():
+            # Everything agreed now is in the INSTALL every survivor applies: stable.
+            if e.agreed:
+                e.stable = True
+        self.oks = {k: v for k, v in self.oks.items() if k in hold.entries}
         self.max_seq = max(self.max_seq, inst.view_seq)
         self._install_membership(inst.vid, members, inst.joiners)
-        self._resume()
+        self._resume(retarget=True)
 
     def _install_membership(self, vid: int, members: tuple[int, ...],
                             joiners: list[int]) -> None:
@@ -192,14 +198,21 @@ class ViewChange:
         self.flush_members = frozenset()
         self.counters["views_installed"] += 1
 
-    def _resume(self) -> None:
+    def _resume(self, retarget: bool = False) -> None:
         """After a view change: re-target pending messages, then process what was held."""
         mset = set(self.members)
         for o in list(self.out.values()):
             for m in list(o.proposals):
-                if m not in mset:
-                    del o.proposals[m]
+                if m not in mset or (retarget and m in self.stateless):
+                    del o.proposals[m]  # a recruit's proposal predates its snapshot
+            if self.id in o.proposals:
+                # Propose again, past the view's position: without the departed members'
+                # proposals the agreed key could fall below one a departed (excluded, still
+                # running) member already delivered a later message at.
+                o.proposals[self.id] = self.max_seq = self.max_seq + 1
             new = mset - o.sent_to - {self.id}
+            if retarget:
+                new |= self.stateless - {self.id}  # recruits hold only what follows the view
             if new:
                 o.sent_to |= new
                 self.ep.send(new, Kind.MSG, _enc.encode(M.Msg(o.mid, o.payload, o.client,
@@ -210,9 +223,19 @@ class ViewChange:
         queued, self.queued_msgs = self.queued_msgs, []
         for sender, msg in queued:
             if sender in mset and msg.vid >= self.joined_vid:
-                self._propose(sender, msg)
+                if msg.vid > self.installed_vid:
+                    self.queued_msgs.append((sender, msg))  # of a view still to come
+                else:
+                    self._propose(sender, msg)
             else:
                 self.counters["dropped_departed"] += 1
+        agreed, self.queued_agreed = self.queued_agreed, []
+        for sender, a in agreed:
+            if sender in mset:
+                try:
+                    self._on_agreed(sender, a)
+                except ValueError:
+                    self.counters["dropped_invalid"] += 1
         if self.status == MEMBER:
             subs, self.queued_submits = self.queued_submits, []
             for mid, payload, client, req in subs:
@@ -230,8 +253,12 @@ class ViewChange:
         self.joined_vid = inst.vid
         self.transport.subscribe(GROUP)
         self.join_view = (inst.vid, inst.view_seq, inst.coordinator)
+        mset = set(inst.members)
+        for key, e in list(self.hold.entries.items()):
+            if not e.agreed and e.sender not in mset:
+                self.hold.remove(key)  # a departed sender's message: dropped by the view
         self.hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq,
-                                inst.coordinator, True,
+                                inst.coordinator, True, stable=True,
                                 view=View.of(inst.vid, tuple(inst.members))))
         self.max_seq = max(self.max_seq, inst.view_seq)
         self._install_membership(inst.vid, tuple(sorted(set(inst.members))), inst.joiners)
@@ -250,14 +277,18 @@ class ViewChange:
         vid, view_seq, coord = self.join_view
         cut = (view_seq, coord, VIEW_SENDER, vid)
         view_entry = self.hold.entries.get((VIEW_SENDER, vid))
-        for key, e in list(self.hold.entries.items()):
-            if (e.seq, e.tie, e.sender, e.mid) < cut:
-                self.hold.remove(key)  # ordered before the snapshot: already in it
         self.hold.remove((VIEW_SENDER, vid))
         self.cut = cut
         self.machine.restore(st.snapshot)
         for entry in st.log:  # so our flush reports cover what the snapshot contains
             self._remember(entry)
+        for key, e in list(self.hold.entries.items()):
+            # Ordered before the snapshot: already in it. An unagreed entry below the cut
+            # may still be agreed after it (pending at the view change): it stays, and
+            # _deliver skips it if its AGREED puts it below the cut after all.
+            if key in self.delivered_keys or (e.agreed and (e.seq, e.tie, e.sender, e.mid)
+                                              < cut):
+                self.hold.remove(key)
         self.position = st.delivered
         self.applied = st.applied
         self.clients = {c: OrderedDict((r, (s, snd, mid)) for r, s, snd, mid in reqs)
@@ -276,6 +307,7 @@ class ViewChange:
         self.members = ()
         self.view = None
         self.hold = HoldBack()
+        self.oks.clear()
         self.out.clear()
         lost = list(self.callbacks)
         self.callbacks.clear()
@@ -283,6 +315,8 @@ class ViewChange:
             cb(lost)
         self.queued_msgs.clear()
         self.queued_submits.clear()
+        self.queued_agreed.clear()
+        self._clear_alarm()
         self.frozen = False
         self.flush_key = None
         self.coord = None

@@ -37,6 +37,7 @@ class Kind(IntEnum):
     OFFER = 12  # recruitment: a standby offers itself
     CLIENT_SUBMIT = 13  # open group: a non-member submits through a member
     CLIENT_RESULT = 14
+    AGREED_OK = 15  # ISIS: a member holds a message agreed (delivery waits for a majority)
 
 
 _KINDS = frozenset(int(k) for k in Kind)

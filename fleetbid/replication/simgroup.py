@@ -22,6 +22,7 @@ class SimGroup:
         self.replicas: dict[int, Replica] = {}
         self.machines: dict[int, LogMachine] = {}
         self.submitted: dict[int, list[int]] = {}  # member -> msg ids it submitted
+        self.lost: dict[int, set[int]] = {}  # ... given up: it was excluded before delivery
         self.delivered_here: dict[int, list[Delivery]] = {}
         self.crashed: set[int] = set()
         # Everything each replica ever applied, (seq, (sender, msg id)), across restores, and
@@ -44,6 +45,8 @@ class SimGroup:
                                         initial_members=initial, standby=standby,
                                         incarnation=1)
         self.submitted[member] = []
+        lost = self.lost[member] = set()
+        self.replicas[member].lost_listeners.append(lost.update)
         self.delivered_here[member] = []
         hist = self.history[member] = []
         machine.listeners.append(lambda d: hist.append((d.seq, (d.sender, d.msg_id))))

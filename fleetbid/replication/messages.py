@@ -24,6 +24,7 @@ class Msg(msgspec.Struct, array_like=True, frozen=True):
 class Propose(msgspec.Struct, array_like=True, frozen=True):
     mid: int
     seq: int
+    vid: int = 0  # the proposer's installed view (0: unknown, older senders)
 
 
 class Agreed(msgspec.Struct, array_like=True, frozen=True):

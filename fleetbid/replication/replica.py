@@ -121,6 +121,9 @@ class Replica(ViewChange):
         self.frozen_since: dict[int, float] = {}  # members reporting an unfinished flush
         self.stateless: set[int] = set()  # recruited members not yet known to have the state
         self.joined_vid = 0  # messages sent in views before we joined are in our snapshot
+        # Member -> the view it (re)joined in: its MSGs of older views are from before it was
+        # excluded (late retransmissions); it forgot them, so nobody could agree them.
+        self.joined_at: dict[int, int] = {}
         self.early_state: M.State | None = None  # a STATE that overtook its JOIN
         self._tick: Handle | None = None
         self.running = False
@@ -291,6 +294,9 @@ class Replica(ViewChange):
         self._propose(sender, msg)
 
     def _propose(self, sender: int, msg: M.Msg) -> None:
+        if msg.vid < self.joined_at.get(sender, 0):
+            self.counters["dropped_stale_msg"] += 1
+            return
         key = (sender, msg.mid)
         e = self.hold.entries.get(key)
         if e is not None:
@@ -301,11 +307,15 @@ class Replica(ViewChange):
             seq = self.max_seq = self.max_seq + 1
             self.hold.add(HoldEntry(sender, msg.mid, msg.payload, msg.client, msg.req, seq,
                                     self.id))
-        self.ep.send((sender,), Kind.PROPOSE, _enc.encode(M.Propose(msg.mid, seq)))
+        self.ep.send((sender,), Kind.PROPOSE,
+                     _enc.encode(M.Propose(msg.mid, seq, self.installed_vid)))
 
     def _on_propose(self, sender: int, p: M.Propose) -> None:
         o = self.out.get(p.mid)
         if o is None or sender not in self.members:
+            return
+        if p.vid and p.vid < self.joined_at.get(sender, 0):
+            self.counters["dropped_stale_propose"] += 1  # from before it was recruited again
             return
         o.proposals[sender] = p.seq
         self._maybe_finalize(o)
@@ -533,7 +543,7 @@ class Replica(ViewChange):
         """Why this member cannot make progress now ("" if it can)."""
         if self.status == JOINING:
             return "state transfer not received"
-        reachable = len(set(self.members) - suspects)
+        reachable = len(set(self.members) - suspects - (self.stateless - {self.id}))
         if self.config.primary_partition and 2 * reachable <= len(self.members):
             return f"quorum lost: {reachable} of {len(self.members)} members reachable"
         if self.frozen:

@@ -82,8 +82,8 @@ class SimGroup:
 
     def majority_survives(self, victim: int) -> bool:
         """Crash-stop with a primary partition: every view keeps a live majority."""
-        # A recruit that never got its JOIN is as good as dead to the view it was added to.
-        live = {m for m in self.alive() if self.replicas[m].status != "standby"} - {victim}
+        # A recruit without its state yet counts for no quorum (it answers no flush).
+        live = {m for m in self.alive() if self.replicas[m].status == "member"} - {victim}
         views = {self.replicas[m].members for m in live if self.replicas[m].members}
         views |= {r.coord.members for m in live if (r := self.replicas[m]).coord is not None}
         return all(2 * len(set(v) & live) > len(v) for v in views)

@@ -41,10 +41,13 @@ class ViewChange:
     # -- view change: coordinator side ---------------------------------------------------
     def _start_flush(self, members: tuple[int, ...], joiners: tuple[int, ...]) -> None:
         members = tuple(sorted(set(members)))
-        if self.config.primary_partition and 2 * len(set(members) & set(self.members)) <= len(
+        survivors = set(members) - set(joiners)
+        if self.config.primary_partition and 2 * len(survivors & set(self.members)) <= len(
                 self.members):
             # Without a majority of the current view we may be the cut-off side of a
             # partition (or a stalled process): changing the view could split the brain.
+            # Joiners do not count: they answer no flush, so two rival coordinators could
+            # both count the same recruit.
             self.counters["no_quorum"] += 1
             self.coord = None
             return
@@ -164,10 +167,13 @@ class ViewChange:
                 hold.agree(cur, e.seq, e.tie)
             if e.seq > self.max_seq:
                 self.max_seq = e.seq
-        mset = set(members)
+        mset = set(members) - set(inst.joiners)
         for key, e in list(hold.entries.items()):
             if not e.agreed and e.sender != VIEW_SENDER and e.sender not in mset:
-                hold.remove(key)  # a departed sender's message that nobody agreed: dropped
+                # A departed sender's message that nobody agreed: dropped. So are those of
+                # a member recruited again (it forgot them when it was excluded; it re-sends
+                # those it still has, as messages of this view).
+                hold.remove(key)
         hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq, inst.coordinator,
                            True, stable=True, view=View.of(inst.vid, members)))
         for e in hold.entries.values():
@@ -185,6 +191,9 @@ class ViewChange:
         for m in set(self.members) - set(members):
             self.ep.forget(m)
             self.fd.unwatch(m)
+            self.joined_at.pop(m, None)
+        for j in joiners:
+            self.joined_at[j] = vid
         self.members = members
         self.frozen_since.clear()
         self.stateless = set(joiners)
@@ -201,9 +210,12 @@ class ViewChange:
     def _resume(self, retarget: bool = False) -> None:
         """After a view change: re-target pending messages, then process what was held."""
         mset = set(self.members)
+        # Recruited again ourselves: the others drop our MSGs of older views; send anew.
+        rejoined = retarget and self.id in self.stateless
         for o in list(self.out.values()):
             for m in list(o.proposals):
-                if m not in mset or (retarget and m in self.stateless):
+                if (m not in mset or (retarget and m in self.stateless)
+                        or (rejoined and m != self.id)):
                     del o.proposals[m]  # a recruit's proposal predates its snapshot
             if self.id in o.proposals:
                 # Propose again, past the view's position: without the departed members'
@@ -213,6 +225,8 @@ class ViewChange:
             new = mset - o.sent_to - {self.id}
             if retarget:
                 new |= self.stateless - {self.id}  # recruits hold only what follows the view
+            if rejoined:
+                new = mset - {self.id}
             if new:
                 o.sent_to |= new
                 self.ep.send(new, Kind.MSG, _enc.encode(M.Msg(o.mid, o.payload, o.client,
@@ -262,7 +276,7 @@ class ViewChange:
                                 view=View.of(inst.vid, tuple(inst.members))))
         self.max_seq = max(self.max_seq, inst.view_seq)
         self._install_membership(inst.vid, tuple(sorted(set(inst.members))), inst.joiners)
-        self._resume()
+        self._resume(retarget=True)
         early, self.early_state = self.early_state, None
         if early is not None and early.vid == inst.vid:
             self._on_state(sender, early)

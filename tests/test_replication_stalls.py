@@ -14,19 +14,21 @@ from fleetbid.replication.schedules import check_liveness, run_schedule
 from fleetbid.replication.simgroup import SimGroup
 from fleetbid.replication.simnet import Faults
 
-STALLS = dict(steps=30, max_crashes=2, max_stalls=2, heavy_loss=True)
+STALLS = dict(max_crashes=2, max_stalls=2, heavy_loss=True)
 
 
 def test_thousand_seeded_schedules_with_stalls_and_heavy_loss() -> None:
-    # Before the fix, 22 of these 1,000 diverged (an excluded member kept delivering).
+    # Before the fix, 28 of these 1,000 diverged (an excluded member kept delivering) and 2
+    # never became stable. 24 steps keep this near 6 s on an idle core.
     for seed in range(1000):
-        run_schedule(seed, **STALLS)
+        run_schedule(seed, steps=24, **STALLS)
 
 
 @pytest.mark.slow
 def test_ten_thousand_seeded_schedules_with_stalls_and_heavy_loss() -> None:
+    # Nightly: longer schedules (before the fix: 22 of seeds 0..999 diverged). ~2 min.
     for seed in range(10_000):
-        run_schedule(seed, **STALLS)
+        run_schedule(seed, steps=30, **STALLS)
 
 
 def _cut_off(g: SimGroup, member: int) -> set[tuple[int, int]]:

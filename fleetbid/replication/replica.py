@@ -341,10 +341,13 @@ class Replica(ViewChange):
         self.hold.agree(e, a.seq, a.tie)
         if a.seq > self.max_seq:
             self.max_seq = a.seq
-        others = [m for m in self.members if m != self.id]
-        if others:
-            self.ep.send(others, Kind.AGREED_OK, _enc.encode(M.AgreedOk(sender, a.mid)),
-                         multicast=True)
+        # Tell who still needs it: with 3 members or fewer, the sender's AGREED and one's own
+        # copy are a majority already at every receiver; only the sender counts on us.
+        n = len(self.members)
+        to = [m for m in self.members if m != self.id] if n > 3 else [sender]
+        if to and to != [self.id]:
+            self.ep.send(to, Kind.AGREED_OK, _enc.encode(M.AgreedOk(sender, a.mid)),
+                         multicast=len(to) > 1)
         self._held_agreed(e, (sender, self.id))
         self._deliver()
 

@@ -74,6 +74,14 @@ class Install(msgspec.Struct, array_like=True, frozen=True):
     agreed: list[Entry]
 
 
+class InstallOk(msgspec.Struct, array_like=True, frozen=True):
+    vid: int
+
+
+class Commit(msgspec.Struct, array_like=True, frozen=True):
+    vid: int
+
+
 class State(msgspec.Struct, array_like=True, frozen=True):
     vid: int
     view_seq: int

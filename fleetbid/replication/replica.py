@@ -54,6 +54,8 @@ _DEC = {
     Kind.FLUSH: msgspec.msgpack.Decoder(M.Flush),
     Kind.FLUSH_OK: msgspec.msgpack.Decoder(M.FlushOk),
     Kind.INSTALL: msgspec.msgpack.Decoder(M.Install),
+    Kind.INSTALL_OK: msgspec.msgpack.Decoder(M.InstallOk),
+    Kind.COMMIT: msgspec.msgpack.Decoder(M.Commit),
     Kind.JOIN: msgspec.msgpack.Decoder(M.Install),
     Kind.STATE: msgspec.msgpack.Decoder(M.State),
     Kind.DISCOVER: msgspec.msgpack.Decoder(M.Discover),
@@ -91,6 +93,8 @@ class Replica(ViewChange):
         self.flush_key: tuple[int, int] | None = None
         self.flush_members: frozenset[int] = frozenset()
         self.coord: _Coord | None = None
+        self.accepted: M.Install | None = None  # accepted for our flush, not yet committed
+        self.early_commit: tuple[int, int] | None = None  # a COMMIT that overtook its INSTALL
         self.pending_state: dict[int, tuple[int, ...]] = {}  # view id -> joiners to send to
         self.hold = HoldBack()
         # Who holds a message agreed (sender, mid) -> members: delivered once a majority
@@ -627,6 +631,8 @@ class Replica(ViewChange):
         Kind.FLUSH: ViewChange._on_flush,
         Kind.FLUSH_OK: ViewChange._on_flush_ok,
         Kind.INSTALL: ViewChange._on_install,
+        Kind.INSTALL_OK: ViewChange._on_install_ok,
+        Kind.COMMIT: ViewChange._on_commit,
         Kind.JOIN: ViewChange._on_join,
         Kind.STATE: ViewChange._on_state,
         Kind.DISCOVER: _on_discover,

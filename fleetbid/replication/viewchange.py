@@ -33,6 +33,8 @@ class _Coord:
     joiners: tuple[int, ...]
     started: float = 0.0
     replies: dict[int, M.FlushOk] = field(default_factory=dict)
+    install: M.Install | None = None  # sent; waiting for a majority to accept it
+    accepts: set[int] = field(default_factory=set)
 
 
 class ViewChange:
@@ -64,7 +66,8 @@ class ViewChange:
 
     def _on_flush_ok(self, sender: int, fo: M.FlushOk) -> None:
         c = self.coord
-        if c is None or fo.vid != c.vid or sender not in c.members or sender in c.joiners:
+        if (c is None or c.install is not None or fo.vid != c.vid or sender not in c.members
+                or sender in c.joiners):
             return
         c.replies[sender] = fo
         self._maybe_install()
@@ -88,6 +91,13 @@ class ViewChange:
                     merged[key] = e
         agreed = [e for e in merged.values()
                   if (e.pos >= min_pos) or (e.pos < 0 and e.agreed)]
+        rival = max((e.mid for e in agreed if e.sender == VIEW_SENDER), default=0)
+        if rival >= c.vid:
+            # A survivor accepted a rival's install of this view id (or a later one): start
+            # over above it, so both views are delivered, one after the other.
+            self.highest_vid = max(self.highest_vid, rival)
+            self._start_flush(c.members, c.joiners)
+            return
         logged = [e.pos for e in merged.values() if e.pos >= 0]
         if logged and min(logged) > min_pos:
             log.warning("replica %d: a survivor lags more than %d deliveries; it cannot catch "
@@ -95,16 +105,42 @@ class ViewChange:
         joiners = tuple(sorted(set(c.joiners) | {m for m in survivors
                                                  if c.replies[m].needs_state}))
         inst = M.Install(c.vid, list(c.members), list(joiners), view_seq, self.id, agreed)
-        self.coord = None
+        c.install = inst
+        c.accepts = {self.id}
         others = [m for m in survivors if m != self.id and m not in joiners]
         if others:
             self.ep.send(others, Kind.INSTALL, _enc.encode(inst), multicast=True)
+        self._accept_install(inst)
+        self._maybe_commit()
+
+    def _on_install_ok(self, sender: int, ok: M.InstallOk) -> None:
+        c = self.coord
+        if c is None or c.install is None or ok.vid != c.vid or sender not in c.members:
+            return
+        c.accepts.add(sender)
+        self._maybe_commit()
+
+    def _maybe_commit(self) -> None:
+        """Installs once a majority of the current view accepted: a survivor that answered
+        a rival's flush first refuses our INSTALL, so two rivals cannot both commit (each
+        would need the member they share). Nobody delivers past the flush before this."""
+        c = self.coord
+        assert c is not None and c.install is not None
+        old = set(self.members)
+        if self.config.primary_partition and 2 * len(c.accepts & old) <= len(old):
+            return
+        inst = c.install
+        self.coord = None
+        joiners = inst.joiners
+        others = [m for m in c.members if m != self.id and m not in joiners]
+        if others:
+            self.ep.send(others, Kind.COMMIT, _enc.encode(M.Commit(inst.vid)), multicast=True)
         if joiners:
             self.ep.send(joiners, Kind.JOIN,
-                         _enc.encode(M.Install(c.vid, list(c.members), list(joiners),
-                                               view_seq, self.id, [])))
-            self.pending_state[c.vid] = joiners
-        self._apply_install(inst)
+                         _enc.encode(M.Install(inst.vid, inst.members, joiners,
+                                               inst.view_seq, self.id, [])))
+            self.pending_state[inst.vid] = tuple(joiners)
+        self._commit_install(inst)
 
     # -- view change: member side --------------------------------------------------------
     def _on_flush(self, sender: int, f: M.Flush) -> None:
@@ -121,6 +157,8 @@ class ViewChange:
             self.coord = None  # a higher coordinator took over
         self.highest_vid = max(self.highest_vid, f.vid)
         self.flush_key = key
+        self.accepted = None  # an install accepted for an older flush: in the report below
+        self.early_commit = None
         self.frozen = True
         self.flush_members = frozenset(f.members)
         entries = [M.Entry(e.sender, e.mid, _view_payload(e), e.client, e.req, e.seq, e.tie,
@@ -135,13 +173,28 @@ class ViewChange:
             self.ep.send((sender,), Kind.FLUSH_OK, _enc.encode(fo))
 
     def _on_install(self, sender: int, inst: M.Install) -> None:
-        if self.flush_key != (inst.vid, sender) or inst.coordinator != sender:
+        if (self.flush_key != (inst.vid, sender) or inst.coordinator != sender
+                or self.accepted is not None):
             self.counters["dropped_stale_install"] += 1
             return
-        self._apply_install(inst)
+        self._accept_install(inst)
+        self.ep.send((sender,), Kind.INSTALL_OK, _enc.encode(M.InstallOk(inst.vid)))
+        if self.early_commit == (inst.vid, sender):
+            self._commit_install(inst)
 
-    def _apply_install(self, inst: M.Install) -> None:
-        members = tuple(sorted(set(inst.members)))
+    def _on_commit(self, sender: int, cm: M.Commit) -> None:
+        if self.flush_key != (cm.vid, sender):
+            self.counters["dropped_stale_install"] += 1
+            return
+        if self.accepted is None:
+            self.early_commit = (cm.vid, sender)  # overtook its INSTALL
+            return
+        self._commit_install(self.accepted)
+
+    def _accept_install(self, inst: M.Install) -> None:
+        """Puts the install's entries and view into the hold-back queue, still frozen: a
+        later flush reports them, so a view a majority accepted is never lost."""
+        self.accepted = inst
         hold = self.hold
         cut = self.cut
         for e in inst.agreed:
@@ -167,6 +220,16 @@ class ViewChange:
                 hold.agree(cur, e.seq, e.tie)
             if e.seq > self.max_seq:
                 self.max_seq = e.seq
+        members = tuple(sorted(set(inst.members)))
+        hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq, inst.coordinator,
+                           True, stable=True, view=View.of(inst.vid, members)))
+        self.max_seq = max(self.max_seq, inst.view_seq)
+
+    def _commit_install(self, inst: M.Install) -> None:
+        members = tuple(sorted(set(inst.members)))
+        hold = self.hold
+        self.accepted = None
+        self.early_commit = None
         mset = set(members) - set(inst.joiners)
         for key, e in list(hold.entries.items()):
             if not e.agreed and e.sender != VIEW_SENDER and e.sender not in mset:
@@ -174,8 +237,6 @@ class ViewChange:
                 # a member recruited again (it forgot them when it was excluded; it re-sends
                 # those it still has, as messages of this view).
                 hold.remove(key)
-        hold.add(HoldEntry(VIEW_SENDER, inst.vid, b"", -1, -1, inst.view_seq, inst.coordinator,
-                           True, stable=True, view=View.of(inst.vid, members)))
         for e in hold.entries.values():
             # Everything agreed now is in the INSTALL every survivor applies: stable.
             if e.agreed:
@@ -334,6 +395,8 @@ class ViewChange:
         self.frozen = False
         self.flush_key = None
         self.coord = None
+        self.accepted = None
+        self.early_commit = None
         self.transport.subscribe(DISCOVERY)
         self.counters["expelled"] += 1
 

@@ -31,6 +31,13 @@ def test_ten_thousand_seeded_schedules_with_stalls_and_heavy_loss() -> None:
         run_schedule(seed, steps=30, **STALLS)
 
 
+@pytest.mark.parametrize("seed", [6018, 7832, 8187])
+def test_rival_coordinators_cannot_both_install(seed: int) -> None:
+    # Two coordinators, each suspecting the other, got FLUSH_OK from the member they share
+    # and both installed a view (same id, different members) before INSTALL_OK/COMMIT.
+    run_schedule(seed, steps=30, **STALLS)
+
+
 def _cut_off(g: SimGroup, member: int) -> set[tuple[int, int]]:
     others = [m for m in g.replicas if m != member]
     return {(a, b) for a in others for b in (member,)} | {(member, b) for b in others}

@@ -29,13 +29,13 @@ from fleetbid.replication.membership import FailureDetector, coordinator
 from fleetbid.replication.reliable import Endpoint
 from fleetbid.replication.transport import DISCOVERY, GROUP, Transport
 from fleetbid.replication.viewchange import (
-    JOINING,
     LOG_LEN,
     MEMBER,
     STANDBY,
     ViewChange,
     _Coord,
 )
+from fleetbid.replication.watchdog import Watchdog
 from fleetbid.replication.wire import Kind
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ _DEC = {
 
 
 
-class Replica(ViewChange):
+class Replica(ViewChange, Watchdog):
     def __init__(self, config: GroupConfig, member_id: int, machine: StateMachine,
                  transport: Transport, clock: Clock, *, initial_members: tuple[int, ...] = (),
                  standby: bool = False, incarnation: int = 0) -> None:
@@ -161,13 +161,6 @@ class Replica(ViewChange):
     @property
     def is_leader(self) -> bool:
         return self.status == MEMBER and bool(self.members) and self.members[-1] == self.id
-
-    @property
-    def group_status(self) -> GroupStatus:
-        """The watchdog's verdict: frozen once no progress was made for watchdog_bound_s."""
-        if self.alarm:
-            return GroupStatus(True, self.stuck_reason, self.stuck_since, self.installed_vid)
-        return GroupStatus(False, "", None, self.installed_vid)
 
     # -- submitting ----------------------------------------------------------------------
     def submit(self, payload: bytes, callback: Callable[[Delivery], None] | None = None, *,
@@ -544,59 +537,6 @@ class Replica(ViewChange):
             return
         if self.is_leader and not self.frozen and self.status == MEMBER:
             self._recruit(now)
-
-    # -- watchdog ------------------------------------------------------------------------
-    def _stuck(self, suspects: set[int]) -> str:
-        """Why this member cannot make progress now ("" if it can)."""
-        if self.status == JOINING:
-            return "state transfer not received"
-        reachable = len(set(self.members) - suspects - (self.stateless - {self.id}))
-        if self.config.primary_partition and 2 * reachable <= len(self.members):
-            return f"quorum lost: {reachable} of {len(self.members)} members reachable"
-        if self.frozen:
-            return "view change not finished"
-        return ""
-
-    def _watchdog(self, now: float, suspects: set[int]) -> None:
-        """A member stuck longer than the bound raises the alarm (GroupStatus.frozen and an
-        ERROR line, once) so its host can report it instead of hanging silently; as the bully
-        winner of a stuck view change it also starts a fresh one (a higher view id)."""
-        reason = self._stuck(suspects)
-        if not reason:
-            self._clear_alarm()
-            return
-        if self.stuck_since is None:
-            self.stuck_since, self._retry_at = now, now
-        self.stuck_reason = reason
-        bound = self.config.watchdog_bound_s
-        if now - self.stuck_since < bound:
-            return
-        if not self.alarm:
-            self.alarm = True
-            self.counters["watchdog_alarms"] += 1
-            log.error("replica %d: group %s frozen for %.1f s in view %d: %s", self.id,
-                      self.config.group_id, now - self.stuck_since, self.installed_vid, reason)
-            self._notify_status()
-        if (self.frozen and self.coord is None and now - self._retry_at >= bound
-                and coordinator(set(self.members) - self.stateless, suspects) == self.id):
-            self._retry_at = now
-            self.counters["watchdog_view_changes"] += 1
-            keep = tuple(m for m in self.members if m not in suspects)
-            self._start_flush(keep, tuple(m for m in keep if m in self.stateless))
-
-    def _clear_alarm(self) -> None:
-        self.stuck_since = None
-        self.stuck_reason = ""
-        if self.alarm:
-            self.alarm = False
-            log.warning("replica %d: group %s makes progress again (view %d)", self.id,
-                        self.config.group_id, self.installed_vid)
-            self._notify_status()
-
-    def _notify_status(self) -> None:
-        st = self.group_status
-        for cb in self.status_listeners:
-            cb(st)
 
     def _recruit(self, now: float) -> None:
         if self.recruiter.should_discover(len(self.members), now):

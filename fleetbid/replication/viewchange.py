@@ -69,6 +69,8 @@ class ViewChange:
         if (c is None or c.install is not None or fo.vid != c.vid or sender not in c.members
                 or sender in c.joiners):
             return
+        if sender not in c.replies:
+            c.started = self.clock.now()  # progress: the restart timeout counts from here
         c.replies[sender] = fo
         self._maybe_install()
 
@@ -117,6 +119,8 @@ class ViewChange:
         c = self.coord
         if c is None or c.install is None or ok.vid != c.vid or sender not in c.members:
             return
+        if sender not in c.accepts:
+            c.started = self.clock.now()
         c.accepts.add(sender)
         self._maybe_commit()
 

@@ -7,6 +7,7 @@ seeded simulated network (simnet, simgroup). Does not import SPADE.
 from fleetbid.replication.api import (
     Delivery,
     GroupConfig,
+    GroupStatus,
     ReplicationError,
     StateMachine,
     View,
@@ -15,5 +16,5 @@ from fleetbid.replication.client import ClientCore, GroupClient
 from fleetbid.replication.node import FaultSpec, ReplicaNode
 from fleetbid.replication.replica import Replica
 
-__all__ = ["ClientCore", "Delivery", "FaultSpec", "GroupClient", "GroupConfig", "Replica",
-           "ReplicaNode", "ReplicationError", "StateMachine", "View"]
+__all__ = ["ClientCore", "Delivery", "FaultSpec", "GroupClient", "GroupConfig", "GroupStatus",
+           "Replica", "ReplicaNode", "ReplicationError", "StateMachine", "View"]

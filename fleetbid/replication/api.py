@@ -32,6 +32,10 @@ class GroupConfig:
     # A view change needs a majority of the current view (no split brain when a process is
     # only stalled, or the network is cut); False favours availability over that.
     primary_partition: bool = True
+    # Watchdog: a member that makes no progress (quorum lost, view change or state transfer
+    # stuck) for this long retries the view change if it may, and reports GroupStatus.frozen.
+    # 0 means 5 x failure_timeout_s (1.5 s by default, 2.5 s in the fleet).
+    watchdog_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.group_id or len(self.group_id.encode()) > 64:
@@ -42,16 +46,44 @@ class GroupConfig:
             raise ValueError("need 0 < heartbeat_s < failure_timeout_s")
         if self.target_size < 1:
             raise ValueError("target_size must be >= 1")
+        if self.watchdog_s < 0:
+            raise ValueError("watchdog_s must be >= 0")
         if not 256 <= self.max_datagram <= 60000:
             raise ValueError("max_datagram must be in 256..60000")
+
+    @property
+    def watchdog_bound_s(self) -> float:
+        return self.watchdog_s or 5 * self.failure_timeout_s
 
 
 @dataclass(frozen=True)
 class Delivery:
     seq: int  # position in the total order, identical at every replica (0,1,2,...)
     sender: int  # member id that submitted it
-    msg_id: int
+    msg_id: int  # unique per sender across restarts (ids start at the sender's incarnation)
     payload: bytes
+    view_id: int = 0  # the view it was delivered in (the last view before it in the order)
+
+    @property
+    def uid(self) -> tuple[int, int]:
+        """The message's own identity: the same at every replica, never shared by two
+        different messages (unlike `seq`, which a replica excluded while it still delivered
+        may have used for another message). Name outputs after this."""
+        return (self.sender, self.msg_id)
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """What the watchdog says about this replica's group (Replica/ReplicaNode.group_status).
+
+    frozen: no progress for longer than GroupConfig.watchdog_s (quorum lost, a view change
+    or a state transfer stuck); reason says which; since is when it started (clock time).
+    """
+
+    frozen: bool = False
+    reason: str = ""
+    since: float | None = None
+    view_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Every entry has a (seq, tie) key: a tentative one (this member's proposal) until the sender's
 agreed one arrives. Agreed keys are never below a member's own tentative key, so a heap with
-lazy invalidation keeps the order; the head is delivered once it is agreed.
+lazy invalidation keeps the order; the head is delivered once it is agreed and stable (a
+majority of the view holds it agreed, see replica.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class HoldEntry:
     agreed: bool = False
     version: int = 0
     view: object = None  # for view-change entries: the View being installed
+    stable: bool = False  # a majority holds it agreed: any later view change keeps it
 
 
 class HoldBack:
@@ -57,7 +59,7 @@ class HoldBack:
 
     def pop_deliverable(self) -> HoldEntry | None:
         e = self.head()
-        if e is None or not e.agreed:
+        if e is None or not (e.agreed and e.stable):
             return None
         heapq.heappop(self._heap)
         del self.entries[(e.sender, e.mid)]

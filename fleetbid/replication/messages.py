@@ -24,12 +24,19 @@ class Msg(msgspec.Struct, array_like=True, frozen=True):
 class Propose(msgspec.Struct, array_like=True, frozen=True):
     mid: int
     seq: int
+    vid: int = 0  # the proposer's installed view (0: unknown, older senders)
 
 
 class Agreed(msgspec.Struct, array_like=True, frozen=True):
     mid: int
     seq: int
     tie: int
+    vid: int = 0  # the sender's installed view when it agreed (0: unknown, older senders)
+
+
+class AgreedOk(msgspec.Struct, array_like=True, frozen=True):
+    sender: int  # the message's sender and id
+    mid: int
 
 
 class Entry(msgspec.Struct, array_like=True, frozen=True):
@@ -65,6 +72,14 @@ class Install(msgspec.Struct, array_like=True, frozen=True):
     view_seq: int
     coordinator: int
     agreed: list[Entry]
+
+
+class InstallOk(msgspec.Struct, array_like=True, frozen=True):
+    vid: int
+
+
+class Commit(msgspec.Struct, array_like=True, frozen=True):
+    vid: int
 
 
 class State(msgspec.Struct, array_like=True, frozen=True):

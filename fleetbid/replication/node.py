@@ -7,7 +7,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from fleetbid.replication.api import Delivery, GroupConfig, ReplicationError, StateMachine, View
+from fleetbid.replication.api import (
+    Delivery,
+    GroupConfig,
+    GroupStatus,
+    ReplicationError,
+    StateMachine,
+    View,
+)
 from fleetbid.replication.clock import AsyncioClock
 from fleetbid.replication.replica import Replica
 from fleetbid.replication.transport import DISCOVERY, GROUP, FaultyTransport, UdpTransport
@@ -117,6 +124,12 @@ class ReplicaNode:
     def is_leader(self) -> bool:
         return self.core is not None and self.core.is_leader and self.core.view is not None \
             and self.core.view.leader == self._member_id
+
+    @property
+    def group_status(self) -> GroupStatus:
+        """The watchdog's verdict: frozen=True (with a reason such as "quorum lost: ...")
+        once this replica made no progress for GroupConfig.watchdog_bound_s."""
+        return GroupStatus() if self.core is None else self.core.group_status
 
     @property
     def member_id(self) -> int:

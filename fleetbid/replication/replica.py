@@ -17,6 +17,7 @@ from fleetbid.replication import messages as M
 from fleetbid.replication.api import (
     Delivery,
     GroupConfig,
+    GroupStatus,
     ReplicationError,
     StateMachine,
     View,
@@ -27,7 +28,14 @@ from fleetbid.replication.manager import Recruiter
 from fleetbid.replication.membership import FailureDetector, coordinator
 from fleetbid.replication.reliable import Endpoint
 from fleetbid.replication.transport import DISCOVERY, GROUP, Transport
-from fleetbid.replication.viewchange import LOG_LEN, MEMBER, STANDBY, ViewChange, _Coord
+from fleetbid.replication.viewchange import (
+    LOG_LEN,
+    MEMBER,
+    STANDBY,
+    ViewChange,
+    _Coord,
+)
+from fleetbid.replication.watchdog import Watchdog
 from fleetbid.replication.wire import Kind
 
 log = logging.getLogger(__name__)
@@ -42,9 +50,12 @@ _DEC = {
     Kind.MSG: msgspec.msgpack.Decoder(M.Msg),
     Kind.PROPOSE: msgspec.msgpack.Decoder(M.Propose),
     Kind.AGREED: msgspec.msgpack.Decoder(M.Agreed),
+    Kind.AGREED_OK: msgspec.msgpack.Decoder(M.AgreedOk),
     Kind.FLUSH: msgspec.msgpack.Decoder(M.Flush),
     Kind.FLUSH_OK: msgspec.msgpack.Decoder(M.FlushOk),
     Kind.INSTALL: msgspec.msgpack.Decoder(M.Install),
+    Kind.INSTALL_OK: msgspec.msgpack.Decoder(M.InstallOk),
+    Kind.COMMIT: msgspec.msgpack.Decoder(M.Commit),
     Kind.JOIN: msgspec.msgpack.Decoder(M.Install),
     Kind.STATE: msgspec.msgpack.Decoder(M.State),
     Kind.DISCOVER: msgspec.msgpack.Decoder(M.Discover),
@@ -54,7 +65,7 @@ _DEC = {
 
 
 
-class Replica(ViewChange):
+class Replica(ViewChange, Watchdog):
     def __init__(self, config: GroupConfig, member_id: int, machine: StateMachine,
                  transport: Transport, clock: Clock, *, initial_members: tuple[int, ...] = (),
                  standby: bool = False, incarnation: int = 0) -> None:
@@ -82,8 +93,13 @@ class Replica(ViewChange):
         self.flush_key: tuple[int, int] | None = None
         self.flush_members: frozenset[int] = frozenset()
         self.coord: _Coord | None = None
+        self.accepted: M.Install | None = None  # accepted for our flush, not yet committed
+        self.early_commit: tuple[int, int] | None = None  # a COMMIT that overtook its INSTALL
         self.pending_state: dict[int, tuple[int, ...]] = {}  # view id -> joiners to send to
         self.hold = HoldBack()
+        # Who holds a message agreed (sender, mid) -> members: delivered once a majority
+        # does, so a view change that excludes us (while we still run) cannot drop it.
+        self.oks: dict[tuple[int, int], set[int]] = {}
         self.max_seq = 0
         self.position = 0  # message entries delivered (duplicates of client requests too)
         self.applied = 0  # deliveries handed to the state machine: Delivery.seq
@@ -93,10 +109,13 @@ class Replica(ViewChange):
         self.cut: tuple[int, int, int, int] = (-1, -1, -1, -1)
         self.delivered_keys: set[tuple[int, int]] = set()
         self.out: dict[int, Outgoing] = {}
-        self.next_mid = 1
+        # Message ids start at the incarnation (wall-clock µs in real processes), so a restarted
+        # process never reuses an id: (sender, msg id) names one message for ever.
+        self.next_mid = max(1, incarnation)
         self.callbacks: dict[int, Callable[[Delivery], None]] = {}
         self.queued_msgs: list[tuple[int, M.Msg]] = []
         self.queued_submits: list[tuple[int, bytes, int, int]] = []
+        self.queued_agreed: list[tuple[int, M.Agreed]] = []  # of a view we wait to install
         self.clients: dict[int, OrderedDict[int, tuple[int, int, int]]] = {}
         self.client_waiters: set[tuple[int, int]] = set()
         self.view_listeners: list[Callable[[View], None]] = []
@@ -106,9 +125,18 @@ class Replica(ViewChange):
         self.frozen_since: dict[int, float] = {}  # members reporting an unfinished flush
         self.stateless: set[int] = set()  # recruited members not yet known to have the state
         self.joined_vid = 0  # messages sent in views before we joined are in our snapshot
+        # Member -> the view it (re)joined in: its MSGs of older views are from before it was
+        # excluded (late retransmissions); it forgot them, so nobody could agree them.
+        self.joined_at: dict[int, int] = {}
         self.early_state: M.State | None = None  # a STATE that overtook its JOIN
         self._tick: Handle | None = None
         self.running = False
+        # Watchdog (see _watchdog): since when and why we make no progress, and the alarm.
+        self.stuck_since: float | None = None
+        self.stuck_reason = ""
+        self.alarm = False
+        self._retry_at = 0.0
+        self.status_listeners: list[Callable[[GroupStatus], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -176,11 +204,13 @@ class Replica(ViewChange):
         del self.out[o.mid]
         others = [m for m in self.members if m != self.id]
         if others:
-            self.ep.send(others, Kind.AGREED, _enc.encode(M.Agreed(o.mid, seq, tie)),
+            self.ep.send(others, Kind.AGREED,
+                         _enc.encode(M.Agreed(o.mid, seq, tie, self.installed_vid)),
                          multicast=True)
         e = self.hold.entries.get((self.id, o.mid))
         if e is not None:
             self.hold.agree(e, seq, tie)
+            self._held_agreed(e, (self.id,))  # our AGREED is our confirmation
         if seq > self.max_seq:
             self.max_seq = seq
         self._deliver()
@@ -225,11 +255,33 @@ class Replica(ViewChange):
                         self.id, hb.view_id)
             self._become_standby()
 
+    def _left_out(self, vid: int, what: str) -> bool:
+        """A MSG or AGREED sent in view `vid`, newer than the installed one, at a member.
+
+        Unless we answered that view's flush (we are frozen for it; its INSTALL is on the
+        way), it was installed without us: we were excluded (falsely suspected, e.g. while
+        stalled) or a view change passed us by. Delivering anything of it would fork our
+        sequence from the others', so we deliver nothing more and become a standby: the
+        leader recruits us back with a state transfer. True if that happened.
+        """
+        if vid <= self.installed_vid or self.status != MEMBER:
+            return False
+        if self.frozen and self.flush_key is not None and self.flush_key[0] >= vid:
+            return False
+        log.warning("replica %d: %s of view %d while in view %d: excluded; becoming a "
+                    "standby", self.id, what, vid, self.installed_vid)
+        self.counters["excluded_newer_view"] += 1
+        self._become_standby()
+        return True
+
     def _on_msg(self, sender: int, msg: M.Msg) -> None:
         if self.status == STANDBY and msg.vid <= self.installed_vid:
             self.counters["dropped_not_member"] += 1
             return
-        if self.frozen or sender not in self.members or self.status == STANDBY:
+        if self._left_out(msg.vid, "MSG"):
+            return
+        if (self.frozen or sender not in self.members or self.status == STANDBY
+                or msg.vid > self.installed_vid):
             # Held: processed after the view change (or dropped if the sender is not in it).
             if len(self.queued_msgs) < MAX_QUEUED:
                 self.queued_msgs.append((sender, msg))
@@ -239,6 +291,9 @@ class Replica(ViewChange):
         self._propose(sender, msg)
 
     def _propose(self, sender: int, msg: M.Msg) -> None:
+        if msg.vid < self.joined_at.get(sender, 0):
+            self.counters["dropped_stale_msg"] += 1
+            return
         key = (sender, msg.mid)
         e = self.hold.entries.get(key)
         if e is not None:
@@ -249,18 +304,31 @@ class Replica(ViewChange):
             seq = self.max_seq = self.max_seq + 1
             self.hold.add(HoldEntry(sender, msg.mid, msg.payload, msg.client, msg.req, seq,
                                     self.id))
-        self.ep.send((sender,), Kind.PROPOSE, _enc.encode(M.Propose(msg.mid, seq)))
+        self.ep.send((sender,), Kind.PROPOSE,
+                     _enc.encode(M.Propose(msg.mid, seq, self.installed_vid)))
 
     def _on_propose(self, sender: int, p: M.Propose) -> None:
         o = self.out.get(p.mid)
         if o is None or sender not in self.members:
             return
+        if p.vid and p.vid < self.joined_at.get(sender, 0):
+            self.counters["dropped_stale_propose"] += 1  # from before it was recruited again
+            return
         o.proposals[sender] = p.seq
         self._maybe_finalize(o)
 
     def _on_agreed(self, sender: int, a: M.Agreed) -> None:
+        if self.status == STANDBY:
+            return  # nothing held: a recruit proposes only after its JOIN
         if self.frozen and sender not in self.flush_members:
             self.counters["dropped_departed"] += 1
+            return
+        if self._left_out(a.vid, "AGREED"):
+            return
+        if a.vid > self.installed_vid and not self.frozen:
+            # A recruit whose JOIN is on the way: applied once that view is installed.
+            if len(self.queued_agreed) < MAX_QUEUED:
+                self.queued_agreed.append((sender, a))
             return
         e = self.hold.entries.get((sender, a.mid))
         if e is None or e.agreed:
@@ -270,7 +338,45 @@ class Replica(ViewChange):
         self.hold.agree(e, a.seq, a.tie)
         if a.seq > self.max_seq:
             self.max_seq = a.seq
+        # Tell who still needs it: with 3 members or fewer, the sender's AGREED and one's own
+        # copy are a majority already at every receiver; only the sender counts on us.
+        n = len(self.members)
+        to = [m for m in self.members if m != self.id] if n > 3 else [sender]
+        if to and to != [self.id]:
+            self.ep.send(to, Kind.AGREED_OK, _enc.encode(M.AgreedOk(sender, a.mid)),
+                         multicast=len(to) > 1)
+        self._held_agreed(e, (sender, self.id))
         self._deliver()
+
+    def _on_agreed_ok(self, sender: int, ok: M.AgreedOk) -> None:
+        if self.status == STANDBY or sender not in self.members:
+            return
+        key = (ok.sender, ok.mid)
+        if len(self.oks) >= MAX_QUEUED and key not in self.oks:
+            self.oks = {k: v for k, v in self.oks.items() if k in self.hold.entries}
+        e = self.hold.entries.get(key)
+        if e is None and key in self.delivered_keys:
+            return
+        if e is not None and e.agreed:
+            self._held_agreed(e, (sender,))
+            self._deliver()
+        else:
+            self.oks.setdefault(key, set()).add(sender)  # before its AGREED reached us
+
+    def _held_agreed(self, e: HoldEntry, holders: tuple[int, ...]) -> None:
+        """Counts members known to hold `e` agreed; stable (deliverable) at a majority.
+
+        A majority intersects the survivors of any later view (primary partition), and each
+        reports what it holds agreed in its FLUSH_OK: the message stays, at the same place.
+        """
+        if e.stable:
+            return
+        key = (e.sender, e.mid)
+        got = self.oks.setdefault(key, set())
+        got.update(holders)
+        if 2 * len(got & set(self.members)) > len(self.members):
+            e.stable = True
+            del self.oks[key]
 
     # -- delivery ------------------------------------------------------------------------
     def _deliver(self) -> None:
@@ -281,7 +387,12 @@ class Replica(ViewChange):
             e = hold.pop_deliverable()
             if e is None:
                 return
-            self.cut = (e.seq, e.tie, e.sender, e.mid)
+            key = (e.seq, e.tie, e.sender, e.mid)
+            if key <= self.cut or (e.sender, e.mid) in self.delivered_keys:
+                # Agreed before the view whose snapshot we restored: it is in the snapshot.
+                self.counters["skipped_in_snapshot"] += 1
+                continue
+            self.cut = key
             if e.sender == VIEW_SENDER:
                 self._deliver_view(e)
                 continue
@@ -292,7 +403,8 @@ class Replica(ViewChange):
             if e.client >= 0:
                 result = self._client_seen(e.client, e.req)
             if result is None:
-                d = Delivery(self.applied, e.sender, e.mid, e.payload)
+                d = Delivery(self.applied, e.sender, e.mid, e.payload,
+                             self.view.view_id if self.view is not None else 0)
                 self.applied += 1
                 if e.client >= 0:
                     self._client_record(e.client, e.req, (d.seq, d.sender, d.msg_id))
@@ -392,6 +504,7 @@ class Replica(ViewChange):
         if self.coord is not None:
             watch.update(self.coord.members)
         suspects = self.fd.suspected(watch - {self.id}, now)
+        self._watchdog(now, suspects)
         if self.coord is not None:
             c = self.coord
             if suspects & set(c.members) or now - c.started > 2 * self.config.failure_timeout_s:
@@ -454,9 +567,12 @@ class Replica(ViewChange):
         Kind.MSG: _on_msg,
         Kind.PROPOSE: _on_propose,
         Kind.AGREED: _on_agreed,
+        Kind.AGREED_OK: _on_agreed_ok,
         Kind.FLUSH: ViewChange._on_flush,
         Kind.FLUSH_OK: ViewChange._on_flush_ok,
         Kind.INSTALL: ViewChange._on_install,
+        Kind.INSTALL_OK: ViewChange._on_install_ok,
+        Kind.COMMIT: ViewChange._on_commit,
         Kind.JOIN: ViewChange._on_join,
         Kind.STATE: ViewChange._on_state,
         Kind.DISCOVER: _on_discover,

@@ -22,8 +22,13 @@ class SimGroup:
         self.replicas: dict[int, Replica] = {}
         self.machines: dict[int, LogMachine] = {}
         self.submitted: dict[int, list[int]] = {}  # member -> msg ids it submitted
+        self.lost: dict[int, set[int]] = {}  # ... given up: it was excluded before delivery
         self.delivered_here: dict[int, list[Delivery]] = {}
         self.crashed: set[int] = set()
+        # Everything each replica ever applied, (seq, (sender, msg id)), across restores, and
+        # the members of every view it delivered: what the safety checks look at.
+        self.history: dict[int, list[tuple[int, tuple[int, int]]]] = {}
+        self.views_seen: dict[int, dict[int, tuple[int, ...]]] = {}
         initial = tuple(sorted(members))
         for m in initial:
             self._add(m, initial, standby=False)
@@ -40,7 +45,14 @@ class SimGroup:
                                         initial_members=initial, standby=standby,
                                         incarnation=1)
         self.submitted[member] = []
+        lost = self.lost[member] = set()
+        self.replicas[member].lost_listeners.append(lost.update)
         self.delivered_here[member] = []
+        hist = self.history[member] = []
+        machine.listeners.append(lambda d: hist.append((d.seq, (d.sender, d.msg_id))))
+        seen = self.views_seen[member] = {}
+        self.replicas[member].view_listeners.append(
+            lambda v, seen=seen: seen.__setitem__(v.view_id, v.members))
 
     def submit(self, member: int, payload: bytes) -> int:
         mid = self.replicas[member].submit(payload, self.delivered_here[member].append)
@@ -50,6 +62,12 @@ class SimGroup:
     def crash(self, member: int) -> None:
         self.crashed.add(member)
         self.net.crash(member)
+
+    def stall(self, member: int, seconds: float) -> None:
+        self.net.stall(member, seconds)
+
+    def stalled(self, member: int) -> bool:
+        return self.net.stalled(member)
 
     def run(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -64,8 +82,8 @@ class SimGroup:
 
     def majority_survives(self, victim: int) -> bool:
         """Crash-stop with a primary partition: every view keeps a live majority."""
-        # A recruit that never got its JOIN is as good as dead to the view it was added to.
-        live = {m for m in self.alive() if self.replicas[m].status != "standby"} - {victim}
+        # A recruit without its state yet counts for no quorum (it answers no flush).
+        live = {m for m in self.alive() if self.replicas[m].status == "member"} - {victim}
         views = {self.replicas[m].members for m in live if self.replicas[m].members}
         views |= {r.coord.members for m in live if (r := self.replicas[m]).coord is not None}
         return all(2 * len(set(v) & live) > len(v) for v in views)
@@ -90,11 +108,28 @@ class SimGroup:
                         and len(self.replicas[m].hold) == 0 for m in live))
 
     def check(self) -> None:
-        """Safety: same order everywhere (prefixes), no duplicates, views agree by position."""
-        logs = [self.machines[m].keys() for m in self.members_alive()]
-        longest = max(logs, key=len, default=[])
-        for lg in logs:
+        """Safety: same order everywhere (prefixes), no duplicates, one membership per view.
+
+        Every live replica counts, excluded ones (standbys) too: their state is a prefix of
+        the others', and everything any of them ever applied (before a restore too) sits at
+        the same position of the longest log.
+        """
+        live = self.alive()
+        logs = {m: self.machines[m].keys() for m in live}
+        longest = max(logs.values(), key=len, default=[])
+        for m, lg in logs.items():
             if lg != longest[: len(lg)]:
-                raise AssertionError("replicas delivered different sequences")
-        if len(set(longest)) != len(longest):
-            raise AssertionError("a message was delivered twice")
+                raise AssertionError(f"replica {m} delivered a different sequence")
+            if len(set(lg)) != len(lg):
+                raise AssertionError(f"replica {m} delivered a message twice")
+        for m in live:
+            for seq, key in self.history[m]:
+                if seq < len(longest) and longest[seq] != key:
+                    raise AssertionError(f"replica {m} applied {key} at {seq}, others "
+                                         f"{longest[seq]}")
+        members_of: dict[int, tuple[int, ...]] = {}
+        for seen in self.views_seen.values():
+            for vid, ms in seen.items():
+                if members_of.setdefault(vid, ms) != ms:
+                    raise AssertionError(f"two memberships (leaders) for view {vid}: "
+                                         f"{members_of[vid]} and {ms}")

@@ -67,10 +67,16 @@ class NodeClock:
 
     def call_later(self, delay: float, cb: Callable[[], None]) -> _Timer:
         node = self._node
+        clock = self._clock
 
         def fire() -> None:
-            if node.alive:
-                cb()
+            if not node.alive:
+                return
+            if node.stalled_until > clock.now():
+                # A stalled process runs nothing; the timer fires late, when it resumes.
+                clock.call_later(node.stalled_until - clock.now(), fire)
+                return
+            cb()
         return self._clock.call_later(delay, fire)
 
 
@@ -90,6 +96,7 @@ class SimNode:
         self.net = net
         self.addr = addr
         self.alive = True
+        self.stalled_until = 0.0  # virtual time until which the process runs nothing
         self.channels: set[str] = set()
         self._receiver: Receiver = lambda data, src: None
         self.clock = NodeClock(net.clock, self)
@@ -130,6 +137,15 @@ class SimNetwork:
     def crash(self, addr: Hashable) -> None:
         self.nodes[addr].alive = False
 
+    def stall(self, addr: Hashable, seconds: float) -> None:
+        """The process stops handling timers and datagrams for `seconds` (a GC pause, a busy
+        core); what arrived meanwhile is handled when it resumes, in arrival order."""
+        node = self.nodes[addr]
+        node.stalled_until = max(node.stalled_until, self.clock.now() + seconds)
+
+    def stalled(self, addr: Hashable) -> bool:
+        return self.nodes[addr].stalled_until > self.clock.now()
+
     def _send(self, src: Hashable, dst: Hashable, data: bytes) -> None:
         self.datagrams += 1
         f, rng = self.faults, self.rng
@@ -144,5 +160,10 @@ class SimNetwork:
 
     def _deliver(self, src: Hashable, dst: Hashable, data: bytes) -> None:
         node = self.nodes.get(dst)
-        if node is not None and node.alive:
-            node._receiver(data, src)
+        if node is None or not node.alive:
+            return
+        now = self.clock.now()
+        if node.stalled_until > now:  # queued in the socket buffer until the process resumes
+            self.clock.call_later(node.stalled_until - now, lambda: self._deliver(src, dst, data))
+            return
+        node._receiver(data, src)

@@ -37,6 +37,9 @@ class Kind(IntEnum):
     OFFER = 12  # recruitment: a standby offers itself
     CLIENT_SUBMIT = 13  # open group: a non-member submits through a member
     CLIENT_RESULT = 14
+    AGREED_OK = 15  # ISIS: a member holds a message agreed (delivery waits for a majority)
+    INSTALL_OK = 16  # view change: a survivor accepted the INSTALL (still frozen)
+    COMMIT = 17  # view change: a majority accepted; install it
 
 
 _KINDS = frozenset(int(k) for k in Kind)

@@ -301,3 +301,21 @@ class Kit:
 @pytest.fixture(scope="session")
 def kit() -> Kit:
     return Kit()
+
+
+# --- nightly-sized tests ------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true",
+                     help="also run the nightly-sized tests (marked slow)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Skipped unless asked for, whatever -m says: `-m "not e2e"` must stay a fast tier.
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="nightly-sized: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

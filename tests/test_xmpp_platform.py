@@ -118,7 +118,9 @@ def test_two_servers_loopback_only_and_clean_stop(tmp_path: Path) -> None:
         agent = XmppAgent("pool-probe", a.endpoint)
         run(_start_stop(agent))
         pgids = [a.pid, b.pid]
-        assert len(_group_members(a.pid)) > 1
+        # The server's process group (it would hold pyjabber's SASL pool workers too; the
+        # embedded server now hashes inline, see docs/decisions.md) is alive while it runs...
+        assert a.pid in _group_members(a.pid)
     for pgid in pgids:
         assert pgid is not None and not _alive(pgid)
         assert _group_members(pgid) == []

@@ -110,19 +110,21 @@ class AuctionReplicas:
             if kind in BID_TYPES:
                 self.bid_keys.add((entry.metadata.get("conversation", ""),
                                    entry.sender.split("/")[0]))
-        self.queue.put_nowait(("apply", delivery.seq, entry))
+        uid = f"{delivery.sender}.{delivery.msg_id}"
+        self.queue.put_nowait(("apply", delivery.seq, entry, uid))
 
     def on_view(self, view: View) -> None:
         self.queue.put_nowait(("view", view))
 
     def snapshot(self) -> bytes:
-        queued = [(item[1], item[2]) for item in self.queue._queue  # type: ignore[attr-defined]
+        queued = [(item[1], item[3], item[2])
+                  for item in self.queue._queue  # type: ignore[attr-defined]
                   if item[0] == "apply"]
         state = {
             "seq": self.seq, "digest": self.digest, "opened": self.opened,
             "bid_keys": sorted(self.bid_keys), "applied": self.applied.dump(),
             "slots": {jid: slot.snapshot() for jid, slot in self.slots.items()},
-            "queued": [(seq, msgspec.msgpack.encode(e)) for seq, e in queued],
+            "queued": [(seq, uid, msgspec.msgpack.encode(e)) for seq, uid, e in queued],
         }
         return msgspec.msgpack.encode(state)
 
@@ -148,14 +150,14 @@ class AuctionReplicas:
 
     async def step(self, item: tuple[Any, ...]) -> None:
         if item[0] == "apply":
-            _, seq, entry = item
+            _, seq, entry, uid = item
             slot = self.slots.get(entry.slot)
             if slot is None:
                 log.warning("entry %d for unknown manager %s ignored", seq, entry.slot)
                 return
             opening = entry.kind == INPUT and entry.metadata.get("type") == "open-auction" \
                 and entry.key not in self.applied
-            await slot.apply(seq, entry)
+            await slot.apply(seq, entry, uid=uid)
             if opening:
                 self.opened += 1
                 if self.port.is_leader:
@@ -169,11 +171,11 @@ class AuctionReplicas:
             for jid, slot_state in state["slots"].items():
                 if jid in self.slots:
                     await self.slots[jid].restore(slot_state)
-            for seq, raw in state["queued"]:
+            for seq, uid, raw in state["queued"]:
                 entry = DECODER.decode(raw)
                 slot = self.slots.get(entry.slot)
                 if slot is not None:
-                    await slot.apply(seq, entry)
+                    await slot.apply(seq, entry, uid=str(uid))
 
     async def install(self, view: View) -> None:
         before = self.view

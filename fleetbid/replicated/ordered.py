@@ -108,7 +108,8 @@ class OrderedSlot:
             maxlen=RECENT_OUTPUTS
         )
         # Snapshot support: the log since this manager was last idle replays its state.
-        self.since_idle: list[tuple[int, Entry]] = []
+        self.since_idle: list[tuple[int, str, Entry]] = []
+        self.uid = ""  # the entry being applied (see `apply`)
         self.timer_base = 0
         self.muted = False  # replaying a transferred log: no network, no timers
         # Leader: wall seconds from receiving an input to applying it (the cost of ordering).
@@ -151,8 +152,12 @@ class OrderedSlot:
 
     # --- applying the total order -------------------------------------------------------------
 
-    async def apply(self, seq: int, entry: Entry, replay: bool = False) -> None:
+    async def apply(self, seq: int, entry: Entry, replay: bool = False, uid: str = "") -> None:
+        """Apply one ordered entry. `uid` names the entry whatever its log position (its
+        submitter and message id): outputs are named after it, so two leaders can never give
+        two different outputs one id."""
         self.seq, self.stamp, self.out_index = seq, entry.stamp, 0
+        self.uid = uid or str(seq)
         behaviour = self.behaviour
         if entry.kind == INPUT:
             held = self.pending.pop(entry.key, None)
@@ -161,7 +166,7 @@ class OrderedSlot:
             # A replayed entry is in the transferred key set already.
             if not self.applied.add(entry.key) and not replay:
                 return
-            self.since_idle.append((seq, entry))
+            self.since_idle.append((seq, self.uid, entry))
             msg = Message(to=self.slot, sender=entry.sender, body=entry.body or None,
                           thread=entry.thread or None, metadata=dict(entry.metadata))
             async with behaviour.lock:
@@ -170,7 +175,7 @@ class OrderedSlot:
             timer = self.timers.pop(int(entry.key), None)
             if timer is None:
                 return  # cancelled, or a second leader's copy of the same tick
-            self.since_idle.append((seq, entry))
+            self.since_idle.append((seq, self.uid, entry))
             async with behaviour.lock:
                 await timer[1]()
         if behaviour.idle():
@@ -184,7 +189,7 @@ class OrderedSlot:
 
     def output(self, msg: Message) -> bool:
         """Name an output after its place in the log; True if this replica must send it."""
-        msg.set_metadata("mid", f"{self.slot}#{self.seq}.{self.out_index}")
+        msg.set_metadata("mid", f"{self.slot}#{self.uid}.{self.out_index}")
         self.out_index += 1
         self.recent.append((self.stamp, msg))
         return self.group.is_leader and not self.muted
@@ -256,15 +261,15 @@ class OrderedSlot:
 
     def snapshot(self) -> dict[str, Any]:
         return {"timer_base": self.timer_base,
-                "log": [(seq, ENCODER.encode(e)) for seq, e in self.since_idle]}
+                "log": [(seq, uid, ENCODER.encode(e)) for seq, uid, e in self.since_idle]}
 
     async def restore(self, state: dict[str, Any]) -> None:
         """Replay the log since this manager was last idle (outputs and timers muted)."""
         self.next_timer = self.timer_base = int(state["timer_base"])
         self.muted = True
         try:
-            for seq, raw in state["log"]:
-                await self.apply(int(seq), DECODER.decode(raw), replay=True)
+            for seq, uid, raw in state["log"]:
+                await self.apply(int(seq), DECODER.decode(raw), replay=True, uid=str(uid))
         finally:
             self.muted = False
 

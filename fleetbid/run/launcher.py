@@ -151,6 +151,13 @@ class Fleet:
         if kind == "event":
             if payload.get("kind") in ("view", "leader"):
                 log.info("replica event: %s", payload)
+            elif payload.get("kind") == "group-status":
+                if payload["frozen"]:
+                    log.error("replica %s: the managers' group is frozen: %s",
+                              payload["member"], payload["reason"])
+                else:
+                    log.warning("replica %s: the managers' group makes progress again",
+                                payload["member"])
             victim = self.failovers.on_event(payload)
             if victim is not None and victim in self._pids():
                 os.kill(victim, signal.SIGKILL)

@@ -16,6 +16,7 @@ from typing import Any
 from fleetbid.agents import AuctionManagerAgent, FleetAgent
 from fleetbid.core.roles import Role
 from fleetbid.replicated.machine import AuctionReplicas, GroupPort
+from fleetbid.replication.api import GroupStatus
 from fleetbid.replication.node import ReplicaNode
 from fleetbid.run.population import AgentSpec
 from fleetbid.run.replica_setup import ReplicaSettings
@@ -58,6 +59,15 @@ class ReplicaHost(Worker):
         self.spawn(self.machine.consume())
         self.spawn(self.machine.watch_pending())
         await self.node.start()
+        if self.node.core is not None:
+            self.node.core.status_listeners.append(self.on_group_status)
+
+    def on_group_status(self, status: GroupStatus) -> None:
+        """The group's watchdog changed its verdict: tell the launcher (a frozen group, e.g.
+        quorum lost, must not look like a quiet fleet)."""
+        self.send_event("event", {"kind": "group-status", "frozen": status.frozen,
+                                  "reason": status.reason,
+                                  "member": self.settings.member_id})
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()

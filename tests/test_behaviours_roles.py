@@ -72,12 +72,16 @@ class FakeAgent:
                                      WORLD.clock.now)
         self.bids_acknowledged: set[str] = set()
         self.sent: list[Message] = []
+        self.audits: list[m.Body] = []
         self.added: list[Any] = []
         self.node, self.state, self.trips = node, IDLE, 0  # a vehicle's
 
     async def send(self, msg: Message, behaviour: Any) -> None:
-        reason, _ = self.controller.on_send(msg)  # as FleetAgent.send: the law stamps it
+        reason = self.controller.on_send(msg)  # as FleetAgent.send: the law stamps it
         assert reason is None, reason
+        if msg.get_metadata("type") == "audit-batch":
+            self.audits.append(codec.decode(msg))  # the law's records, not the protocol
+            return
         self.sent.append(msg)
 
     def add_behaviour(self, behaviour: Any) -> None:

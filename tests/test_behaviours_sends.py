@@ -61,7 +61,7 @@ HANDLES: dict[type[ProtocolBehaviour], set[str]] = {
                         "dispatch-declined"},
     RideBehaviour: {"ride-assigned", "ride-unserved", "picked-up"},
     AuthorityBehaviour: {"certificate-request", "revoke"},
-    AuditorBehaviour: {"audit-copy", "audit-query"},
+    AuditorBehaviour: {"audit-batch", "audit-query"},
     ComplaintsBehaviour: {"complaint", "audit-record"},
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import pytest
 from spade.message import Message
@@ -75,7 +77,7 @@ def test_the_passenger_cannot_bid_in_its_own_auction() -> None:
     assert reason == f"shill bid: {PASSENGER} is the passenger of auction a1"
     # Nor can the passenger's identity send one: its own controller blocks it first.
     own = controller(PASSENGER, "passenger")
-    blocked, _ = own.on_send(codec.encode(AM, bid()))
+    blocked = own.on_send(codec.encode(AM, bid()))
     assert blocked == "the law does not let a passenger send bid"
 
 
@@ -83,25 +85,43 @@ def test_sender_side_shill_block_learns_the_passenger_from_the_call() -> None:
     ctl = controller(PASSENGER, "vehicle")  # an agent under the passenger's identity
     call = m.CallForBids(auction_id="a1", pickup="1", n=2, deadline=10.0)
     assert ctl.on_receive(incoming("proxy@x", PASSENGER, call, passenger=PASSENGER), call) is None
-    blocked, _ = ctl.on_send(codec.encode("proxy@x", bid()))
+    blocked = ctl.on_send(codec.encode("proxy@x", bid()))
     assert blocked is not None and blocked.startswith("shill bid")
 
 
 def test_a_bid_needs_a_call_and_stamps_the_law() -> None:
     ctl = controller(VEHICLE, "vehicle")
-    blocked, _ = ctl.on_send(codec.encode(AM, bid()))
+    blocked = ctl.on_send(codec.encode(AM, bid()))
     assert blocked == f"{VEHICLE} was not called to bid in auction a1"
     call = m.CallForBids(auction_id="a1", pickup="1", n=2, deadline=10.0)
     ctl.on_receive(incoming(AM, VEHICLE, call, passenger=PASSENGER), call)
     msg = codec.encode(AM, bid())
-    blocked, copy = ctl.on_send(msg)
-    assert blocked is None
+    assert ctl.on_send(msg) is None
     assert msg.get_metadata("law") == law_hash(builtin_laws()["sealed-first-price"])
     assert msg.get_metadata("passenger") == PASSENGER
-    assert copy is not None and copy.auditor == AUDITOR and copy.body.kind == "bid"
-    assert copy.body.sender == VEHICLE and copy.body.receiver == AM and copy.body.at == 100.0
     # The token is used up: a second bid in the same round is blocked.
-    assert ctl.on_send(codec.encode(AM, bid()))[0] is not None
+    assert ctl.on_send(codec.encode(AM, bid())) is not None
+
+
+def test_the_receiver_copies_what_the_law_audits_and_files_it_once() -> None:
+    ctl = controller(AM, "auction-manager")
+    spec = open_auction()
+    ctl.on_receive(incoming("mm@x", AM, spec), spec)
+    assert ctl.take_audit("a1") is None  # open-auction is not an audited kind
+    first, second = bid(), m.Bid(auction_id="a1", bid=0.02, eta_s=40.0)
+    ctl.on_receive(incoming(VEHICLE, AM, first), first)
+    ctl.on_receive(incoming("vehicle-2@x", AM, second), second)
+    batch = ctl.take_audit("a1")
+    assert batch is not None and batch.auditor == AUDITOR
+    assert batch.body.auction_id == "a1" and [c.kind for c in batch.body.copies] == ["bid"] * 2
+    assert [(c.sender, c.receiver) for c in batch.body.copies] == [
+        (VEHICLE, AM), ("vehicle-2@x", AM)]
+    assert all(c.at == 100.0 for c in batch.body.copies)
+    assert json.loads(batch.body.copies[1].body)["bid"] == 0.02  # what arrived, as it arrived
+    assert ctl.take_audit("a1") is None  # filed once
+    # A refused message is not copied.
+    assert ctl.on_receive(incoming(PASSENGER, AM, bid()), bid()) is not None
+    assert ctl.take_audit("a1") is None
 
 
 def test_only_named_kinds_are_copied_and_roles_are_enforced() -> None:
@@ -109,9 +129,8 @@ def test_only_named_kinds_are_copied_and_roles_are_enforced() -> None:
     spec = open_auction()
     ctl.on_receive(incoming("mm@x", AM, spec), spec)
     call = m.CallForBids(auction_id="a1", pickup="1", n=2, deadline=10.0)
-    blocked, copy = ctl.on_send(codec.encode(VEHICLE, call))
-    assert blocked is None and copy is None  # not in the default law's audit kinds
-    blocked, _ = ctl.on_send(codec.encode(AM, bid()))
+    assert ctl.on_send(codec.encode(VEHICLE, call)) is None
+    blocked = ctl.on_send(codec.encode(AM, bid()))
     assert blocked == "the law does not let a auction-manager send bid"
 
 
@@ -165,7 +184,7 @@ def test_expiry_during_a_session_stops_the_vehicle_bidding() -> None:
         call = m.CallForBids(auction_id="a1", pickup="1", n=2, deadline=10.0)
         ctl.on_receive(incoming(AM, VEHICLE, call), call)
         msg = codec.encode(AM, bid())
-        blocked, _ = ctl.on_send(msg)
+        blocked = ctl.on_send(msg)
         if allowed:
             assert blocked is None and msg.get_metadata("cert")
         else:

@@ -9,6 +9,7 @@ at run time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -25,7 +26,7 @@ from fleetbid.protocol import messages as m
 
 # Sent by any agent without a declaration: error replies (ProtocolBehaviour) and the copies
 # its law controller files with the auditor (below).
-UNDECLARED_KINDS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE, lm.AuditCopy.TYPE})
+UNDECLARED_KINDS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE, lm.AuditBatch.TYPE})
 
 
 class FleetAgent(XmppAgent):
@@ -70,18 +71,26 @@ class FleetAgent(XmppAgent):
             raise TypeError(f"{type(self).__name__}: " + "; ".join(problems))
 
     async def send(self, msg: Message, behaviour: Any) -> None:
-        """Every send passes the law controller: blocked, or forwarded (plus audit copy)."""
+        """Every send passes the law controller: blocked, or forwarded."""
         kind = msg.get_metadata("type") or ""
         if kind not in self.send_kinds() and kind not in UNDECLARED_KINDS:
             raise TypeError(f"{type(self).__name__} sends {kind!r}, which none of its "
                             "BEHAVIOURS declares in SENDS")
-        reason, copy = self.controller.on_send(msg)
+        reason = self.controller.on_send(msg)
         if reason is not None:
             await blocked_send(self, msg, reason, behaviour)
             return
         await super().send(msg, behaviour)
-        if copy is not None:
-            await super().send(codec.encode(copy.auditor, copy.body), behaviour)
+
+    async def stop(self) -> None:
+        """File the audit copies not filed yet, then stop. Not on a replica of a replicated
+        role: its copies are filed by the group's leader, through the ordered outputs."""
+        sender = next(iter(self.behaviours), None)  # in-process delivery needs a behaviour
+        if self.replicate is None and self.is_alive() and sender is not None:
+            for batch in self.controller.take_all_audits():
+                with contextlib.suppress(Exception):
+                    await super().send(codec.encode(batch.auditor, batch.body), sender)
+        await super().stop()
 
 
 @functools.cache  # once per class: `send` checks every message against it

@@ -82,13 +82,20 @@ class AuditorBehaviour(ProtocolBehaviour):
     SENDS: ClassVar[frozenset[type[Body]]] = frozenset({lm.AuditRecord})
 
     async def on_start(self) -> None:
-        self.handlers = {lm.AuditCopy: self.on_copy, lm.AuditQuery: self.on_query}
+        self.handlers = {lm.AuditBatch: self.on_batch, lm.AuditQuery: self.on_query}
 
-    async def on_copy(self, msg: Message, body: lm.AuditCopy) -> None:
-        # A controller copies only what its own agent sends.
-        if body.sender != sender_of(msg):
-            raise Rejected(f"{sender_of(msg)} cannot file a copy of {body.sender}'s message")
-        self.agent.store.append(body)
+    async def on_batch(self, msg: Message, body: lm.AuditBatch) -> None:
+        # A controller files the copies of what its own agent received, one auction a batch:
+        # check all before storing any (a bad batch changes nothing).
+        filer = sender_of(msg)
+        for copy in body.copies:
+            if copy.receiver != filer:
+                raise Rejected(f"{filer} cannot file a copy of a message to {copy.receiver}")
+            if copy.auction_id != body.auction_id:
+                raise Rejected(f"a copy of auction {copy.auction_id} in the batch of "
+                               f"{body.auction_id}")
+        for copy in body.copies:
+            self.agent.store.append(copy)
 
     async def on_query(self, msg: Message, body: lm.AuditQuery) -> None:
         entries = self.agent.store.record(body.auction_id)

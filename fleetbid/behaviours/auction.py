@@ -20,7 +20,14 @@ from fleetbid.auction import admission
 from fleetbid.auction.book import BidBook, Offer
 from fleetbid.auction.rules import group_count, split_groups
 from fleetbid.behaviours.auction_types import AuctionType, auction_type
-from fleetbid.behaviours.base import Cancellable, ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.base import (
+    Cancellable,
+    Ended,
+    Late,
+    ProtocolBehaviour,
+    Rejected,
+    sender_of,
+)
 from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
@@ -59,6 +66,8 @@ class AuctionBehaviour(ProtocolBehaviour):
         lm.EnglishRound, lm.DutchTick, lm.Outbid,
     })
 
+    AUDIT_ON_SEND = False  # the auction's copies go in one batch, when it is decided
+
     async def on_start(self) -> None:
         self.handlers = {
             m.OpenAuction: self.on_open,
@@ -70,12 +79,14 @@ class AuctionBehaviour(ProtocolBehaviour):
             m.AwardDeclined: self.on_award_declined,
         }
         self.auction: Auction | None = None
+        self.ended = Ended()  # auctions this manager ran: late messages about them are benign
 
     def idle(self) -> bool:
         return self.auction is None
 
     def reset_state(self) -> None:
         self.auction = None
+        self.ended.clear()
 
     async def acknowledge(self, msg: Message, auction_id: str) -> None:
         """Replicated, vehicles bidding directly: tell a bidder its bid is in the replicated
@@ -89,6 +100,8 @@ class AuctionBehaviour(ProtocolBehaviour):
     def current(self, auction_id: str) -> Auction:
         auction = self.auction
         if auction is None or auction.spec.auction_id != auction_id:
+            if auction_id in self.ended:
+                raise Late(f"auction {auction_id} has ended")
             raise Rejected(f"unknown auction {auction_id}")
         return auction
 
@@ -209,6 +222,8 @@ class AuctionBehaviour(ProtocolBehaviour):
         auction = self.current(body.auction_id)
         proxy = sender_of(msg)
         if proxy not in auction.groups:
+            if proxy in self.agent.proxies:  # a report for an earlier round of this auction
+                raise Late(f"{proxy} serves no group of this round of {body.auction_id}")
             raise Rejected(f"{proxy} serves no group of auction {body.auction_id}")
         if body.vehicle is not None and body.vehicle not in auction.groups[proxy]:
             raise Rejected(f"{body.vehicle} is not in {proxy}'s group")
@@ -400,6 +415,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         for timer in auction.timers:
             timer.cancel()
         self.auction = None
+        self.ended.add(spec.auction_id)
         if offer is None:
             await self.tell(spec.passenger, m.RideUnserved(auction_id=spec.auction_id,
                                                            reason=reason))
@@ -416,6 +432,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         # Passenger and registry first: the proxies' result is off the critical path.
         if offer is not None:
             await self.close_round(auction, winner=winner)
+        await self.file_audit(spec.auction_id)
 
 
 def _book_bidders(auction: Auction) -> int:

@@ -44,11 +44,39 @@ class Ordering(Protocol):
     def timer(self, sim_seconds: float, callback: Callable[[], Awaitable[None]]) -> Any: ...
 
 
+class Late(Exception):
+    """Raised by a handler for a message of a conversation that has already ended here (a
+    bid, report or forward overtaken by the end of its auction). Under load this is normal
+    traffic, not a fault: it is logged at debug level and not answered."""
+
+
+class Ended:
+    """The conversations that ended here lately (bounded): tells a late message (`Late`)
+    from one about a conversation never seen (`Rejected`)."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self.ids: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def add(self, conversation: str) -> None:
+        self.ids[conversation] = None
+        while len(self.ids) > self.capacity:
+            self.ids.popitem(last=False)
+
+    def __contains__(self, conversation: object) -> bool:
+        return conversation in self.ids
+
+    def clear(self) -> None:
+        self.ids.clear()
+
+
 class Rejected(Exception):
     """Raised by a handler, before any state change, to answer `refuse` with this reason."""
 
 
 ERROR_REPLIES: frozenset[type[m.Body]] = frozenset({m.NotUnderstood, m.Refused})
+# Sent by any role without declaring it: error replies, and the law's audit batches.
+ALWAYS_ALLOWED: frozenset[type[m.Body]] = ERROR_REPLIES | {lm.AuditBatch}
 
 
 def check_declared(sender: object, body: m.Body) -> None:
@@ -58,7 +86,7 @@ def check_declared(sender: object, body: m.Body) -> None:
     declarations and checks them against the law at start-up (agents/fleet_agent.py), so an
     undeclared type fails loudly here rather than being blocked at run time."""
     declared: frozenset[type[m.Body]] = getattr(sender, "SENDS", frozenset())
-    if type(body) not in declared and type(body) not in ERROR_REPLIES:
+    if type(body) not in declared and type(body) not in ALWAYS_ALLOWED:
         raise TypeError(f"{type(sender).__name__} sends {body.TYPE} "
                         f"({type(body).__name__}) but does not declare it in SENDS")
 
@@ -73,6 +101,9 @@ class ProtocolBehaviour(CyclicBehaviour):
     declare in `SENDS` every body type they send (error replies excepted)."""
 
     SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset()
+    # File the law's audit copies of a conversation after each send in it (the agent is done
+    # with what it received). A role that files at a later, fixed point sets this False.
+    AUDIT_ON_SEND: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,6 +186,9 @@ class ProtocolBehaviour(CyclicBehaviour):
             return
         try:
             await handler(msg, body)
+        except Late as exc:
+            log.debug("%s: late %s from %s ignored: %s", self.agent.name, body.TYPE,
+                      msg.sender, exc)
         except Rejected as exc:
             log.warning("%s: refuse %s from %s: %s", self.agent.name, body.TYPE, msg.sender, exc)
             await self.reply_error(msg, m.Refused(reason=str(exc), in_reply_to=body.TYPE))
@@ -175,9 +209,18 @@ class ProtocolBehaviour(CyclicBehaviour):
         """Send one protocol message (counted, traced) from this behaviour."""
         check_declared(self, body)
         msg = codec.encode(to, body, conversation, performative)
-        if self.ordered is not None and not self.ordered.output(msg):
-            return  # a follower replica: the leader sends it
-        await self.agent.send(msg, self)
+        # A follower replica sends nothing: the leader does.
+        if self.ordered is None or self.ordered.output(msg):
+            await self.agent.send(msg, self)
+        if self.AUDIT_ON_SEND and not isinstance(body, lm.AuditBatch):
+            await self.file_audit(msg.get_metadata("conversation") or "")
+
+    async def file_audit(self, conversation: str) -> None:
+        """Send the auditor this agent's copies of `conversation` (one batch, if any)."""
+        controller = getattr(self.agent, "controller", None)
+        batch = controller.take_audit(conversation) if controller and conversation else None
+        if batch is not None:
+            await self.tell(batch.auditor, batch.body, conversation=conversation)
 
     def later(self, sim_seconds: float, callback: Callable[[], Awaitable[None]]) -> Cancellable:
         """Run `callback` after `sim_seconds` of simulated time, under the behaviour's lock."""

@@ -12,7 +12,7 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.auction.book import BidBook, Offer
-from fleetbid.behaviours.base import AcknowledgedBids, Rejected, sender_of
+from fleetbid.behaviours.base import AcknowledgedBids, Ended, Late, Rejected, sender_of
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.proxy")
@@ -41,6 +41,8 @@ class ProxyBehaviour(AcknowledgedBids):
         m.CallForBids, m.GroupBest, m.Award, m.AwardConfirmed,
     })
 
+    AUDIT_ON_SEND = False  # the group's copies go in one batch, once the result is in
+
     async def on_start(self) -> None:
         self.handlers = {
             m.GroupCall: self.on_group_call,
@@ -52,10 +54,13 @@ class ProxyBehaviour(AcknowledgedBids):
             m.AuctionResult: self.on_result,
         }
         self.groups: dict[str, Group] = {}
+        self.ended = Ended()  # auctions whose result came: late bids for them are benign
 
     def group_of(self, auction_id: str) -> Group:
         group = self.groups.get(auction_id)
         if group is None:
+            if auction_id in self.ended:
+                raise Late(f"auction {auction_id} has ended")
             raise Rejected(f"unknown auction {auction_id}")
         return group
 
@@ -179,9 +184,11 @@ class ProxyBehaviour(AcknowledgedBids):
         group = self.group_of(body.auction_id)
         self.from_manager(msg, group)
         del self.groups[body.auction_id]
+        self.ended.add(body.auction_id)
         if group.timer is not None:
             group.timer.cancel()
         # A replicated manager sends the result once our report is in its log: that is the
         # acknowledgement (losing members are not told: they hold nothing for the auction).
         if group.reported and self.agent.world.config.replicas > 1:
             self.agent.bids_acknowledged.add(body.auction_id)
+        await self.file_audit(body.auction_id)

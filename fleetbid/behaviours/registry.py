@@ -15,7 +15,7 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.auction import admission
-from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.config import RunConfig
 from fleetbid.laws.schema import Law
 from fleetbid.protocol import messages as m
@@ -61,6 +61,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         self.idle: dict[str, tuple[str, int]] = {}  # vehicle -> (node, cluster)
         self.announced_trips: dict[str, int] = {}  # vehicle -> trips at its last announcement
         self.opened = 0
+        self.ended = Ended()  # closed auctions: a report about one arriving late is benign
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         roadmap = self.agent.world.roadmap
@@ -128,6 +129,8 @@ class RegistryBehaviour(ProtocolBehaviour):
     def from_its_manager(self, msg: Message, auction_id: str) -> LiveAuction:
         live = self.live.get(auction_id)
         if live is None:
+            if auction_id in self.ended:
+                raise Late(f"auction {auction_id} has ended")
             raise Rejected(f"unknown auction {auction_id}")
         if sender_of(msg) != live.manager:
             raise Rejected(f"{sender_of(msg)} does not run auction {auction_id}")
@@ -174,6 +177,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         self, auction_id: str, live: LiveAuction, winner: str | None, winner_trips: int = 0
     ) -> None:
         del self.live[auction_id]
+        self.ended.add(auction_id)
         # The winner is busy, unless it already finished this trip and announced itself.
         if winner is not None and self.announced_trips.get(winner, 0) <= winner_trips:
             self.idle.pop(winner, None)

@@ -3,8 +3,8 @@
 Every message an agent sends passes `on_send` (in FleetAgent.send) and every message it
 receives passes `on_receive` (in ProtocolBehaviour.handle, right after decoding). Using
 only this agent's control state, the controller forwards or delivers the message, blocks it
-with a reason (a blocked receipt is answered `refuse`), and says which sends the law wants
-copied to an auditor. The rules:
+with a reason (a blocked receipt is answered `refuse`), and keeps the receiver's copies of
+what the law wants audited. The rules:
 
 * an auction's messages carry its law's hash (metadata `law`, stamped here on send; a
   message without one is under the run's default law). The first one an agent sees adopts
@@ -16,7 +16,10 @@ copied to an auditor. The rules:
 * a bid needs a token: a call (call-for-bids, english-round, dutch-tick) received in that
   auction. It cannot come from the auction's passenger (shill bidding), and under a law
   that requires certification it must carry (metadata `cert`) a certificate of the CA that
-  is genuine, unexpired, unrevoked and shows the attributes the law requires.
+  is genuine, unexpired, unrevoked and shows the attributes the law requires;
+* a message the law names for auditing is copied by its receiver (what arrived, as it
+  arrived: the sender cannot choose what the record says it sent), and the copies of one
+  auction go to the auditor in one `audit-batch` once the agent is done with them (`take_audit`).
 """
 
 from __future__ import annotations
@@ -66,12 +69,15 @@ class AuctionControl:
     tokens: int = 0  # calls to bid received, not yet used
 
 
+MAX_PENDING_AUDITS = 64  # auctions whose copies wait for their batch (oldest filed first)
+
+
 @dataclass
-class Copy:
-    """A send the law wants copied to its auditor."""
+class Batch:
+    """The receiver's copies of one auction, for the law's auditor."""
 
     auditor: str
-    body: lm.AuditCopy
+    body: lm.AuditBatch
 
 
 @dataclass
@@ -90,6 +96,10 @@ class Controller:
     # Certificates (as presented) whose signature was already verified: a vehicle presents
     # the same one with every bid, and Ed25519 verification dominates the controller's cost.
     verified: OrderedDict[str, lm.Certificate] = field(default_factory=OrderedDict)
+    # Receiver's copies not yet filed, per auction; and batches ready to file at once (their
+    # auction was pushed out by newer ones).
+    audits: OrderedDict[str, list[lm.AuditCopy]] = field(default_factory=OrderedDict)
+    overflow: list[Batch] = field(default_factory=list)
 
     @property
     def certified(self) -> bool:
@@ -122,7 +132,14 @@ class Controller:
     # --- receipt ------------------------------------------------------------------------------
 
     def on_receive(self, msg: Message, body: m.Body) -> str | None:
-        """None to deliver `body` to the behaviour, else the reason it is refused."""
+        """None to deliver `body` to the behaviour, else the reason it is refused. A message
+        the auction's law audits is copied here, by its receiver."""
+        reason = self.check_receipt(msg, body)
+        if reason is None:
+            self.copy_received(msg, body)
+        return reason
+
+    def check_receipt(self, msg: Message, body: m.Body) -> str | None:
         kind = body.TYPE
         if isinstance(body, lm.Revoked):
             if str(msg.sender.bare) != self.services.get("certification-authority"):
@@ -194,52 +211,82 @@ class Controller:
             problem = attribute_problem(cert, law)
         return problem
 
+    # --- audit --------------------------------------------------------------------------------
+
+    def copy_received(self, msg: Message, body: m.Body) -> None:
+        conversation = msg.get_metadata("conversation") or ""
+        control = self.auctions.get(conversation)
+        if control is None or body.TYPE not in control.law.audit.kinds:
+            return
+        copy = lm.AuditCopy(
+            auction_id=conversation, law=control.law_hash, kind=body.TYPE,
+            performative=msg.get_metadata("performative") or "",
+            sender=str(msg.sender.bare), receiver=self.me, body=(msg.body or "")[:65536],
+            at=max(0.0, self.now()),
+        )
+        self.audits.setdefault(conversation, []).append(copy)
+        self.audits.move_to_end(conversation)
+        while len(self.audits) > MAX_PENDING_AUDITS:
+            oldest = next(iter(self.audits))
+            batch = self.take_audit(oldest)
+            if batch is not None:
+                self.overflow.append(batch)
+
+    def take_audit(self, conversation: str) -> Batch | None:
+        """The copies of `conversation` waiting to be filed, as one batch (None: none)."""
+        copies = self.audits.pop(conversation, None)
+        control = self.auctions.get(conversation)
+        if not copies or control is None:
+            return None
+        auditor = self.services.get(control.law.audit.auditor)
+        if not auditor:
+            log.warning("%s: law %s names auditor %r, unknown in this run", self.me,
+                        control.law.name, control.law.audit.auditor)
+            return None
+        return Batch(auditor, lm.AuditBatch(auction_id=conversation, copies=tuple(copies)))
+
+    def take_all_audits(self) -> list[Batch]:
+        """Everything not yet filed (the agent stops)."""
+        batches, self.overflow = self.overflow, []
+        for conversation in list(self.audits):
+            batch = self.take_audit(conversation)
+            if batch is not None:
+                batches.append(batch)
+        return batches
+
     # --- sending ------------------------------------------------------------------------------
 
-    def on_send(self, msg: Message) -> tuple[str | None, Copy | None]:
-        """(reason to block, None) or (None, the auditor copy the law wants, if any).
-
-        Stamps the law's hash (and the passenger, once known) on an auction's messages."""
+    def on_send(self, msg: Message) -> str | None:
+        """The reason to block this send, or None. Stamps the law's hash (and the passenger,
+        once known) on an auction's messages."""
         kind = msg.get_metadata("type") or ""
         conversation = msg.get_metadata("conversation") or ""
-        if kind in ERRORS or kind == lm.AuditCopy.TYPE:
+        if kind in ERRORS or kind == lm.AuditBatch.TYPE:
             control = self.auctions.get(conversation)
             if control is not None:
                 msg.set_metadata("law", control.law_hash)
-            return None, None
+            return None
         reason = self.role_problem(kind)
         if reason is not None:
-            return reason, None
+            return reason
         if kind not in AUCTION_KINDS or not conversation:
-            return None, None
+            return None
         control = self.auctions.get(conversation)
         if control is None:
             control, reason = self.adopt(conversation, self.chosen or self.book.default_hash)
             if control is None:
-                return reason, None
+                return reason
         if kind == m.Bid.TYPE:
             reason = self.may_bid(conversation, control)
             if reason is not None:
-                return reason, None
+                return reason
             control.tokens -= 1
             if control.law.eligibility.certified and self.certificate is not None:
                 msg.set_metadata("cert", certificates.encode(self.certificate))
         msg.set_metadata("law", control.law_hash)
         if control.passenger:
             msg.set_metadata("passenger", control.passenger)
-        if kind not in control.law.audit.kinds:
-            return None, None
-        auditor = self.services.get(control.law.audit.auditor)
-        if not auditor:
-            log.warning("%s: law %s names auditor %r, unknown in this run", self.me,
-                        control.law.name, control.law.audit.auditor)
-            return None, None
-        copy = lm.AuditCopy(
-            auction_id=conversation, law=control.law_hash, kind=kind,
-            performative=msg.get_metadata("performative") or "", sender=self.me,
-            receiver=str(msg.to.bare), body=(msg.body or "")[:65536], at=max(0.0, self.now()),
-        )
-        return None, Copy(auditor, copy)
+        return None
 
     def may_bid(self, conversation: str, control: AuctionControl) -> str | None:
         if self.me == control.passenger:

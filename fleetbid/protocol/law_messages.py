@@ -101,11 +101,9 @@ class Revoked(Body):
     serials: tuple[Serial, ...] = ()
 
 
-class AuditCopy(Body):
-    """A controller -> Auditor: a copy of a message its law names, as it was sent."""
+class AuditCopy(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A receiver's copy of a message its law names, as it arrived (filed in an AuditBatch)."""
 
-    TYPE = "audit-copy"
-    PERFORMATIVES = ("inform",)
     auction_id: AuctionId
     law: LawHash
     kind: Annotated[str, msgspec.Meta(max_length=64)]
@@ -113,7 +111,18 @@ class AuditCopy(Body):
     sender: Jid
     receiver: Jid
     body: Annotated[str, msgspec.Meta(max_length=65536)]
-    at: NonNeg  # simulated seconds at the sender
+    at: NonNeg  # simulated seconds at the receiver, on receipt
+
+
+class AuditBatch(Body):
+    """A controller -> Auditor: its copies of the messages of one auction its agent received
+    that the law names (the receiver's copies: what arrived, as it arrived), filed once the
+    agent is done with them (docs/laws.md)."""
+
+    TYPE = "audit-batch"
+    PERFORMATIVES = ("inform",)
+    auction_id: AuctionId
+    copies: Annotated[tuple[AuditCopy, ...], msgspec.Meta(min_length=1, max_length=256)]
 
 
 class AuditEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -28,7 +28,7 @@ class RunConfig:
     # this many wall seconds, or fast simulations would close rounds before bids arrive.
     min_bid_wall_s: float = 0.5
     # Eligibility: at most this many of the nearest admissible vehicles bid (0: all of them).
-    max_bidders: int = 10
+    max_bidders: int = 8
     trace: str | None = None  # JSON-lines file every process appends its messages to
     law: str = "sealed-first-price"  # default law: a built-in name or a TOML file (docs/laws.md)
     audit: str | None = None  # the auditor's SQLite file (None: kept in memory)

@@ -9,6 +9,11 @@ import sys
 from collections.abc import Sequence
 
 from fleetbid.core.config import RunConfig
+from fleetbid.core.values import (
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from fleetbid.laws.command import add_parsers as add_laws_parsers
 from fleetbid.maps import MapError
 from fleetbid.options import add_population_options, config_from, endpoint_from
@@ -28,16 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="launch the population, serve a scenario, print a summary")
     add_population_options(run)
-    run.add_argument("--requests", type=int, default=RunConfig().requests,
+    run.add_argument("--requests", type=non_negative_int, default=RunConfig().requests,
                      help="passenger requests in all (%(default)s)")
-    run.add_argument("--rate", type=float, default=RunConfig().rate,
+    run.add_argument("--rate", type=positive_float, default=RunConfig().rate,
                      help="requests per simulated minute, Poisson (%(default)s)")
-    run.add_argument("--kill-leader-after", type=int, default=None, metavar="N",
+    run.add_argument("--kill-leader-after", type=non_negative_int, default=None, metavar="N",
                      help="fault injection: SIGKILL the replica group's leader once N "
                           "auctions have opened")
     run.add_argument("--policy", choices=POLICIES, default=RunConfig().policy,
                      help="dispatch policy (%(default)s: the auction agents)")
-    run.add_argument("--batch", type=float, default=RunConfig().batch_s,
+    run.add_argument("--batch", type=positive_float, default=RunConfig().batch_s,
                      help="seconds between batch-policy decisions, simulated (%(default)s)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -46,26 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     auction = bench_sub.add_parser("auction", help="auction latency/throughput vs raw XMPP")
     add_population_options(auction)
-    auction.add_argument("--auctions", type=int, default=300,
+    auction.add_argument("--auctions", type=positive_int, default=300,
                          help="auctions in the throughput phase (%(default)s)")
-    auction.add_argument("--latency-auctions", type=int, default=300,
+    auction.add_argument("--latency-auctions", type=non_negative_int, default=300,
                          help="auctions, one at a time, in the latency phase (%(default)s)")
-    auction.add_argument("--raw-messages", type=int, default=20000,
+    auction.add_argument("--raw-messages", type=positive_int, default=20000,
                          help="messages in the raw XMPP ceiling phase (%(default)s)")
     auction.add_argument("--json", action="store_true", help="print the result as JSON")
     scale = bench_sub.add_parser("scale", help="the live auction at growing fleet sizes")
     add_population_options(scale, fleet_size=False)
-    scale.add_argument("--vehicles", type=int, nargs="+", default=[100, 300, 1000],
+    scale.add_argument("--vehicles", type=positive_int, nargs="+", default=[100, 300, 1000],
                        metavar="N", help="fleet sizes to measure (%(default)s)")
-    scale.add_argument("--auctions", type=int, default=200,
+    scale.add_argument("--auctions", type=positive_int, default=200,
                        help="auctions in each size's burst (%(default)s)")
-    scale.add_argument("--latency-auctions", type=int, default=50,
+    scale.add_argument("--latency-auctions", type=non_negative_int, default=50,
                        help="auctions, one at a time, at each size (%(default)s)")
     scale.add_argument("--json", action="store_true", help="print the result as JSON")
     repl = bench_sub.add_parser("replication", help="replication: ordered latency, throughput")
     repl.add_argument("--replicas", type=int, nargs="+", default=[3],
                       help="group sizes to measure (%(default)s)")
-    repl.add_argument("--messages", type=int, default=2000,
+    repl.add_argument("--messages", type=positive_int, default=2000,
                       help="messages in the throughput phase (%(default)s)")
     repl.add_argument("--json", action="store_true", help="print the result as JSON")
     repl.add_argument("--log-level", default="WARNING",

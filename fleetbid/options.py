@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 
 from fleetbid.core.config import RunConfig
+from fleetbid.core.values import (
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from fleetbid.platform.xmpp_server import XmppEndpoint, external_endpoint
 
 
@@ -12,31 +17,32 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
     """The options of a population; `fleet_size=False` leaves --vehicles to the caller."""
     d = RunConfig()
     if fleet_size:
-        p.add_argument("--vehicles", type=int, default=d.vehicles,
+        p.add_argument("--vehicles", type=positive_int, default=d.vehicles,
                        help="fleet size (%(default)s)")
     p.add_argument("--map", default=None,
                    help="OSMnx-style GraphML file, or 'dense' (central Bengaluru, packaged) or "
                         "'suburb' (default: the built-in generated city)")
-    p.add_argument("--clusters", type=int, default=d.clusters,
+    p.add_argument("--clusters", type=positive_int, default=d.clusters,
                    help="number of geographic clusters (%(default)s)")
-    p.add_argument("--radius", type=float, default=d.radius_m,
+    p.add_argument("--radius", type=positive_float, default=d.radius_m,
                    help="admission radius δ around the pickup, metres (%(default)s)")
-    p.add_argument("--max-bidders", type=int, default=d.max_bidders,
+    p.add_argument("--max-bidders", type=non_negative_int, default=d.max_bidders,
                    help="at most this many of the nearest eligible vehicles bid in an "
                         "auction (0: every vehicle in the cluster and radius; %(default)s)")
     p.add_argument("--proxies", default=d.proxies,
                    help="'auto' (about √n groups of √n), 0 (no proxy) or a fixed K")
-    p.add_argument("--processes", type=int, default=d.processes,
+    p.add_argument("--processes", type=positive_int, default=d.processes,
                    help="OS processes for the agents (%(default)s)")
-    p.add_argument("--auction-managers", type=int, default=d.auction_managers,
+    p.add_argument("--auction-managers", type=positive_int, default=d.auction_managers,
                    help="pool of AuctionManager agents (%(default)s)")
-    p.add_argument("--speed", type=float, default=d.speed,
+    p.add_argument("--speed", type=positive_float, default=d.speed,
                    help="simulated seconds per wall second (%(default)s)")
-    p.add_argument("--bid-timeout", type=float, default=d.bid_timeout_s,
+    p.add_argument("--bid-timeout", type=positive_float, default=d.bid_timeout_s,
                    help="longest bidding phase, simulated s (%(default)s)")
-    p.add_argument("--patience", type=float, default=d.patience_s,
+    p.add_argument("--patience", type=positive_float, default=d.patience_s,
                    help="how long a passenger waits for a vehicle, simulated s (%(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="scenario seed (%(default)s)")
+    p.add_argument("--seed", type=non_negative_int, default=d.seed,
+                   help="scenario seed (%(default)s)")
     p.add_argument("--xmpp", metavar="HOST:PORT", default=None,
                    help="use this XMPP server instead of the embedded one")
     p.add_argument("--domain", default="localhost",
@@ -47,7 +53,7 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
                    help="replicas of the AuctionManagers' state, each its own process, kept "
                         "identical by ISIS total order over UDP multicast (1 = no "
                         "replication; %(default)s)")
-    p.add_argument("--standby-hosts", type=int, default=d.standby_hosts,
+    p.add_argument("--standby-hosts", type=non_negative_int, default=d.standby_hosts,
                    help="spare replica hosts the group recruits after a crash (%(default)s)")
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")

@@ -88,3 +88,32 @@ def test_a_file_that_is_not_a_map(tmp_path: Path) -> None:
     done = fleetbid("run", "--map", str(bad), "--requests", "1", timeout=60)
     assert done.returncode == 2
     assert str(bad) in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["request", "--timeout", "nan", "--random", "1"],
+    ["request", "--timeout", "0", "--random", "1"],
+    ["request", "--interval", "-1", "--random", "2"],
+    ["run", "--vehicles", "0"],
+    ["run", "--rate", "inf"],
+    ["run", "--speed", "-3"],
+    ["bench", "scale", "--vehicles", "100", "0"],
+    ["complain", "--auction", "a", "--reason", "shill", "--timeout", "1e999"],
+])
+def test_out_of_range_values_are_usage_errors(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleetbid.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+def test_a_script_row_past_the_latest_start_is_a_bad_row() -> None:
+    from fleetbid.service.script import parse_at
+
+    assert parse_at("3600") == 3600.0
+    with pytest.raises(ValueError, match="latest start"):
+        parse_at("1e12")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fleetbid.core.values import non_negative_float, positive_int
 from fleetbid.experiment.sweep import SPARSE_SPEC, SweepSettings
 
 FULL_PASSENGERS = (100, 250, 500, 1000, 1500, 2000)
@@ -28,12 +29,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--fast", action="store_true",
                    help="waiting-time sweeps in the simulator (Table II is always live)")
     p.add_argument("--quick", action="store_true", help="a reduced grid for smoke runs")
-    p.add_argument("--seeds", type=int, default=1, help="repetitions (%(default)s)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="repetitions (%(default)s)")
     # Default: the packaged Bengaluru extract (fleetbid/maps/data), so any directory works.
     p.add_argument("--dense-map", default=None,
                    help="GraphML of the dense city (default: the packaged central Bengaluru)")
     p.add_argument("--no-latency", action="store_true", help="skip Table II (live agents)")
-    p.add_argument("--spacing", type=float, default=0.1,
+    p.add_argument("--spacing", type=non_negative_float, default=0.1,
                    help="Table II: wall seconds between two requests (%(default)s); keep the "
                         "rate below what `fleetbid bench auction` sustains")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")

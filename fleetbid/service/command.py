@@ -8,6 +8,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fleetbid.core.values import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from fleetbid.options import add_population_options
 
 STATE_HELP = "state file of the running serve (default: .fleetbid/serve.json here)"
@@ -60,14 +66,14 @@ def add_parsers(subparsers: Any) -> None:
     request.add_argument("--to-node", metavar="ID", default=None, help="drop-off road node")
     request.add_argument("--script", metavar="FILE", default=None,
                          help="replay a CSV or JSON-lines request script")
-    request.add_argument("--random", metavar="N", type=int, default=None,
+    request.add_argument("--random", metavar="N", type=positive_int, default=None,
                          help="send N requests between random road nodes")
-    request.add_argument("--interval", type=float, default=10.0,
+    request.add_argument("--interval", type=non_negative_float, default=10.0,
                          help="with --random: simulated seconds between requests "
                               "(%(default)s)")
-    request.add_argument("--seed", type=int, default=None,
+    request.add_argument("--seed", type=non_negative_int, default=None,
                          help="with --random: seed of the random nodes (default: fresh)")
-    request.add_argument("--timeout", type=float, default=None,
+    request.add_argument("--timeout", type=positive_float, default=None,
                          help="wall seconds to wait for an outcome (default: from the "
                               "fleet's patience and speed)")
     request.add_argument("--json", action="store_true",

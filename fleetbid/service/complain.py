@@ -12,6 +12,7 @@ from typing import Any
 from spade.behaviour import CyclicBehaviour
 
 from fleetbid.core.roles import Role
+from fleetbid.core.values import positive_float
 from fleetbid.platform import eventloop
 from fleetbid.platform.xmpp_agent import XmppAgent, start_agents
 from fleetbid.protocol import codec
@@ -29,7 +30,7 @@ def add_parser(sub: Any) -> None:
                           help="no-show: the winner never arrived; shill: the passenger's "
                                "identity bid in its own auction")
     complain.add_argument("--note", default="", help="free text for the record")
-    complain.add_argument("--timeout", type=float, default=30.0,
+    complain.add_argument("--timeout", type=positive_float, default=30.0,
                           help="wall seconds to wait for the decision (%(default)s)")
     complain.add_argument("--state", metavar="PATH", default=None,
                           help="state file of the running serve (default: .fleetbid/serve.json)")

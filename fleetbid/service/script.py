@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetbid.core.values import LATEST_START_S
 from fleetbid.maps import MapError, RoadMap
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")  # ids become part of the auction id
@@ -103,6 +104,9 @@ def parse_at(value: Any) -> float:
         raise ValueError(f"at: {value!r} is not a number of seconds") from None
     if isinstance(value, bool) or not math.isfinite(at) or at < 0:
         raise ValueError(f"at: {value!r} must be a finite number of seconds >= 0")
+    if at > LATEST_START_S:
+        raise ValueError(f"at: {value!r} is later than the latest start, {LATEST_START_S:.0f} s "
+                         "(one simulated week) after the script starts")
     return at
 
 

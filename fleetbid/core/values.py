@@ -1,0 +1,34 @@
+"""Checked numbers for command-line options: argparse turns a ValueError into a usage error
+(exit 2) naming the option, so `--timeout nan` or `--interval -1` never reach a run."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+# The latest simulated start of a scripted request: one simulated week. A request set later
+# would keep its passenger (and the client) waiting for ever at any sensible speed.
+LATEST_START_S = 7 * 24 * 3600.0
+
+
+def _number(kind: type, low: float, low_ok: bool, high: float = math.inf,
+            what: str = "") -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not math.isfinite(value) or value < low or (value == low and not low_ok) \
+                or value > high:
+            raise argparse.ArgumentTypeError(f"{text!r}: {what}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+positive_float = _number(float, 0.0, False, what="must be a finite number > 0")
+non_negative_float = _number(float, 0.0, True, what="must be a finite number >= 0")
+positive_int = _number(int, 1, True, what="must be an integer >= 1")
+non_negative_int = _number(int, 0, True, what="must be an integer >= 0")

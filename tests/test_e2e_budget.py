@@ -37,6 +37,8 @@ def counted(kit: Any) -> dict[str, Any]:
     async def scenario() -> dict[str, Any]:
         async with Fleet(config) as fleet:
             await kit.wait_for_announcements(fleet)
+            # Certificates are issued at start-up, whatever the law: not an auction's cost.
+            await kit.wait_delivered(fleet, "certificate-issued", at_least=VEHICLES)
             requests = poisson_requests(fleet.roadmap, AUCTIONS, 1.0, seed=3)
             before = kit.total_by_type(await fleet.stats())
             outcomes = []

@@ -38,7 +38,11 @@ class VehicleAgent(FleetAgent):
 
     def announce(self) -> None:
         """Tell the MainManager we are idle (the launcher calls this once the fleet is up)."""
-        if self.directory.authority:  # and get certified, for laws that require it
+        # Get certified when a law of this run requires it (renewals follow the certificate's
+        # lifetime: at high simulation speeds they would otherwise flood the CA for nothing).
+        book = self.controller.book
+        if self.directory.authority and any(law.eligibility.certified
+                                            for law in book.by_hash.values()):
             self.add_behaviour(RequestCertificate())
         self.add_behaviour(AnnounceBehaviour())
 

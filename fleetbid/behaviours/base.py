@@ -186,6 +186,8 @@ class ProtocolBehaviour(CyclicBehaviour):
             return
         try:
             await handler(msg, body)
+            if controller is not None:
+                controller.copy_received(msg, body)
         except Late as exc:
             log.debug("%s: late %s from %s ignored: %s", self.agent.name, body.TYPE,
                       msg.sender, exc)

@@ -132,14 +132,8 @@ class Controller:
     # --- receipt ------------------------------------------------------------------------------
 
     def on_receive(self, msg: Message, body: m.Body) -> str | None:
-        """None to deliver `body` to the behaviour, else the reason it is refused. A message
-        the auction's law audits is copied here, by its receiver."""
-        reason = self.check_receipt(msg, body)
-        if reason is None:
-            self.copy_received(msg, body)
-        return reason
-
-    def check_receipt(self, msg: Message, body: m.Body) -> str | None:
+        """None to deliver `body` to the behaviour, else the reason it is refused. (Once the
+        behaviour has acted on it, `copy_received` keeps the receiver's audit copy.)"""
         kind = body.TYPE
         if isinstance(body, lm.Revoked):
             if str(msg.sender.bare) != self.services.get("certification-authority"):
@@ -214,6 +208,8 @@ class Controller:
     # --- audit --------------------------------------------------------------------------------
 
     def copy_received(self, msg: Message, body: m.Body) -> None:
+        """Keep a copy of a message its handler accepted, if the auction's law audits it
+        (a refused message changed nothing, and is not part of the record)."""
         conversation = msg.get_metadata("conversation") or ""
         control = self.auctions.get(conversation)
         if control is None or body.TYPE not in control.law.audit.kinds:

@@ -12,6 +12,7 @@ from typing import Any
 
 from spade.message import Message
 
+from fleetbid.auction.rules import equilibrium_bid
 from fleetbid.behaviours.auction import AuctionBehaviour
 from fleetbid.core.config import RunConfig
 from fleetbid.core.world import World
@@ -116,8 +117,13 @@ async def scenario() -> dict[str, Any]:
         call = codec.decode(msg)
         assert isinstance(call, m.GroupCall)
         best = call.vehicles[0]
-        await send_to_all(str(msg.to), m.GroupBest(auction_id="a1", vehicle=best, bid=0.5,
-                                                   eta_s=60.0, bidders=len(call.vehicles)))
+        # An honest report: the vehicle's real travel time and the law's bid for it (the
+        # manager checks both).
+        eta = max(world.travel.time_to(nodes[VEHICLES.index(best)], nodes[10]),
+                  config.min_eta_s)
+        await send_to_all(str(msg.to), m.GroupBest(
+            auction_id="a1", vehicle=best, bid=equilibrium_bid(call.n, eta), eta_s=eta,
+            bidders=len(call.vehicles)))
     leader_outputs_before = [msg.get_metadata("mid") for msg in replicas[2].agent.sent]
     # The leader dies; member 1 takes over and re-sends what the old leader may have missed.
     order.leader = 1

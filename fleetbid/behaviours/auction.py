@@ -57,6 +57,7 @@ class Auction:
     timers: list[asyncio.Handle] = field(default_factory=list)
     rounds: int = 0
     recalls: int = 0  # rounds re-run because nobody bid in time (see `no_bids`)
+    called_n: int = 0  # bidders the current round's calls announced (the bid rule's n)
 
 
 class AuctionBehaviour(ProtocolBehaviour):
@@ -187,7 +188,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         else:
             auction.phase = BIDDING  # the manager assumes bidding until told to wait
         vehicles = sorted(auction.admitted)
-        n = len(vehicles)
+        n = auction.called_n = len(vehicles)
         window = world.config.bid_window_s()
         deadline = self.now() + window
         proxies = self.agent.proxies
@@ -227,6 +228,8 @@ class AuctionBehaviour(ProtocolBehaviour):
             raise Rejected(f"{proxy} serves no group of auction {body.auction_id}")
         if body.vehicle is not None and body.vehicle not in auction.groups[proxy]:
             raise Rejected(f"{body.vehicle} is not in {proxy}'s group")
+        if body.vehicle is not None:
+            self.check_offer(auction, body.vehicle, body.bid, body.eta_s)
         offer = None if body.vehicle is None else Offer(body.vehicle, body.bid, body.eta_s)
         revision = auction.phase == AWARDING and auction.award and auction.award.via == proxy
         if auction.phase == BIDDING and proxy in auction.standing:
@@ -245,7 +248,28 @@ class AuctionBehaviour(ProtocolBehaviour):
         else:
             log.debug("late report from %s for %s ignored", proxy, body.auction_id)
 
+    def check_offer(self, auction: Auction, vehicle: str, bid: float, eta_s: float) -> None:
+        """Receivers enforce the law's bid rule: the ETA is the vehicle's real travel time
+        from where it announced itself (the manager knows it), and the bid is no more than
+        the law's bid for that ETA. Refused before any state change."""
+        node = auction.admitted.get(vehicle)
+        if node is None:
+            raise Rejected(f"{vehicle} was not admitted to {auction.spec.auction_id}")
+        world = self.agent.world
+        floor = world.config.min_eta_s
+        true_eta = max(world.travel.time_to(node, auction.spec.pickup), floor)
+        if abs(eta_s - true_eta) > 1e-6 * max(1.0, true_eta):
+            raise Rejected(f"eta_s {eta_s:.6g} is not {vehicle}'s travel time to the pickup "
+                           f"({true_eta:.6g} s)")
+        problem = auction.type.bid_problem(auction.called_n, bid, eta_s, floor)
+        if problem is not None:
+            raise Rejected(problem)
+
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
+        auction = self.auction
+        if auction is not None and auction.spec.auction_id == body.auction_id \
+                and not auction.type.in_rounds and sender_of(msg) in auction.admitted:
+            self.check_offer(auction, sender_of(msg), body.bid, body.eta_s)
         offer = Offer(sender_of(msg), body.bid, body.eta_s)
         await self.direct_answer(msg, body, lambda book: book.add_bid(offer))
 

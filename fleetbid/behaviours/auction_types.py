@@ -94,6 +94,20 @@ class AuctionType(ABC):
         """What the winner is paid: its own bid."""
         return offer.bid
 
+    def max_bid(self, n: int, eta_s: float, min_eta_s: float) -> float:
+        """The highest bid the law's bid rule allows a vehicle with this ETA among n bidders
+        (bidding lower only hurts the bidder; higher is a lie the receivers refuse)."""
+        return self.sealed_bid(n, eta_s, min_eta_s)
+
+    def bid_problem(self, n: int, bid: float, eta_s: float, min_eta_s: float) -> str | None:
+        """Why a bid breaks the law's bid rule (None: it does not)."""
+        if eta_s < min_eta_s * (1 - 1e-9):
+            return f"eta_s {eta_s:.6g} is below the floor of {min_eta_s:.6g} s"
+        limit = self.max_bid(max(1, n), eta_s, min_eta_s)
+        if bid > limit * (1 + 1e-9) + 1e-12:
+            return f"bid {bid:.6g} exceeds the law's bid for an ETA of {eta_s:.6g} s ({limit:.6g})"
+        return None
+
     async def start(self, mgr: Manager, spec: m.OpenAuction, vehicles: list[str]) -> None:
         raise NotImplementedError(f"{type(self).__name__} runs the manager's sealed round")
 
@@ -164,6 +178,9 @@ class RoundsAuction(AuctionType):
     @property
     def runs_rounds(self) -> bool:
         return True
+
+    def max_bid(self, n: int, eta_s: float, min_eta_s: float) -> float:
+        return auctions.value(eta_s, min_eta_s)  # open rounds: up to the vehicle's value
 
     @property
     def in_rounds(self) -> bool:

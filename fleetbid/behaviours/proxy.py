@@ -12,6 +12,7 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.auction.book import BidBook, Offer
+from fleetbid.behaviours.auction_types import auction_type
 from fleetbid.behaviours.base import AcknowledgedBids, Ended, Late, Rejected, sender_of
 from fleetbid.protocol import messages as m
 
@@ -97,6 +98,14 @@ class ProxyBehaviour(AcknowledgedBids):
         group.timer = self.later(wait, lambda: self.report(body.auction_id))
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
+        group = self.groups.get(body.auction_id)
+        if group is not None:
+            # The bid rule, as far as a proxy can check it (the manager also checks the ETA).
+            kind = auction_type(self.agent.controller.law_for(body.auction_id))
+            problem = kind.bid_problem(group.call.n, body.bid, body.eta_s,
+                                       self.agent.world.config.min_eta_s)
+            if problem is not None:
+                raise Rejected(problem)
         await self.on_answer(msg, body, lambda book, vehicle: book.add_bid(
             Offer(vehicle, body.bid, body.eta_s)))
 

@@ -8,6 +8,7 @@ of its role, and a list instead of XMPP: `ProtocolBehaviour.tell` calls `agent.s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Coroutine
 from typing import Any
@@ -21,6 +22,7 @@ from fleetbid.auction.rules import equilibrium_bid
 from fleetbid.behaviours.auction import AuctionBehaviour
 from fleetbid.behaviours.base import ProtocolBehaviour
 from fleetbid.behaviours.proxy import ProxyBehaviour
+from fleetbid.behaviours.registry import RegistryBehaviour
 from fleetbid.behaviours.vehicle import IDLE, TO_PICKUP, BiddingBehaviour, TripBehaviour
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
@@ -558,3 +560,67 @@ def test_every_law_elects_the_shortest_travel_time_at_its_rules_price(law: str) 
     if law == "english":
         told = {(b.leader, to) for to, b in log if isinstance(b, lm.Outbid)}
         assert {v for _, v in expected.outbid} == {to for _, to in told}
+
+
+# --- the MainManager's registry ------------------------------------------------------------
+
+
+def registry(queue_limit: int = 1000) -> RegistryBehaviour:
+    agent = FakeAgent(MAIN, Role.MAIN_MANAGER)
+    agent.world = World(dataclasses.replace(CONFIG, queue_limit=queue_limit), WORLD.roadmap,
+                        WORLD.clusters, WORLD.travel, WORLD.clock)
+    agent.auction_managers = (MANAGER,)
+    return run(make(RegistryBehaviour(), agent))  # type: ignore[return-value]
+
+
+def ride(request_id: str, requested_at: float = 0.0) -> m.RideRequest:
+    return m.RideRequest(request_id=request_id, source=PICKUP, destination=DROPOFF,
+                         requested_at=requested_at)
+
+
+def test_registry_stamps_the_request_time_itself() -> None:
+    reg = registry()
+
+    async def go() -> list[tuple[str, m.Body]]:
+        await deliver(reg, PASSENGER, ride("r1", requested_at=1e12))  # "ask me in 30,000 years"
+        return reg.agent.take()
+
+    [(to, opened)] = run(go())
+    assert to == MANAGER and isinstance(opened, m.OpenAuction)
+    assert opened.requested_at == pytest.approx(WORLD.clock.now(), abs=60.0)
+
+
+def test_registry_never_reopens_an_ended_request() -> None:
+    reg = registry()
+
+    async def go() -> list[tuple[str, m.Body]]:
+        await deliver(reg, PASSENGER, ride("r1"))
+        await deliver(reg, MANAGER, m.AuctionClosed(auction_id="r1", winner=None))
+        reg.agent.take()
+        await deliver(reg, PASSENGER, ride("r1"))  # replayed
+        return reg.agent.take()
+
+    [(to, refused)] = run(go())
+    assert to == PASSENGER and isinstance(refused, m.Refused)
+    assert "has already ended" in refused.reason
+    assert not reg.live and not reg.waiting_requests
+
+
+def test_registry_queue_is_bounded_and_times_out_with_a_reason() -> None:
+    reg = registry(queue_limit=1)
+
+    async def go() -> tuple[list[tuple[str, m.Body]], list[tuple[str, m.Body]]]:
+        for request_id in ("r1", "r2", "r3"):  # one manager: r1 opens, r2 waits, r3 is extra
+            await deliver(reg, PASSENGER, ride(request_id))
+        first = reg.agent.take()
+        await reg.expire(reg.waiting_requests[0])  # r2's patience ends before a manager frees
+        return first, reg.agent.take()
+
+    first, expired = run(go())
+    assert [(to, type(b).__name__) for to, b in first] == [
+        (MANAGER, "OpenAuction"), (PASSENGER, "RideUnserved")]
+    assert "overloaded" in first[1][1].reason  # type: ignore[union-attr]
+    [(to, unserved)] = expired
+    assert to == PASSENGER and isinstance(unserved, m.RideUnserved)
+    assert unserved.auction_id == "r2" and "patience" in unserved.reason
+    assert not reg.waiting_requests

@@ -41,6 +41,9 @@ class LiveAuction:
 class Pending:
     passenger: str
     request: m.RideRequest
+    # When the MainManager received it: the auction's clock starts here, whatever time the
+    # passenger wrote (a far-future `requested_at` must not pin a manager for ever).
+    stamped_at: float
 
 
 class RegistryBehaviour(ProtocolBehaviour):
@@ -61,7 +64,9 @@ class RegistryBehaviour(ProtocolBehaviour):
         self.idle: dict[str, tuple[str, int]] = {}  # vehicle -> (node, cluster)
         self.announced_trips: dict[str, int] = {}  # vehicle -> trips at its last announcement
         self.opened = 0
-        self.ended = Ended()  # closed auctions: a report about one arriving late is benign
+        # Requests that ended here: a late report about one is benign, and a replayed request
+        # is not opened again.
+        self.ended = Ended(capacity=100_000)
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         roadmap = self.agent.world.roadmap
@@ -72,13 +77,34 @@ class RegistryBehaviour(ProtocolBehaviour):
         queued = any(p.request.request_id == auction_id for p in self.waiting_requests)
         if auction_id in self.live or queued:
             raise Rejected(f"request {auction_id} is already open")
-        pending = Pending(sender_of(msg), body)
+        if auction_id in self.ended:
+            raise Rejected(f"request {auction_id} has already ended")
+        pending = Pending(sender_of(msg), body, self.now())
         if self.free_managers:
             await self.open(pending)
+        elif len(self.waiting_requests) >= self.agent.world.config.queue_limit:
+            await self.turn_away(pending, f"the fleet is overloaded: {len(self.waiting_requests)} "
+                                          "requests are already waiting")
         else:
             self.waiting_requests.append(pending)
             log.info("no free auction manager: %s queued (%d waiting)", auction_id,
                      len(self.waiting_requests))
+            patience = self.agent.controller.law_for(auction_id).deadlines.patience_s \
+                or self.agent.world.config.patience_s
+            self.later(patience, lambda: self.expire(pending))
+
+    async def expire(self, pending: Pending) -> None:
+        """The passenger's patience ran out while its request waited for a free manager."""
+        if pending in self.waiting_requests:
+            self.waiting_requests.remove(pending)
+            await self.turn_away(pending, "no auction manager became free within the "
+                                          "passenger's patience")
+
+    async def turn_away(self, pending: Pending, reason: str) -> None:
+        auction_id = pending.request.request_id
+        log.warning("%s: %s turned away: %s", self.agent.name, auction_id, reason)
+        self.ended.add(auction_id)
+        await self.tell(pending.passenger, m.RideUnserved(auction_id=auction_id, reason=reason))
 
     async def open(self, pending: Pending) -> None:
         request = pending.request
@@ -95,7 +121,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         live = LiveAuction(manager, cluster, pending.passenger, pickup=request.source,
                            destination=request.destination, law=law.hash,
                            deadline=withdrawal_time(self.agent.world.config, law,
-                                                    request.requested_at))
+                                                    pending.stamped_at))
         self.later(live.deadline - self.agent.world.clock.now(),
                    lambda: self.withdraw(request.request_id, live))
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
@@ -103,7 +129,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         self.opened += 1
         await self.tell(manager, m.OpenAuction(
             auction_id=request.request_id, passenger=pending.passenger, pickup=request.source,
-            dropoff=request.destination, cluster=cluster, requested_at=request.requested_at,
+            dropoff=request.destination, cluster=cluster, requested_at=pending.stamped_at,
             candidates=candidates,
         ))
 

@@ -29,6 +29,8 @@ class RunConfig:
     min_bid_wall_s: float = 0.5
     # Eligibility: at most this many of the nearest admissible vehicles bid (0: all of them).
     max_bidders: int = 8
+    # Requests waiting for a free AuctionManager; beyond it a request is turned away at once.
+    queue_limit: int = 1000
     trace: str | None = None  # JSON-lines file every process appends its messages to
     law: str = "sealed-first-price"  # default law: a built-in name or a TOML file (docs/laws.md)
     audit: str | None = None  # the auditor's SQLite file (None: kept in memory)
@@ -51,6 +53,7 @@ class RunConfig:
             (self.clusters >= 1, "--clusters must be >= 1"),
             (self.radius_m > 0, "--radius must be > 0"),
             (self.max_bidders >= 0, "--max-bidders must be >= 0"),
+            (self.queue_limit >= 1, "--queue-limit must be >= 1"),
             (self.processes >= 1, "--processes must be >= 1"),
             (self.auction_managers >= 1, "--auction-managers must be >= 1"),
             (self.bid_timeout_s > 0, "--bid-timeout must be > 0"),

@@ -68,6 +68,8 @@ def every_law(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
                 await kit.wait_for_announcements(fleet)
                 pickup, dropoff = trip(fleet)
                 outcome = await fleet.ride(f"law-{config.law}", pickup, dropoff)
+                # The receivers file their copies as they finish with the auction.
+                await kit.wait_delivered(fleet, "audit-batch", at_least=3)
                 return {"outcome": outcome, "vehicles": kit.vehicle_jids(fleet),
                         "pickup": pickup}
 

@@ -184,14 +184,19 @@ class ProtocolBehaviour(CyclicBehaviour):
             log.warning("%s: not-understood from %s: %s", self.agent.name, msg.sender, reason)
             await self.reply_error(msg, m.NotUnderstood(reason=reason, in_reply_to=body.TYPE))
             return
+        # The law's audit copy is taken before the handler runs (it may file the auction's
+        # copies itself) and dropped again if the handler will not act on the message.
+        copy = controller.copy_received(msg, body) if controller is not None else None
         try:
             await handler(msg, body)
-            if controller is not None:
-                controller.copy_received(msg, body)
         except Late as exc:
+            if copy is not None:
+                controller.discard(copy)
             log.debug("%s: late %s from %s ignored: %s", self.agent.name, body.TYPE,
                       msg.sender, exc)
         except Rejected as exc:
+            if copy is not None:
+                controller.discard(copy)
             log.warning("%s: refuse %s from %s: %s", self.agent.name, body.TYPE, msg.sender, exc)
             await self.reply_error(msg, m.Refused(reason=str(exc), in_reply_to=body.TYPE))
 

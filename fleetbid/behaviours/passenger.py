@@ -113,4 +113,6 @@ class RideBehaviour(ProtocolBehaviour):
         if reason and not self.outcome.reason:
             self.outcome.reason = reason
         self.kill()
+        # The ride's audit copies go before the outcome is reported (the agent stops then).
+        await self.file_audit(self.agent.request_id)
         self.agent.ride_ended(self.outcome)

@@ -207,13 +207,14 @@ class Controller:
 
     # --- audit --------------------------------------------------------------------------------
 
-    def copy_received(self, msg: Message, body: m.Body) -> None:
-        """Keep a copy of a message its handler accepted, if the auction's law audits it
-        (a refused message changed nothing, and is not part of the record)."""
+    def copy_received(self, msg: Message, body: m.Body) -> lm.AuditCopy | None:
+        """Keep a copy of a received message the auction's law audits (the behaviour
+        `discard`s it again if its handler refuses the message: a refused message changed
+        nothing and is not part of the record)."""
         conversation = msg.get_metadata("conversation") or ""
         control = self.auctions.get(conversation)
         if control is None or body.TYPE not in control.law.audit.kinds:
-            return
+            return None
         copy = lm.AuditCopy(
             auction_id=conversation, law=control.law_hash, kind=body.TYPE,
             performative=msg.get_metadata("performative") or "",
@@ -227,6 +228,12 @@ class Controller:
             batch = self.take_audit(oldest)
             if batch is not None:
                 self.overflow.append(batch)
+        return copy
+
+    def discard(self, copy: lm.AuditCopy) -> None:
+        copies = self.audits.get(copy.auction_id)
+        if copies and copy in copies:
+            copies.remove(copy)
 
     def take_audit(self, conversation: str) -> Batch | None:
         """The copies of `conversation` waiting to be filed, as one batch (None: none)."""

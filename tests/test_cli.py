@@ -75,6 +75,7 @@ def test_run_against_an_existing_server(tmp_path: Path) -> None:
     (["--replicas", "0"], "--replicas"),
     (["--replicas", "1", "--kill-leader-after", "3"], "--kill-leader-after needs"),
 ])
+@pytest.mark.e2e
 def test_bad_options_get_a_clear_error(args: list[str], needle: str) -> None:
     done = fleetbid("run", *args, "--requests", "1", timeout=60)
     assert done.returncode == 2
@@ -82,6 +83,7 @@ def test_bad_options_get_a_clear_error(args: list[str], needle: str) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_a_file_that_is_not_a_map(tmp_path: Path) -> None:
     bad = tmp_path / "city.graphml"
     bad.write_text("this is not xml")

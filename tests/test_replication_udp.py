@@ -68,6 +68,7 @@ def _agree(reports: list) -> None:
         assert lg[:short] == logs[0][:short]
 
 
+@pytest.mark.e2e
 def test_processes_sigkill_leader_then_follower_leads_within_a_second() -> None:
     c = Cluster(_config("proc-leader"), (1, 2, 3))
     try:
@@ -94,6 +95,7 @@ def test_processes_sigkill_leader_then_follower_leads_within_a_second() -> None:
         c.close()
 
 
+@pytest.mark.e2e
 def test_processes_kill_follower_standby_is_recruited_with_state() -> None:
     c = Cluster(_config("proc-follower"), (1, 2, 3), standbys=(7,))
     try:

@@ -274,6 +274,7 @@ def test_serve_shuts_down_cleanly_and_a_second_is_refused(
     assert "no running fleet: start one with `fleetbid serve`" in gone.stderr
 
 
+@pytest.mark.e2e
 def test_request_without_a_state_file_exits_2(tmp_path: Path) -> None:
     done = fleetbid("request", "--from-node", "1", "--to-node", "2", cwd=tmp_path)
     assert done.returncode == 2

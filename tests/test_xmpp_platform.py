@@ -96,6 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedXmppSer
 
 
 # -- server --------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_two_servers_loopback_only_and_clean_stop(tmp_path: Path) -> None:
     certs_before = _snapshot(PKG_CERTS)
     cwd_before = set(os.listdir("."))
@@ -148,6 +149,7 @@ _PARENT_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 def test_killed_parent_leaves_no_orphan(tmp_path: Path) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", _PARENT_SCRIPT, str(tmp_path)],
@@ -243,6 +245,7 @@ async def _same_process(endpoint: XmppEndpoint) -> dict[str, Any]:
     }
 
 
+@pytest.mark.e2e
 def test_same_process_message_does_not_cross_xmpp(server: EmbeddedXmppServer) -> None:
     result = run(_same_process(server.endpoint))
     assert result["body"] == "hello"
@@ -296,6 +299,7 @@ async def _cross_process(endpoint: XmppEndpoint, peer: str) -> dict[str, Any]:
     return {"echo": got.get_metadata("echo"), "body": got.body, "me": (me.sent, me.sent_over_xmpp)}
 
 
+@pytest.mark.e2e
 def test_cross_process_message_crosses_xmpp(server: EmbeddedXmppServer) -> None:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -317,6 +321,7 @@ def test_cross_process_message_crosses_xmpp(server: EmbeddedXmppServer) -> None:
     assert counts == (1, 1, 1)
 
 
+@pytest.mark.e2e
 def test_raw_bench_tiny(server: EmbeddedXmppServer) -> None:
     r = measure_xmpp_throughput(server.endpoint, messages=500, window=100, rtt_samples=20)
     assert r["messages"] == 500

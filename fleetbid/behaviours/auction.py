@@ -165,9 +165,10 @@ class AuctionBehaviour(ProtocolBehaviour):
         auction = self.current(body.auction_id)
         if auction.phase != WAITING:
             # Bidding started meanwhile (the MainManager had not heard yet): nothing to do.
-            log.debug("%s: %s too late for %s", self.agent.name, body.vehicle, body.auction_id)
+            log.debug("%s: participants too late for %s", self.agent.name, body.auction_id)
             return
-        auction.admitted.update(self.eligible(auction, [(body.vehicle, body.node)]))
+        auction.admitted.update(self.eligible(auction, [(c.vehicle, c.node)
+                                                        for c in body.candidates]))
         if auction.admitted:
             await self.start_bidding(auction)
 

@@ -112,12 +112,8 @@ class RegistryBehaviour(ProtocolBehaviour):
         world = self.agent.world
         cluster = world.clusters.cluster_of_node(request.source)
         law = self.agent.controller.law_for(request.request_id)
-        # Only the vehicles that may bid: no message to a vehicle that cannot win.
-        radius = law.eligibility.radius_m or world.config.radius_m
         in_cluster = sorted((v, node) for v, (node, c) in self.idle.items() if c == cluster)
-        candidates = tuple(m.Candidate(v, node) for v, node in admission.eligible(
-            world.roadmap, world.clusters, radius, cluster, request.source, in_cluster,
-            world.config.max_bidders))
+        candidates = self.eligible(request.request_id, request.source, cluster, in_cluster)
         live = LiveAuction(manager, cluster, pending.passenger, pickup=request.source,
                            destination=request.destination, law=law.hash,
                            deadline=withdrawal_time(self.agent.world.config, law,
@@ -145,12 +141,28 @@ class RegistryBehaviour(ProtocolBehaviour):
         self.announced_trips[vehicle] = body.trips
         for auction_id, live in self.live.items():
             if live.cluster == cluster and live.phase == "waiting":
-                await self.forward(auction_id, live, vehicle, body.node)
+                await self.forward(auction_id, live, [(vehicle, body.node)])
 
-    async def forward(self, auction_id: str, live: LiveAuction, vehicle: str, node: str) -> None:
-        live.forwarded.add((vehicle, node))
-        await self.tell(live.manager, m.Participation(auction_id=auction_id, vehicle=vehicle,
-                                                      node=node))
+    def eligible(self, auction_id: str, pickup: str, cluster: int,
+                 vehicles: list[tuple[str, str]]) -> tuple[m.Candidate, ...]:
+        """Of these idle (vehicle, node), the ones that may bid in the auction: no message
+        to a vehicle that cannot win (auction/admission.py; the manager checks again)."""
+        world = self.agent.world
+        law = self.agent.controller.law_for(auction_id)
+        radius = law.eligibility.radius_m or world.config.radius_m
+        return tuple(m.Candidate(v, node) for v, node in admission.eligible(
+            world.roadmap, world.clusters, radius, cluster, pickup, vehicles,
+            world.config.max_bidders))
+
+    async def forward(self, auction_id: str, live: LiveAuction,
+                      vehicles: list[tuple[str, str]]) -> None:
+        fresh = [(v, n) for v, n in vehicles if (v, n) not in live.forwarded]
+        candidates = self.eligible(auction_id, live.pickup, live.cluster, fresh)
+        if not candidates:
+            return
+        live.forwarded.update((c.vehicle, c.node) for c in candidates)
+        await self.tell(live.manager, m.Participation(auction_id=auction_id,
+                                                      candidates=candidates))
 
     def from_its_manager(self, msg: Message, auction_id: str) -> LiveAuction:
         live = self.live.get(auction_id)
@@ -166,10 +178,10 @@ class RegistryBehaviour(ProtocolBehaviour):
         live = self.from_its_manager(msg, body.auction_id)
         live.phase = body.phase
         if body.phase == "waiting":
-            # Vehicles that became idle while the auction was bidding were not forwarded.
-            for vehicle, (node, cluster) in sorted(self.idle.items()):
-                if cluster == live.cluster and (vehicle, node) not in live.forwarded:
-                    await self.forward(body.auction_id, live, vehicle, node)
+            # The vehicles not tried yet (idle since, or beyond the bound at opening), in one
+            # message: the manager starts its next round with all of them.
+            idle = sorted((v, node) for v, (node, c) in self.idle.items() if c == live.cluster)
+            await self.forward(body.auction_id, live, idle)
 
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         await super().on_error_reply(msg, body)

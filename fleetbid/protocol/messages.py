@@ -94,14 +94,14 @@ class OpenAuction(Body):
 
 
 class Participation(Body):
-    """MainManager -> AuctionManager: a vehicle's participation request, forwarded while the
-    auction still waits for bidders."""
+    """MainManager -> AuctionManager: idle vehicles that may bid, forwarded while the auction
+    waits for bidders (all it may take at once when it starts waiting, then each vehicle
+    that becomes available)."""
 
     TYPE = "participation"
     PERFORMATIVES = ("propagate",)
     auction_id: AuctionId
-    vehicle: Jid
-    node: NodeId
+    candidates: Annotated[tuple[Candidate, ...], msgspec.Meta(min_length=1, max_length=1024)]
 
 
 class AuctionPhase(Body):

@@ -19,7 +19,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "ride-request": ("source", "destination"),
     "vehicle-available": ("node", "trips"),
     "open-auction": ("pickup", "dropoff", "candidates"),
-    "participation": ("vehicle", "node"),
+    "participation": ("candidates",),
     "auction-phase": ("phase",),
     "auction-closed": ("winner",),
     "admission-refused": ("reason",),

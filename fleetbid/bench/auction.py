@@ -19,8 +19,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fleetbid.bench.raw_xmpp import measure_xmpp_throughput
 from fleetbid.core.config import RunConfig
@@ -30,6 +31,8 @@ from fleetbid.platform import eventloop
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
 from fleetbid.run.launcher import Fleet
 from fleetbid.run.summary import percentile
+
+Result = TypeVar("Result")
 
 BENCH_SPEED = 20000.0  # a ten-minute trip lasts 30 wall ms
 LOGIN_LEAD_S = 0.05  # wall seconds per passenger of login lead before the burst
@@ -121,6 +124,18 @@ async def measure_auctions(
     }
 
 
+def on_a_server(args: argparse.Namespace,
+                main: Callable[[XmppEndpoint], Awaitable[Result]]) -> Result:
+    """Run `main` on the `--xmpp` server, or on an embedded one started for the benchmark."""
+    if args.xmpp:
+        endpoint = endpoint_from(args)
+        assert endpoint is not None
+        return eventloop.run(main(endpoint))
+    with tempfile.TemporaryDirectory(prefix="fleetbid-bench-") as tmp, \
+            EmbeddedXmppServer(Path(tmp) / "xmpp") as server:
+        return eventloop.run(main(server.endpoint))
+
+
 def cmd_bench_auction(args: argparse.Namespace) -> int:
     config = config_from(args, requests=0)
     # Patience of a minute of wall time: long enough never to end a live auction, finite so
@@ -131,14 +146,7 @@ def cmd_bench_auction(args: argparse.Namespace) -> int:
         return await bench_auction(config, endpoint, args.latency_auctions, args.auctions,
                                    args.raw_messages, log=sys.stderr)
 
-    if args.xmpp:
-        endpoint = endpoint_from(args)
-        assert endpoint is not None
-        result = eventloop.run(main(endpoint))
-    else:
-        with tempfile.TemporaryDirectory(prefix="fleetbid-bench-") as tmp, \
-                EmbeddedXmppServer(Path(tmp) / "xmpp") as server:
-            result = eventloop.run(main(server.endpoint))
+    result = on_a_server(args, main)
     result["command"] = "fleetbid " + " ".join(sys.argv[1:])
     if args.json:
         print(json.dumps(result))

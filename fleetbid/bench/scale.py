@@ -12,16 +12,13 @@ import argparse
 import dataclasses
 import json
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from fleetbid.bench.auction import BENCH_SPEED, measure_auctions
+from fleetbid.bench.auction import BENCH_SPEED, measure_auctions, on_a_server
 from fleetbid.core.config import RunConfig
-from fleetbid.options import config_from, endpoint_from
-from fleetbid.platform import eventloop
-from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
+from fleetbid.options import config_from
+from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.launcher import Fleet
 
 
@@ -66,14 +63,7 @@ def cmd_bench_scale(args: argparse.Namespace) -> int:
                                          args.auctions, say))
         return rows
 
-    if args.xmpp:
-        endpoint = endpoint_from(args)
-        assert endpoint is not None
-        rows = eventloop.run(main(endpoint))
-    else:
-        with tempfile.TemporaryDirectory(prefix="fleetbid-bench-") as tmp, \
-                EmbeddedXmppServer(Path(tmp) / "xmpp") as server:
-            rows = eventloop.run(main(server.endpoint))
+    rows = on_a_server(args, main)
     result = {"sizes": rows, "replicas": base.replicas, "proxies": base.proxies,
               "command": "fleetbid " + " ".join(sys.argv[1:])}
     if rows and rows[0]["messages_per_auction"]:

@@ -51,18 +51,32 @@ def summarize(
     }
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    def show(value: Any, unit: str = "") -> str:
-        return "n/a" if value is None else f"{value}{unit}"
+def show(value: Any, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value}{unit}"
 
-    s = summary
-    lines = [
-        f"requests        {s['requests']}  (served {s['served']}, rejected {s['rejected']})",
+
+def service_lines(s: dict[str, Any]) -> tuple[str, str]:
+    """The waiting-time and latency lines, shared by `run` and `request` summaries."""
+    return (
         f"waiting time    avg {show(s['wait_avg_s'], ' s')}  p95 {show(s['wait_p95_s'], ' s')}"
         f"  max {show(s['wait_max_s'], ' s')}  (simulated, request to pickup)",
-        f"deadhead ratio  {show(s['deadhead_ratio'])}  (distance driven empty / total)",
         f"auction latency p50 {show(s['latency_p50_ms'], ' ms')}  p99 "
         f"{show(s['latency_p99_ms'], ' ms')}  (wall, request sent to passenger informed)",
+    )
+
+
+def rejection_lines(s: dict[str, Any]) -> list[str]:
+    return [f"  rejected x{count}: {reason}" for reason, count in s.get("rejections", {}).items()]
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    s = summary
+    waiting, latency = service_lines(s)
+    lines = [
+        f"requests        {s['requests']}  (served {s['served']}, rejected {s['rejected']})",
+        waiting,
+        f"deadhead ratio  {show(s['deadhead_ratio'])}  (distance driven empty / total)",
+        latency,
         f"messages        {s['messages']} sent, {s['xmpp_messages']} crossed the XMPP server",
         f"population      {s['vehicles']} vehicles, {s['proxies']} proxies, "
         f"{s['processes']} processes, map {s['map']}",
@@ -74,6 +88,4 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"replication     {s['replicas']} replicas, {s['failovers']} failover(s){took}, "
             f"invariant violations {s['invariant_violations']} {s['invariants']}"
         )
-    for reason, count in s.get("rejections", {}).items():
-        lines.append(f"  rejected x{count}: {reason}")
-    return "\n".join(lines)
+    return "\n".join(lines + rejection_lines(s))

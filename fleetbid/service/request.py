@@ -28,7 +28,7 @@ from fleetbid.laws.schema import Law
 from fleetbid.maps import MapError, RoadMap
 from fleetbid.platform import eventloop
 from fleetbid.platform.xmpp_server import XmppEndpoint
-from fleetbid.run.summary import summarize
+from fleetbid.run.summary import rejection_lines, service_lines, summarize
 from fleetbid.service.script import BadRow, Place, Ride, ScriptError, load_rides, parse_place
 from fleetbid.service.state import NoRunningFleet, ServeState, load_running, state_path
 
@@ -168,20 +168,13 @@ def service_summary(
 
 
 def format_service_summary(s: dict[str, Any]) -> str:
-    def show(value: Any, unit: str) -> str:
-        return "n/a" if value is None else f"{value}{unit}"
-
     lines = [
         f"requests        {s['requests']}  (served {s['served']}, rejected {s['rejected']}, "
         f"skipped {s['skipped']} bad rows)",
-        f"waiting time    avg {show(s['wait_avg_s'], ' s')}  p95 {show(s['wait_p95_s'], ' s')}"
-        f"  max {show(s['wait_max_s'], ' s')}  (simulated, request to pickup)",
-        f"auction latency p50 {show(s['latency_p50_ms'], ' ms')}  p99 "
-        f"{show(s['latency_p99_ms'], ' ms')}  (wall, request sent to passenger informed)",
+        *service_lines(s),
         f"wall time       {s['wall_s']} s",
     ]
-    lines += [f"  rejected x{n}: {reason}" for reason, n in s["rejections"].items()]
-    return "\n".join(lines)
+    return "\n".join(lines + rejection_lines(s))
 
 
 async def many_requests(args: argparse.Namespace, state: ServeState) -> int:

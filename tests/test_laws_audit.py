@@ -92,3 +92,42 @@ def test_shill_complaints() -> None:
     rows.append(copy("bid", "p@x", "am@x", {"auction_id": "r1", "bid": 1.0}, 1.5))
     upheld = decide("shill", "r1", entries(rows), now=1.0)
     assert upheld.upheld and upheld.offender == "p@x"
+
+
+def test_the_log_is_a_hash_chain_that_verify_walks(tmp_path: Path) -> None:
+    import sqlite3
+
+    from fleetbid.cli import main
+
+    path = tmp_path / "audit.sqlite"
+    store = AuditStore(path)
+    for row in served_record(pickup=True):
+        store.append(row)
+    verdict = store.verify()
+    assert verdict.ok and verdict.rows == len(served_record(pickup=True))
+    assert verdict.head == store.head
+    store.close()
+    assert main(["audit", "verify", str(path)]) == 0
+    # Someone drops the triggers and rewrites history: the chain breaks at that row.
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER audit_no_update")
+    db.execute("UPDATE audit SET body = '{}' WHERE seq = 2")
+    db.commit()
+    db.close()
+    broken = AuditStore(path).verify()
+    assert not broken.ok and broken.broken_at == 2
+    assert main(["audit", "verify", str(path)]) == 1
+    assert main(["audit", "verify", str(tmp_path / "nope.sqlite")]) == 2
+    (tmp_path / "junk").write_text("not sqlite")
+    assert main(["audit", "verify", str(tmp_path / "junk")]) == 2
+
+
+def test_a_reopened_store_continues_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    first, second = served_record(pickup=True)[:2]
+    store = AuditStore(path)
+    store.append(first)
+    store.close()
+    again = AuditStore(path)
+    again.append(second)
+    assert again.verify().ok and again.verify().rows == 2

@@ -117,6 +117,8 @@ class AuditorAgent(FleetAgent):
 
     async def stop(self) -> None:
         await super().stop()
+        # The head of the hash chain pins the whole record (`fleetbid audit verify`).
+        log.info("%s: audit log %s ends at hash %s", self.name, self.store.path, self.store.head)
         self.store.close()
 
 

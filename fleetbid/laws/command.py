@@ -1,12 +1,15 @@
-"""`fleetbid laws list|show NAME|check FILE` and `fleetbid complain`."""
+"""`fleetbid laws list|show NAME|check FILE` and `fleetbid audit verify FILE`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
+from pathlib import Path
 from typing import Any
 
+from fleetbid.laws.audit_store import AuditStore
 from fleetbid.laws.book import builtin_laws, load_law_file, resolve
 from fleetbid.laws.schema import LawError, law_hash
 
@@ -20,6 +23,36 @@ def add_parsers(sub: Any) -> None:
     check = laws_sub.add_parser("check", help="validate a law file; list every mistake")
     check.add_argument("file")
     laws.set_defaults(func=cmd_laws, log_level="WARNING")
+
+    audit = sub.add_parser("audit", help="check an auditor's SQLite file")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="walk the audit log's hash chain: exit 0 if "
+                                                 "intact, 1 if broken, 2 if not an audit file")
+    verify.add_argument("file")
+    verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    audit.set_defaults(func=cmd_audit, log_level="WARNING")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"fleetbid: audit file {path} not found", file=sys.stderr)
+        return 2
+    try:
+        store = AuditStore(path)
+        verdict = store.verify()
+    except (ValueError, sqlite3.DatabaseError) as exc:
+        print(f"fleetbid: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"file": str(path), "rows": verdict.rows, "ok": verdict.ok,
+                          "head": verdict.head, "broken_at": verdict.broken_at}))
+    elif verdict.ok:
+        print(f"{path}: {verdict.rows} rows, hash chain intact, head {verdict.head}")
+    else:
+        print(f"{path}: hash chain BROKEN at row {verdict.broken_at} (of {verdict.rows} read); "
+              f"last good hash {verdict.head}")
+    return 0 if verdict.ok else 1
 
 
 def cmd_laws(args: argparse.Namespace) -> int:

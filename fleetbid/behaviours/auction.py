@@ -19,7 +19,7 @@ from spade.message import Message
 from fleetbid.auction import admission
 from fleetbid.auction.book import BidBook, Offer
 from fleetbid.auction.rules import group_count, split_groups
-from fleetbid.behaviours.auction_types import AuctionType, auction_type
+from fleetbid.behaviours.auction_types import AuctionType, RoundsAuction, auction_type
 from fleetbid.behaviours.base import (
     Cancellable,
     Ended,
@@ -193,7 +193,7 @@ class AuctionBehaviour(ProtocolBehaviour):
         window = world.config.bid_window_s()
         deadline = self.now() + window
         proxies = self.agent.proxies
-        if auction.type.runs_rounds:  # English/Dutch: rounds of their own
+        if isinstance(auction.type, RoundsAuction):  # English/Dutch: rounds of their own
             auction.book = None
             await auction.type.start(Desk(self, auction), spec, vehicles)
             return
@@ -279,7 +279,7 @@ class AuctionBehaviour(ProtocolBehaviour):
     ) -> None:
         """A vehicle's answer sent to the manager itself (no proxies, or a law's rounds)."""
         auction = self.current(body.auction_id)
-        if auction.type.in_rounds:
+        if isinstance(auction.type, RoundsAuction) and auction.type.in_rounds:
             await auction.type.on_answer(Desk(self, auction), auction.spec, sender_of(msg), body)
             return
         if body.round and body.round != auction.rounds:

@@ -108,13 +108,6 @@ class AuctionType(ABC):
             return f"bid {bid:.6g} exceeds the law's bid for an ETA of {eta_s:.6g} s ({limit:.6g})"
         return None
 
-    async def start(self, mgr: Manager, spec: m.OpenAuction, vehicles: list[str]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} runs the manager's sealed round")
-
-    async def on_answer(self, mgr: Manager, spec: m.OpenAuction, sender: str,
-                        body: m.Bid | m.BidDeclined) -> None:
-        raise NotImplementedError(f"{type(self).__name__} runs the manager's sealed round")
-
     def stop(self) -> None:
         """Forget the rounds under way (the manager gave up on them)."""
         return None  # a sealed round keeps its state on the manager's record

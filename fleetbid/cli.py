@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=positive_float, default=RunConfig().batch_s,
                      help="seconds between batch-policy decisions, simulated (%(default)s)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.add_argument("--plots", metavar="DIR", default=None,
+                     help="write histograms of waiting times and latencies (PNG) into DIR")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     bench = sub.add_parser("bench", help="benchmarks")
@@ -131,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          batch_s=args.batch)
     summary = eventloop.run(run_scenario(
         config, endpoint_from(args), progress=not args.no_progress and not args.json,
-        log_level=args.log_level,
+        log_level=args.log_level, plots=args.plots,
     ))
     if args.json:
         print(json.dumps(summary))

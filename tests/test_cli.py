@@ -27,8 +27,8 @@ def fleetbid(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
 
 
 @pytest.mark.e2e
-def test_run_json_prints_one_summary_object_on_stdout() -> None:
-    done = fleetbid("run", *SMALL, "--json")
+def test_run_json_prints_one_summary_object_on_stdout(tmp_path: Path) -> None:
+    done = fleetbid("run", *SMALL, "--json", "--plots", str(tmp_path / "plots"))
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)  # alone on stdout: progress and logs went to stderr
     assert KEYS <= set(summary)
@@ -36,6 +36,10 @@ def test_run_json_prints_one_summary_object_on_stdout() -> None:
     assert summary["served"] + summary["rejected"] == 4
     assert summary["xmpp_messages"] > 0  # two processes: protocol messages crossed
     assert summary["messages"] >= summary["xmpp_messages"]
+    # --plots: the two histograms, real PNG files
+    assert sorted(Path(p).name for p in summary["plots"]) == ["latency.png", "waits.png"]
+    for path in summary["plots"]:
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.e2e

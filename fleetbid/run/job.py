@@ -14,6 +14,7 @@ from fleetbid.core.outcome import RideOutcome
 from fleetbid.core.scenario import Request, poisson_requests
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.launcher import Fleet
+from fleetbid.run.plots import write_plots
 from fleetbid.run.replica_setup import check_invariants
 from fleetbid.run.summary import summarize
 
@@ -23,6 +24,7 @@ LOGIN_LEAD_S = 1.0  # wall seconds a passenger agent starts before its request t
 async def run_scenario(
     config: RunConfig, endpoint: XmppEndpoint | None = None, progress: bool = True,
     log_level: str = "WARNING", requests: list[Request] | None = None,
+    plots: str | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     async with Fleet(config, endpoint=endpoint, log_level=log_level) as fleet:
@@ -64,6 +66,8 @@ async def run_scenario(
             "invariant_violations": sum(invariants.values()),
             "invariants": invariants,
         }
+        if plots is not None:
+            extra["plots"] = [str(p) for p in write_plots(outcomes, plots)]
         return summarize(outcomes, stats, extra)
 
 

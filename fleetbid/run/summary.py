@@ -88,4 +88,6 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"replication     {s['replicas']} replicas, {s['failovers']} failover(s){took}, "
             f"invariant violations {s['invariant_violations']} {s['invariants']}"
         )
+    if s.get("plots"):
+        lines.append("plots           " + ", ".join(s["plots"]))
     return "\n".join(lines + rejection_lines(s))

@@ -27,7 +27,15 @@ async def run_scenario(
     plots: str | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    if progress:
+        print(f"starting {config.vehicles} vehicles and their managers in "
+              f"{config.processes} processes...", file=sys.stderr, flush=True)
     async with Fleet(config, endpoint=endpoint, log_level=log_level) as fleet:
+        if progress:
+            assert fleet.plan is not None
+            agents = sum(len(specs) for specs in fleet.plan.processes)
+            print(f"{agents} agents up in {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
         todo = requests if requests is not None else poisson_requests(
             fleet.roadmap, config.requests, config.rate, config.seed
         )

@@ -4,6 +4,7 @@ checks that turn a forgotten declaration into an error when an agent is built or
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -86,6 +87,20 @@ ROLE_SENDS: dict[type[FleetAgent], set[str]] = {
 }
 
 
+BUILT: list[FleetAgent] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_built_agents() -> Iterator[None]:
+    """spade registers every agent it constructs in a process-wide container, and a send to
+    a registered JID is delivered in-process: unregister ours, or a later test's message to
+    `proxy-0` would go to an agent that never started."""
+    yield
+    for agent in BUILT:
+        if agent.container.has_agent(str(agent.jid)):
+            agent.container.unregister(str(agent.jid))
+
+
 def build(cls: type[FleetAgent]) -> FleetAgent:
     """A real agent of the class (not connected): its sends go to a list, `agent.sent`."""
     args: dict[str, Any] = {}
@@ -96,7 +111,9 @@ def build(cls: type[FleetAgent]) -> FleetAgent:
                 "destination": WORLD.roadmap.nodes[1], "on_outcome": lambda outcome: None}
     elif issubclass(cls, AuthorityAgent):
         args = {"secret": certificates.new_key()[0]}
-    return cls(f"{cls.ROLE}-0", ENDPOINT, WORLD, DIRECTORY, **args)
+    agent = cls(f"sends-test-{cls.ROLE}", ENDPOINT, WORLD, DIRECTORY, **args)
+    BUILT.append(agent)
+    return agent
 
 
 async def started(cls: type[ProtocolBehaviour]) -> tuple[ProtocolBehaviour, list[Message]]:

@@ -620,3 +620,57 @@ def test_registry_queue_is_bounded_and_times_out_with_a_reason() -> None:
     assert to == PASSENGER and isinstance(unserved, m.RideUnserved)
     assert unserved.auction_id == "r2" and "patience" in unserved.reason
     assert not reg.waiting_requests
+
+
+# --- rounds of English/Dutch auctions -----------------------------------------------------------
+
+
+class RoundsDesk:
+    """The Manager an auction type sees, recording calls and holding timers until fired."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, m.Body]] = []
+        self.timers: list[Any] = []
+        self.decided: list[Any] = []
+
+    async def tell(self, to: str, body: m.Body, conversation: str | None = None,
+                   performative: str = "") -> None:
+        self.told.append((to, body))
+
+    def later(self, sim_seconds: float, callback: Any) -> None:
+        self.timers.append(callback)
+
+    def now(self) -> float:
+        return 0.0
+
+    def bid_window(self) -> float:
+        return 30.0
+
+    def bidding(self) -> bool:
+        return True
+
+    async def decide_on(self, book: Any, bidders: int) -> None:
+        self.decided.append((book, bidders))
+
+
+def test_an_old_round_timer_does_not_close_a_rerun_auction_s_round() -> None:
+    """A bidless auction is run again: its rounds start over at 1, and the deadline timer of
+    the first run's round 1 must not close the second run's round 1."""
+    from fleetbid.behaviours.auction_types import auction_type
+    from fleetbid.laws.book import builtin_laws
+
+    kind = auction_type(builtin_laws()["english"])
+    desk = RoundsDesk()
+    spec = open_auction()
+
+    async def go() -> tuple[int, int]:
+        await kind.start(desk, spec, list(VEHICLES))  # type: ignore[arg-type]
+        first_timer = desk.timers[-1]
+        await kind.start(desk, spec, list(VEHICLES))  # the re-run
+        calls_before = len(desk.told)
+        await first_timer()  # the first run's deadline fires late
+        return calls_before, len(desk.told)
+
+    calls_before, calls_after = run(go())
+    assert calls_after == calls_before  # no round closed, no new round called
+    assert kind.rounds is not None and kind.rounds.number == 1 and not desk.decided

@@ -217,7 +217,9 @@ class RoundsAuction(AuctionType):
         for vehicle in sorted(rounds.called):
             await mgr.tell(vehicle, call)
         number = rounds.number
-        mgr.later(window, lambda: self.on_deadline(mgr, spec, number))
+        # The timer names its rounds object and its round: a re-run of the auction starts a
+        # new object whose numbers start again at 1, and an old timer must not close it.
+        mgr.later(window, lambda: self.on_deadline(mgr, spec, rounds, number))
 
     async def on_answer(self, mgr: Manager, spec: m.OpenAuction, sender: str,
                         body: m.Bid | m.BidDeclined) -> None:
@@ -241,9 +243,9 @@ class RoundsAuction(AuctionType):
         if set(rounds.answers) >= rounds.called:
             await self.close_round(mgr, spec, rounds)
 
-    async def on_deadline(self, mgr: Manager, spec: m.OpenAuction, number: int) -> None:
-        rounds = self.rounds
-        if rounds is not None and rounds.number == number and mgr.bidding():
+    async def on_deadline(self, mgr: Manager, spec: m.OpenAuction, rounds: Rounds,
+                          number: int) -> None:
+        if self.rounds is rounds and rounds.number == number and mgr.bidding():
             await self.close_round(mgr, spec, rounds)
 
     async def close_round(self, mgr: Manager, spec: m.OpenAuction, rounds: Rounds) -> None:

@@ -117,10 +117,11 @@ class AuctionBehaviour(ProtocolBehaviour):
         spec = auction.spec
         radius = auction.type.law.eligibility.radius_m or world.config.radius_m
         ours = [(v, n) for v, n in vehicles if v in self.agent.fleet]
-        room = world.config.max_bidders - len(auction.admitted) if world.config.max_bidders \
-            else 0
-        if world.config.max_bidders and room <= 0:
-            return []
+        room = 0  # no bound
+        if world.config.max_bidders:
+            room = world.config.max_bidders - len(auction.admitted)
+            if room <= 0:
+                return []
         return admission.eligible(world.roadmap, world.clusters, radius, spec.cluster,
                                   spec.pickup, ours, room)
 
@@ -264,18 +265,15 @@ class AuctionBehaviour(ProtocolBehaviour):
             raise Rejected(problem)
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
-        auction = self.auction
-        if auction is not None and auction.spec.auction_id == body.auction_id \
-                and not auction.type.in_rounds and sender_of(msg) in auction.admitted:
-            self.check_offer(auction, sender_of(msg), body.bid, body.eta_s)
         offer = Offer(sender_of(msg), body.bid, body.eta_s)
-        await self.direct_answer(msg, body, lambda book: book.add_bid(offer))
+        await self.direct_answer(msg, body, lambda book: book.add_bid(offer), offer)
 
     async def on_bid_declined(self, msg: Message, body: m.BidDeclined) -> None:
         await self.direct_answer(msg, body, lambda book: book.add_decline(sender_of(msg)))
 
     async def direct_answer(
-        self, msg: Message, body: m.Bid | m.BidDeclined, record: Callable[[BidBook], None]
+        self, msg: Message, body: m.Bid | m.BidDeclined, record: Callable[[BidBook], None],
+        offer: Offer | None = None,
     ) -> None:
         """A vehicle's answer sent to the manager itself (no proxies, or a law's rounds)."""
         auction = self.current(body.auction_id)
@@ -287,6 +285,8 @@ class AuctionBehaviour(ProtocolBehaviour):
                       body.auction_id)
             return
         book = self.direct_book(auction, msg)
+        if offer is not None:
+            self.check_offer(auction, offer.vehicle, offer.bid, offer.eta_s)
         try:
             record(book)
         except ValueError as exc:

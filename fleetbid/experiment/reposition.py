@@ -84,6 +84,6 @@ def table(rows: Sequence[Row]) -> str:
     for r in rows:
         lines.append(f"| {r.map} | {r.policy} | {r.passengers} | {r.wait_s[0]:.1f} → "
                      f"{r.wait_s[1]:.1f} | {r.wait_change:+.1%} | {r.deadhead[0]:.3f} → "
-                     f"{r.deadhead[1]:.3f} | {r.unserved[0]:g} → {r.unserved[1]:g} | "
-                     f"{r.moves:g} |")
+                     f"{r.deadhead[1]:.3f} | {r.unserved[0]:.1f} → {r.unserved[1]:.1f} | "
+                     f"{r.moves:.1f} |")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ with the reason, where either is missing. FLEETBID_SCREENSHOT=PATH keeps its scr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -21,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from fleetbid.platform.announce import AnnounceGroup
+from fleetbid.protocol import announce as a
+from fleetbid.replication.wire import Kind
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +92,18 @@ def test_auctions_follows_the_requests_auctions_from_open_to_close(
     err.close()
     wait_for("monitor listening", lambda: "listening" in (cwd / "auctions.err").read_text(),
              proc=monitor)
+    # A datagram signed with another key, on the fleet's group: dropped, logged.
+    group = AnnounceGroup.from_dict(json.loads((cwd / ".fleetbid" / "serve.json").read_text())
+                                    ["announce"])
+    forger = dataclasses.replace(group, key="00" * 32)
+    forged = a.AuctionNews(at=1.0, wall=time.time(), auction_id="forged", state="closed",
+                           winner="mallory@localhost")
+    frame = forger.codec().encode(Kind.ANNOUNCE, 0, 99, 1, 1, a.encode(forged))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+        sock.sendto(frame, (group.address, group.port))
+    wait_for("forgery logged", lambda: "dropped: bad_mac" in (cwd / "auctions.err").read_text(),
+             proc=monitor)
     rides = request(cwd, 3, seed=11)
     out, _ = rides.communicate(timeout=300)
     outcomes = json.loads(out)["outcomes"]
@@ -94,6 +111,7 @@ def test_auctions_follows_the_requests_auctions_from_open_to_close(
     assert monitor.returncode == 0
     news = [json.loads(line) for line in lines.splitlines()]
     assert {n["kind"] for n in news} == {"auction"}
+    assert "forged" not in {n["auction_id"] for n in news}
     for outcome in outcomes:
         mine = [n for n in news if n["auction_id"] == outcome["auction_id"]]
         states = [n["state"] for n in mine]

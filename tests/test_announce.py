@@ -211,3 +211,23 @@ def test_auctions_without_a_running_fleet_exits_2(tmp_path: Any,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["auctions", "--state", str(tmp_path / "none.json")]) == 2
     assert "no running fleet" in capsys.readouterr().err
+
+
+def test_a_quiet_process_flushes_its_last_trace_records(tmp_path: Any) -> None:
+    """The live map draws a conversation from the trace soon after it ends: a process that
+    sends nothing more must not hold its last records back until it exits."""
+    from fleetbid.platform.trace import TraceWriter
+
+    path = tmp_path / "trace.jsonl"
+
+    async def scenario() -> str:
+        writer = TraceWriter(str(path), 0, lambda: 1.0)
+        writer.record("send", message("main@x", "am-0@x", m.AuctionClosed(auction_id="r1")))
+        while not path.read_text():  # flushed by the loop, not by another record
+            await asyncio.sleep(0.05)
+        text = path.read_text()
+        writer.close()
+        return text
+
+    text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert json.loads(text)["type"] == m.AuctionClosed.TYPE

@@ -77,6 +77,7 @@ class FakeAgent:
         self.audits: list[m.Body] = []
         self.added: list[Any] = []
         self.node, self.state, self.trips = node, IDLE, 0  # a vehicle's
+        self.rides_taken: list[str] = []
 
     async def send(self, msg: Message, behaviour: Any) -> None:
         reason = self.controller.on_send(msg)  # as FleetAgent.send: the law stamps it

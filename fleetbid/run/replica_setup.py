@@ -92,8 +92,12 @@ class Failovers:
 def check_invariants(
     outcomes: Sequence[RideOutcome], stats: Sequence[dict[str, Any]]
 ) -> dict[str, int]:
-    """Count what replication must never allow, from the run's end state:
+    """Count what the fleet must never allow, from the run's end state:
     - double_assignments: passengers told of two different vehicles;
+    - double_outcomes: rides whose passenger was told its outcome (assigned or unserved)
+      more than once, by anyone (copies of one message, same id, count once);
+    - drives_to_nobody: vehicles that took a ride whose passenger's outcome is not that
+      vehicle (the ride had already ended: unserved, given up, or served by another);
     - lost_bids: bids a manager acknowledged (in the replicated log) that some surviving
       replica's log lacks;
     - log_disagreements: surviving members whose log differs (digest at a common position)."""
@@ -112,5 +116,20 @@ def check_invariants(
         if common >= 0:
             majority, _ = Counter(digests).most_common(1)[0]
             disagreements = sum(1 for d in digests if d != majority or d is None)
-    return {"double_assignments": double, "lost_bids": len(lost),
+    return {"double_assignments": double, "double_outcomes": double_outcomes(stats),
+            "drives_to_nobody": drives_to_nobody(outcomes, stats), "lost_bids": len(lost),
             "log_disagreements": disagreements}
+
+
+def double_outcomes(stats: Sequence[dict[str, Any]]) -> int:
+    """Rides told their outcome by more than one message (distinct ids), fleet-wide."""
+    told = {tuple(k) for s in stats for k in s.get("outcomes_told", [])}
+    per_ride = Counter(ride for ride, _mid in told)
+    return sum(1 for count in per_ride.values() if count > 1)
+
+
+def drives_to_nobody(outcomes: Sequence[RideOutcome], stats: Sequence[dict[str, Any]]) -> int:
+    """Rides a vehicle took although its passenger's outcome names no such vehicle."""
+    vehicle_of = {o.request_id: (o.vehicle if o.served else None) for o in outcomes}
+    return sum(1 for s in stats for ride, vehicle in s.get("rides_taken", [])
+               if ride in vehicle_of and vehicle_of[ride] != vehicle)

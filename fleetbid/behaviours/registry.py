@@ -65,11 +65,15 @@ class RegistryBehaviour(ProtocolBehaviour):
             m.AuctionPhase: self.on_phase,
             m.AuctionClosed: self.on_closed,
         }
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """The registry's whole state (also: a replica about to replay a transferred log)."""
         # Every request's stage and the managers' pool; ended requests are remembered (a
         # late report about one is benign, and a replayed request is not opened again).
         self.lives: RideLives[Pending] = RideLives(self.agent.auction_managers)
         self.live: dict[str, LiveAuction] = {}  # what the registry knows of each auction
-        self.idle: dict[str, tuple[str, int]] = {}  # vehicle -> (node, cluster)
+        self.idle_vehicles: dict[str, tuple[str, int]] = {}  # vehicle -> (node, cluster)
         self.announced_trips: dict[str, int] = {}  # vehicle -> trips at its last announcement
         self.opened = 0
 
@@ -128,13 +132,13 @@ class RegistryBehaviour(ProtocolBehaviour):
         world = self.agent.world
         cluster = world.clusters.cluster_of_node(request.source)
         law = self.agent.controller.law_for(request.request_id)
-        in_cluster = sorted((v, node) for v, (node, c) in self.idle.items() if c == cluster)
+        in_cluster = self.idle_in(cluster)
         candidates = self.eligible(request.request_id, request.source, cluster, in_cluster)
         live = LiveAuction(manager, cluster, pending.passenger, pickup=request.source,
                            destination=request.destination, law=law.hash,
                            deadline=withdrawal_time(self.agent.world.config, law,
                                                     pending.stamped_at))
-        self.later(live.deadline - self.agent.world.clock.now(),
+        self.later(live.deadline - self.now(),  # the ordered clock on a replica
                    lambda: self.withdraw(request.request_id, live))
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
         self.live[request.request_id] = live
@@ -153,11 +157,15 @@ class RegistryBehaviour(ProtocolBehaviour):
         if not world.roadmap.has_node(body.node):
             raise Rejected(f"node {body.node} is not on the map")
         cluster = world.clusters.cluster_of_node(body.node)
-        self.idle[vehicle] = (body.node, cluster)
+        self.idle_vehicles[vehicle] = (body.node, cluster)
         self.announced_trips[vehicle] = body.trips
         for auction_id, live in self.live.items():
             if live.cluster == cluster and live.phase == "waiting":
                 await self.forward(auction_id, live, [(vehicle, body.node)])
+
+    def idle_in(self, cluster: int) -> list[tuple[str, str]]:
+        """The idle (vehicle, node) of a cluster, in a fixed order."""
+        return sorted((v, node) for v, (node, c) in self.idle_vehicles.items() if c == cluster)
 
     def eligible(self, auction_id: str, pickup: str, cluster: int,
                  vehicles: list[tuple[str, str]]) -> tuple[m.Candidate, ...]:
@@ -196,8 +204,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         if body.phase == "waiting":
             # The vehicles not tried yet (idle since, or beyond the bound at opening), in one
             # message: the manager starts its next round with all of them.
-            idle = sorted((v, node) for v, (node, c) in self.idle.items() if c == live.cluster)
-            await self.forward(body.auction_id, live, idle)
+            await self.forward(body.auction_id, live, self.idle_in(live.cluster))
 
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         await super().on_error_reply(msg, body)
@@ -240,7 +247,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         self.lives.end(auction_id, teller)
         # The winner is busy, unless it already finished this trip and announced itself.
         if winner is not None and self.announced_trips.get(winner, 0) <= winner_trips:
-            self.idle.pop(winner, None)
+            self.idle_vehicles.pop(winner, None)
 
     async def open_queued(self) -> None:
         """A manager is free: the oldest waiting request gets it."""

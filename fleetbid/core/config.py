@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from fleetbid.policies import POLICIES
 
+KILL_TARGETS = ("auction", "main")  # replica groups `--kill-leader-after` can strike
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -39,6 +41,7 @@ class RunConfig:
     replicas: int = 3  # the documented default configuration (docs/replication.md)
     standby_hosts: int = 1
     kill_leader_after: int | None = None  # fault injection: SIGKILL the leader's host then
+    kill: str = "auction"  # whose leader: the AuctionManagers' group or the MainManager's
     # Dispatch policy (fleetbid/policies): "auction" runs the auction agents as always; the
     # others are decided by the MainManager over its registry of idle vehicles.
     policy: str = "auction"
@@ -65,6 +68,7 @@ class RunConfig:
             (self.kill_leader_after is None or self.replicas >= 2,
              "--kill-leader-after needs --replicas >= 2 (a lone manager has no one to fail "
              "over to)"),
+            (self.kill in KILL_TARGETS, f"--kill must be one of {', '.join(KILL_TARGETS)}"),
             (self.policy in POLICIES, f"--policy must be one of {', '.join(POLICIES)}"),
             (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
         ]

@@ -151,7 +151,7 @@ class Worker:
                 taken += [(ride, str(agent.jid.bare)) for ride in agent.rides_taken]
                 e, ld = agent.odometer()
                 empty, loaded, trips = empty + e, loaded + ld, trips + agent.trips
-            if isinstance(agent, MainManagerAgent):
+            if isinstance(agent, MainManagerAgent) and agent.replicate is None:
                 auctions += agent.registry.opened
         return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,

@@ -103,9 +103,9 @@ def make_plan(
     plan = Plan(directory, [[] for _ in range(config.processes)],
                 tier_processes(config.processes, Role.PASSENGER))
     replicated = config.replicas > 1
-    # The MainManager's registry is replicated too when it runs auctions (the other policies
-    # dispatch from a MainManager that is not replicated).
-    main_replicated = replicated and config.policy == "auction"
+    # The MainManager's registry, when replicated (--replicate-main), is a group of its own
+    # on the same hosts.
+    main_replicated = config.main_replicated()
     for group in ([] if main_replicated else [mm], [] if replicated else ams, proxies,
                   vehicles, law_agents):
         where = tier_processes(config.processes, group[0].role) if group else [0]

@@ -105,7 +105,7 @@ class Lives(RuleBasedStateMachine):
 
 
 TestLives = Lives.TestCase
-TestLives.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestLives.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 
 
 def test_an_ended_request_cannot_be_opened_or_ended_again() -> None:

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from fleetbid.core.config import RunConfig
+from fleetbid.core.config import KILL_TARGETS, RunConfig
 from fleetbid.core.values import (
     non_negative_int,
     positive_float,
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kill-leader-after", type=non_negative_int, default=None, metavar="N",
                      help="fault injection: SIGKILL the replica group's leader once N "
                           "auctions have opened")
+    run.add_argument("--kill", choices=KILL_TARGETS, default=RunConfig().kill,
+                     help="whose group's leader --kill-leader-after kills: the AuctionManagers' "
+                          "or the MainManager's (%(default)s)")
     run.add_argument("--policy", choices=POLICIES, default=RunConfig().policy,
                      help="dispatch policy (%(default)s: the auction agents)")
     run.add_argument("--batch", type=positive_float, default=RunConfig().batch_s,
@@ -130,7 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fleetbid.run.summary import format_summary
 
     config = config_from(args, requests=args.requests, rate=args.rate,
-                         kill_leader_after=args.kill_leader_after, policy=args.policy,
+                         kill_leader_after=args.kill_leader_after, kill=args.kill,
+                         policy=args.policy,
                          batch_s=args.batch)
     summary = eventloop.run(run_scenario(
         config, endpoint_from(args), progress=not args.no_progress and not args.json,

@@ -56,6 +56,10 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
                    help="replicas of the AuctionManagers' state, each its own process, kept "
                         "identical by ISIS total order over UDP multicast (1 = no "
                         "replication; %(default)s)")
+    p.add_argument("--replicate-main", action="store_true",
+                   help="replicate the MainManager's registry too, in a group of its own on "
+                        "the same replica hosts (implied by --kill main; off by default: it "
+                        "costs throughput, docs/replication.md)")
     p.add_argument("--standby-hosts", type=non_negative_int, default=d.standby_hosts,
                    help="spare replica hosts the group recruits after a crash (%(default)s)")
     p.add_argument("--log-level", default="WARNING",
@@ -74,6 +78,7 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         seed=args.seed, trace=args.trace, replicas=args.replicas, max_bidders=args.max_bidders,
         queue_limit=args.queue_limit,
         standby_hosts=args.standby_hosts, law=args.law, audit=args.audit,
+        replicate_main=args.replicate_main,
         **extra,  # type: ignore[arg-type]
     )
 

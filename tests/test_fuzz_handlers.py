@@ -75,6 +75,7 @@ VALID: list[m.Body] = [
     m.Participation(auction_id="a1", candidates=(m.Candidate(V1, STARTS[V1]),)),
     m.AuctionPhase(auction_id="a1", phase="waiting"),
     m.AuctionClosed(auction_id="a1", winner=V0),
+    m.WithdrawAuction(auction_id="a1"),
     group_call(VEHICLES[:3]),
     m.CallForBids(auction_id="a1", pickup=PICKUP, n=3, deadline=1e9, round=1),
     real_bid(V0), real_bid(V1),

@@ -20,6 +20,8 @@ class MainManagerAgent(FleetAgent):
             RegistryBehaviour() if auction else DispatchBehaviour()
         )
         self.add_behaviour(self.registry)
+        if self.replicate is not None:  # a replica host's copy: inputs go through the group
+            self.replicate(self.registry)
 
     @property
     def auction_managers(self) -> tuple[str, ...]:

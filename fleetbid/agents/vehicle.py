@@ -32,6 +32,7 @@ class VehicleAgent(FleetAgent):
         self.state = IDLE
         self.legs: list[Leg] = []
         self.trips = 0
+        self.rides_taken: list[str] = []  # rides confirmed (invariant check: drives to nobody)
 
     async def setup(self) -> None:
         self.bidding = BiddingBehaviour()

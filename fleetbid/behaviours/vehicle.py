@@ -175,6 +175,7 @@ class BiddingBehaviour(AcknowledgedBids):
             return
         eta = agent.world.travel.time_to(agent.node, body.pickup)  # cached when we bid
         agent.state = TO_PICKUP  # before any await: a second award now sees us busy
+        agent.rides_taken.append(body.auction_id)
         await self.tell(caller, m.AwardConfirmed(
             auction_id=body.auction_id, vehicle=body.vehicle, eta_s=eta, trips=agent.trips
         ))
@@ -192,6 +193,7 @@ class BiddingBehaviour(AcknowledgedBids):
             return
         eta = agent.world.travel.time_to(agent.node, body.pickup)
         agent.state = TO_PICKUP  # before any await: a second dispatch now sees us busy
+        agent.rides_taken.append(body.auction_id)
         await self.tell(agent.manager_jid, m.DispatchConfirmed(
             auction_id=body.auction_id, eta_s=eta, trips=agent.trips))
         agent.add_behaviour(TripBehaviour(m.Award(

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from fleetbid.policies import POLICIES
 
+KILL_TARGETS = ("auction", "main")  # replica groups `--kill-leader-after` can strike
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -39,6 +41,11 @@ class RunConfig:
     replicas: int = 3  # the documented default configuration (docs/replication.md)
     standby_hosts: int = 1
     kill_leader_after: int | None = None  # fault injection: SIGKILL the leader's host then
+    kill: str = "auction"  # whose leader: the AuctionManagers' group or the MainManager's
+    # The MainManager's registry replicated too (its own group on the replica hosts). Off by
+    # default: every message to it then crosses the server to every replica (measured cost
+    # in docs/replication.md); `kill == "main"` implies it.
+    replicate_main: bool = False
     # Dispatch policy (fleetbid/policies): "auction" runs the auction agents as always; the
     # others are decided by the MainManager over its registry of idle vehicles.
     policy: str = "auction"
@@ -65,6 +72,9 @@ class RunConfig:
             (self.kill_leader_after is None or self.replicas >= 2,
              "--kill-leader-after needs --replicas >= 2 (a lone manager has no one to fail "
              "over to)"),
+            (self.kill in KILL_TARGETS, f"--kill must be one of {', '.join(KILL_TARGETS)}"),
+            (self.kill == "auction" or self.policy == "auction",
+             "--kill main needs --policy auction (only the auction registry is replicated)"),
             (self.policy in POLICIES, f"--policy must be one of {', '.join(POLICIES)}"),
             (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
         ]
@@ -72,6 +82,11 @@ class RunConfig:
             if not ok:
                 raise ValueError(message)
         self.proxy_setting()  # validates
+
+    def main_replicated(self) -> bool:
+        """Does the MainManager's registry run on the replica hosts, replicated?"""
+        return self.replicas > 1 and self.policy == "auction" and (
+            self.replicate_main or self.kill == "main")
 
     def replica_hosts(self) -> int:
         """OS processes holding AuctionManager replicas (0: managers are ordinary agents)."""

@@ -31,6 +31,7 @@ SENDERS: dict[str, frozenset[Role]] = {
     # MainManager <-> AuctionManager
     m.OpenAuction.TYPE: frozenset({MM}),
     m.Participation.TYPE: frozenset({MM}),
+    m.WithdrawAuction.TYPE: frozenset({MM}),
     m.AuctionPhase.TYPE: frozenset({AM}),
     m.AuctionClosed.TYPE: frozenset({AM}),
     # the auction: managers and proxies call, vehicles answer

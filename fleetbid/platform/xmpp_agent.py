@@ -88,6 +88,8 @@ class XmppAgent(Agent):
     counted in `dispatch`, which spade calls for both in-process and XMPP deliveries.
     """
 
+    always_xmpp = False  # send over the server even to an agent of this process
+
     def __init__(self, name: str, endpoint: XmppEndpoint, password: str | None = None) -> None:
         install_shared_tls_context()
         super().__init__(
@@ -173,8 +175,9 @@ class XmppAgent(Agent):
         straight to the stream: the same bytes, without building a slixmpp stanza tree,
         which was the largest cost of a send (see docs/performance.md).
         """
-        # Same test spade's Container.send uses to pick in-process delivery.
-        over_xmpp = not self.container.has_agent(str(msg.to))
+        # Same test spade's Container.send uses to pick in-process delivery (replicas of a
+        # replicated role set `always_xmpp`: every copy of the receiver must get it).
+        over_xmpp = self.always_xmpp or not self.container.has_agent(str(msg.to))
         if msg.empty_sender():
             msg.sender = str(self.jid)
         # Hooks first: in-process delivery runs the receiver's hooks inside the send below,

@@ -125,6 +125,16 @@ class AuctionClosed(Body):
     winner_trips: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
+class WithdrawAuction(Body):
+    """MainManager -> AuctionManager: the auction outlived its deadline; end it. The manager
+    answers as for any end (the passenger's outcome, then `auction-closed`); a pending
+    award gets one more bidding window to be confirmed. The registry never tells the
+    passenger itself about an auction a manager runs, so the ride ends once."""
+
+    TYPE = "withdraw-auction"
+    PERFORMATIVES = ("cancel",)
+    auction_id: AuctionId
+
 # --- bidding: auction manager <-> proxies <-> vehicles --------------------------------------
 
 

@@ -81,7 +81,7 @@ class Fleet:
         self.epoch = 0.0
         self._stopping = False
         self.dead: set[int] = set()  # processes that exited (replica hosts may: by design)
-        self.failovers = Failovers(config.kill_leader_after)
+        self.failovers = Failovers(config.kill_leader_after, config.kill)
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -45,6 +45,11 @@ class Plan:
     def initial_members(self) -> tuple[int, ...]:
         return tuple(sorted(rid for rid, standby in self.replica_hosts.values() if not standby))
 
+    def main_replicated(self) -> bool:
+        """Do the replica hosts hold the MainManager too (its own group)?"""
+        return any(spec.role == Role.MAIN_MANAGER
+                   for index in self.replica_hosts for spec in self.processes[index])
+
 
 class Names:
     """Agent names; a prefix keeps runs apart on a shared external server."""
@@ -98,15 +103,20 @@ def make_plan(
     plan = Plan(directory, [[] for _ in range(config.processes)],
                 tier_processes(config.processes, Role.PASSENGER))
     replicated = config.replicas > 1
-    for group in ([mm], [] if replicated else ams, proxies, vehicles, law_agents):
+    # The MainManager's registry, when replicated (--replicate-main), is a group of its own
+    # on the same hosts.
+    main_replicated = config.main_replicated()
+    for group in ([] if main_replicated else [mm], [] if replicated else ams, proxies,
+                  vehicles, law_agents):
         where = tier_processes(config.processes, group[0].role) if group else [0]
         for i, spec in enumerate(group):
             plan.processes[where[i % len(where)]].append(spec)
     if replicated:
-        # Every replica host holds every manager. Standbys get the low replica ids, so the
-        # bully rule (highest id leads) keeps the leader when one of them is recruited.
+        # Every replica host holds every manager (and the MainManager, in a group of its
+        # own). Standbys get the low replica ids, so the bully rule (highest id leads) keeps
+        # the leader when one of them is recruited.
         standby = config.standby_hosts
         for h in range(config.replica_hosts()):
             plan.replica_hosts[len(plan.processes)] = (h, h < standby)
-            plan.processes.append(list(ams))
+            plan.processes.append(list(ams) + ([mm] if main_replicated else []))
     return plan

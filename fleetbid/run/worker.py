@@ -153,19 +153,24 @@ class Worker:
         trips = 0
         auctions = 0
         acknowledged: list[tuple[str, str]] = []
+        told: set[tuple[str, str]] = set()
+        taken: list[tuple[str, str]] = []
         for agent in self.agents:
             acknowledged += [(a, str(agent.jid.bare)) for a in agent.bids_acknowledged]
+            told |= agent.outcomes_told
             if isinstance(agent, VehicleAgent):
+                taken += [(ride, str(agent.jid.bare)) for ride in agent.rides_taken]
                 e, ld = agent.odometer()
                 empty, loaded, trips = empty + e, loaded + ld, trips + agent.trips
-            if isinstance(agent, MainManagerAgent):
+            if isinstance(agent, MainManagerAgent) and agent.replicate is None:
                 auctions += agent.registry.opened
         return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,
                 "by_type": dict(self.by_type),
                 "received_by_type": dict(self.received_by_type),
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                "bids_acknowledged": acknowledged}
+                "bids_acknowledged": acknowledged, "outcomes_told": sorted(told),
+                "rides_taken": taken}
 
     async def shutdown(self) -> None:
         for task in list(self.tasks):

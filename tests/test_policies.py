@@ -31,6 +31,10 @@ class LineGeo:
     def distance_m(self, a: str, b: str) -> float:
         return abs(int(a) - int(b)) * 100.0
 
+    def neighbours(self, cluster: int) -> tuple[int, ...]:
+        """Clusters on a line: c-1 and c+1 (the nearer first: the lower)."""
+        return tuple(c for c in (cluster - 1, cluster + 1) if c >= 0)
+
 
 def w(rid: str, node: str, at: float = 0.0, cluster: int = 0) -> Waiting:
     return Waiting(rid, node, at, cluster)

@@ -42,6 +42,9 @@ class WorldGeography:
     def cluster_of(self, node: str) -> int:
         return self.world.clusters.cluster_of_node(node)
 
+    def neighbours(self, cluster: int) -> tuple[int, ...]:
+        return self.world.clusters.neighbours(cluster)
+
     def distance_m(self, a: str, b: str) -> float:
         return self.world.roadmap.distance_m(a, b)
 

@@ -3,6 +3,9 @@
 A ride request opens an auction on a free AuctionManager of the pool (queued while none is
 free). A vehicle's participation request is remembered and forwarded to its cluster's
 auctions: in one batch when an auction opens, one by one to auctions waiting for bidders.
+A request whose cluster has no eligible idle vehicle spills over to the nearest cluster
+that has some (policies/spill.py), and a waiting auction takes a vehicle newly idle next
+door when no auction of that cluster waits for it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from fleetbid.auction import admission
 from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.config import RunConfig
 from fleetbid.laws.schema import Law
+from fleetbid.policies.spill import spill_order
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.registry")
@@ -35,6 +39,7 @@ class LiveAuction:
     destination: str = ""
     law: str = ""  # the law's hash
     deadline: float = 0.0  # simulated seconds; the auction is withdrawn then
+    spill: tuple[int, ...] = ()  # clusters it may take vehicles from, nearest first
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,12 @@ class RegistryBehaviour(ProtocolBehaviour):
         world = self.agent.world
         cluster = world.clusters.cluster_of_node(request.source)
         law = self.agent.controller.law_for(request.request_id)
-        in_cluster = sorted((v, node) for v, (node, c) in self.idle.items() if c == cluster)
-        candidates = self.eligible(request.request_id, request.source, cluster, in_cluster)
         live = LiveAuction(manager, cluster, pending.passenger, pickup=request.source,
                            destination=request.destination, law=law.hash,
                            deadline=withdrawal_time(self.agent.world.config, law,
-                                                    pending.stamped_at))
+                                                    pending.stamped_at),
+                           spill=tuple(spill_order(world.clusters, cluster)))
+        candidates = self.spilled(request.request_id, live)
         self.later(live.deadline - self.agent.world.clock.now(),
                    lambda: self.withdraw(request.request_id, live))
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
@@ -126,7 +131,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         await self.tell(manager, m.OpenAuction(
             auction_id=request.request_id, passenger=pending.passenger, pickup=request.source,
             dropoff=request.destination, cluster=cluster, requested_at=pending.stamped_at,
-            candidates=candidates,
+            candidates=candidates, spill=live.spill,
         ))
 
     async def on_vehicle_available(self, msg: Message, body: m.VehicleAvailable) -> None:
@@ -139,12 +144,27 @@ class RegistryBehaviour(ProtocolBehaviour):
         cluster = world.clusters.cluster_of_node(body.node)
         self.idle[vehicle] = (body.node, cluster)
         self.announced_trips[vehicle] = body.trips
-        for auction_id, live in self.live.items():
-            if live.cluster == cluster and live.phase == "waiting":
-                await self.forward(auction_id, live, [(vehicle, body.node)])
+        waiting = [(a, live) for a, live in self.live.items() if live.phase == "waiting"]
+        # Its own cluster's auctions first; spill-over only when none of them waits.
+        own = [(a, live) for a, live in waiting if live.cluster == cluster]
+        for auction_id, live in own or [(a, lv) for a, lv in waiting if cluster in lv.spill]:
+            await self.forward(auction_id, live, [(vehicle, body.node)])
+
+    def spilled(self, auction_id: str, live: LiveAuction,
+                ) -> tuple[m.Candidate, ...]:
+        """The auction's eligible idle vehicles not forwarded yet: its own cluster's, else
+        those of the first cluster it spills over to that has some."""
+        for cluster in (live.cluster, *live.spill):
+            idle = sorted((v, node) for v, (node, c) in self.idle.items()
+                          if c == cluster and (v, node) not in live.forwarded)
+            found = self.eligible(auction_id, live.pickup, live.cluster, idle, live.spill)
+            if found:
+                return found
+        return ()
 
     def eligible(self, auction_id: str, pickup: str, cluster: int,
-                 vehicles: list[tuple[str, str]]) -> tuple[m.Candidate, ...]:
+                 vehicles: list[tuple[str, str]], spill: tuple[int, ...] = (),
+                 ) -> tuple[m.Candidate, ...]:
         """Of these idle (vehicle, node), the ones that may bid in the auction: no message
         to a vehicle that cannot win (auction/admission.py; the manager checks again)."""
         world = self.agent.world
@@ -152,12 +172,12 @@ class RegistryBehaviour(ProtocolBehaviour):
         radius = law.eligibility.radius_m or world.config.radius_m
         return tuple(m.Candidate(v, node) for v, node in admission.eligible(
             world.roadmap, world.clusters, radius, cluster, pickup, vehicles,
-            world.config.max_bidders))
+            world.config.max_bidders, spill))
 
     async def forward(self, auction_id: str, live: LiveAuction,
                       vehicles: list[tuple[str, str]]) -> None:
         fresh = [(v, n) for v, n in vehicles if (v, n) not in live.forwarded]
-        candidates = self.eligible(auction_id, live.pickup, live.cluster, fresh)
+        candidates = self.eligible(auction_id, live.pickup, live.cluster, fresh, live.spill)
         if not candidates:
             return
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
@@ -180,8 +200,8 @@ class RegistryBehaviour(ProtocolBehaviour):
         if body.phase == "waiting":
             # The vehicles not tried yet (idle since, or beyond the bound at opening), in one
             # message: the manager starts its next round with all of them.
-            idle = sorted((v, node) for v, (node, c) in self.idle.items() if c == live.cluster)
-            await self.forward(body.auction_id, live, idle)
+            await self.forward(body.auction_id, live,
+                               [(c.vehicle, c.node) for c in self.spilled(body.auction_id, live)])
 
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         await super().on_error_reply(msg, body)

@@ -91,6 +91,10 @@ class OpenAuction(Body):
     cluster: Annotated[int, msgspec.Meta(ge=0)]
     requested_at: NonNeg
     candidates: tuple[Candidate, ...] = ()
+    # Spill-over (policies/spill.py): the clusters whose idle vehicles may bid when this
+    # one has none, nearest first; the registry forwards them only then.
+    spill: Annotated[tuple[Annotated[int, msgspec.Meta(ge=0)], ...],
+                     msgspec.Meta(max_length=64)] = ()
 
 
 class Participation(Body):

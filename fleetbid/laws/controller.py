@@ -51,6 +51,13 @@ MAX_AUCTIONS = 20000  # control state kept per agent (oldest auctions forgotten 
 RESERVED: dict[str, frozenset[Role]] = {
     m.Bid.TYPE: frozenset({Role.VEHICLE}),
     m.Award.TYPE: frozenset({Role.AUCTION_MANAGER, Role.PROXY}),
+    # The batch auction's (behaviours/batch_auction.py): only vehicles bid, only a proxy
+    # merges its group's bids, only an auction manager clears a batch and awards.
+    m.BatchBid.TYPE: frozenset({Role.VEHICLE}),
+    m.BatchGroupBids.TYPE: frozenset({Role.PROXY}),
+    m.BatchAward.TYPE: frozenset({Role.AUCTION_MANAGER}),
+    m.BatchClosed.TYPE: frozenset({Role.AUCTION_MANAGER}),
+    m.OpenBatch.TYPE: frozenset({Role.MAIN_MANAGER}),
     m.RideAssigned.TYPE: frozenset({Role.AUCTION_MANAGER, Role.MAIN_MANAGER}),
     lm.CertificateIssued.TYPE: frozenset({Role.AUTHORITY}),
     lm.Revoked.TYPE: frozenset({Role.AUTHORITY}),

@@ -51,8 +51,15 @@ def clear(bids: Mapping[str, Sequence[tuple[str, float]]]) -> list[tuple[str, st
         for r, t in bids[v]:
             cost[i, col[r]] = int(round(t / RESOLUTION_S))
             listed[i, col[r]] = True
-    cost[~listed] = int(cost[listed].sum()) + 1
-    pairs = min_cost_assignment(cost)
+    # More than any matching of listed pairs costs: unlisted pairs only fill the matrix.
+    cost[~listed] = int(cost[listed].max()) * min(cost.shape) + 1
+    if cost.shape[0] <= cost.shape[1]:
+        pairs = min_cost_assignment(cost)
+    else:
+        # More vehicles than rides (the usual case below capacity): the rides take the
+        # bidder's side of the ε-auction, one forward phase with no dummies or ε-scaling
+        # (the same optimum; Bertsekas' auction is symmetric in its two sides).
+        pairs = [(i, j) for j, i in min_cost_assignment(cost.T)]
     return sorted((requests[j], vehicles[i]) for i, j in pairs if listed[i, j])
 
 

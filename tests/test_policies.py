@@ -287,14 +287,16 @@ def test_spill_order_is_neighbours_then_theirs() -> None:
     assert spill_order(Ring(), 2) == [1, 3, 0]
 
 
-def test_a_cluster_s_excess_passengers_join_a_neighbour_with_vehicles_to_spare() -> None:
-    idle = [Idle("a", "30", 0.0), Idle("b", "35", 0.0), Idle("c", "60", 0.0)]  # 1, 1, 2
+def test_a_cluster_short_of_vehicles_borrows_a_neighbour_s_spare_nearest_ones() -> None:
+    # Clusters: a, b, x in 1 (x far from cluster 0), c in 2; passengers p1, p2 in 0, p3 in 2.
+    idle = [Idle("a", "30", 0.0), Idle("b", "35", 0.0), Idle("x", "49", 0.0),
+            Idle("c", "60", 0.0)]
     waiting = [w("p1", "1", 1.0, 0), w("p2", "2", 2.0, 0), w("p3", "55", 3.0, 2)]
     groups = batch_groups(waiting, idle, Ring())
-    # Cluster 0 has no vehicle: its passengers go to cluster 1 (two spare vehicles);
-    # cluster 2's vehicle serves its own passenger.
+    # Cluster 0 has no vehicle: it borrows cluster 1's two nearest (cluster 1 has nobody to
+    # fetch); cluster 2's vehicle serves its own passenger; x is in no batch.
     assert {c: ([v.vehicle for v in vs], [p.request_id for p in ps])
-            for c, (vs, ps) in groups.items()} == {1: (["a", "b"], ["p1", "p2"]),
+            for c, (vs, ps) in groups.items()} == {0: (["a", "b"], ["p1", "p2"]),
                                                   2: (["c"], ["p3"])}
     got = {a.request_id: a.vehicle for a in make_policy("batch-auction").assign(waiting, idle,
                                                                                Ring())}

@@ -2,9 +2,9 @@
 
 It keeps the waiting requests (arrival order) and the idle vehicles, and at every tick
 k * batch_s of simulated time (like the simulator's) opens one batch per cluster that has
-both, on a free AuctionManager of the pool (behaviours/batch_auction.py runs it). Requests
-its own cluster cannot serve join a neighbouring cluster's batch (policies/spill.py). A
-ride and a vehicle are in at most one live batch. What a batch did not serve waits for the
+both, on a free AuctionManager of the pool (behaviours/batch_auction.py runs it). A
+cluster short of vehicles borrows a neighbour's spare ones (policies/spill.py). A ride and
+a vehicle are in at most one live batch. What a batch did not serve waits for the
 next tick; a request still waiting when the passenger's patience ends is told why.
 """
 

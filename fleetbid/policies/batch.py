@@ -1,6 +1,7 @@
 """Batch policies: every `batch_s` simulated seconds, match the waiting passengers and the
 idle vehicles of each cluster so as to minimise the total pickup time of the batch.
-Passengers a cluster cannot serve join a neighbouring cluster's batch (policies/spill.py).
+A cluster with fewer idle vehicles than passengers borrows a neighbour's spare vehicles
+(policies/spill.py).
 
 `batch-auction` is what the live agents do (behaviours/batch_auction.py): each vehicle
 bids its k best pickup times (`k_best`), and the manager clears the bids with the

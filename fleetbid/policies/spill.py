@@ -43,34 +43,39 @@ def spill_order(geo: Bordered, cluster: int, rings: int = RINGS) -> list[int]:
 def batch_groups(
     waiting: Sequence[Waiting], idle: Sequence[Idle], geo: Geography
 ) -> dict[int, tuple[list[Idle], list[Waiting]]]:
-    """Each cluster's batch: its idle vehicles (by id) and the passengers they bid for.
+    """Each cluster's batch: the idle vehicles (by id) that bid and the passengers they bid for.
 
-    A cluster keeps its passengers in arrival order up to its number of idle vehicles; the
-    later ones are offered to the nearest clusters with idle vehicles to spare (more idle
-    vehicles than passengers of their own), as many as they spare. A passenger nobody can
-    spare a vehicle for stays in its own cluster's batch (and waits for the next tick).
-    Each passenger and each vehicle is in exactly one batch."""
+    A cluster's batch holds all its waiting passengers and its idle vehicles. A cluster
+    with more passengers than vehicles borrows the missing ones from the nearest clusters
+    with vehicles to spare (more idle vehicles than passengers of their own): of a
+    neighbour's vehicles, those nearest (by air) to the borrower's pickups. The batch then
+    chooses which of its passengers to serve, at the least total pickup time. Each
+    passenger and each vehicle is in exactly one batch."""
     vehicles: dict[int, list[Idle]] = {}
     for v in sorted(idle, key=lambda v: v.vehicle):
         vehicles.setdefault(geo.cluster_of(v.node), []).append(v)
     own: dict[int, list[Waiting]] = {}
     for w in waiting:
         own.setdefault(w.cluster, []).append(w)
-    groups = {c: (vehicles.get(c, []), list(ps[:len(vehicles.get(c, []))]))
-              for c, ps in own.items()}
-    for c, vs in vehicles.items():
-        groups.setdefault(c, (vs, []))
     spare = {c: len(vs) - len(own.get(c, [])) for c, vs in vehicles.items()}
+    groups = {c: (list(vehicles.get(c, [])), ps) for c, ps in own.items()}
     for c in sorted(own):
-        excess = own[c][len(vehicles.get(c, [])):]
-        for n in spill_order(geo, c) if excess else []:
-            room = spare.get(n, 0)
+        missing = len(own[c]) - len(vehicles.get(c, []))
+        for n in spill_order(geo, c) if missing > 0 else []:
+            room = min(spare.get(n, 0), missing)
             if room <= 0:
                 continue
-            groups[n][1].extend(excess[:room])
-            spare[n] -= len(excess[:room])
-            excess = excess[room:]
-            if not excess:
+            pickups = [w.pickup for w in own[c]]
+            lent = sorted(vehicles[n], key=lambda v: (
+                min(geo.distance_m(v.node, p) for p in pickups), v.vehicle))[:room]
+            taken = {v.vehicle for v in lent}
+            vehicles[n] = [v for v in vehicles[n] if v.vehicle not in taken]
+            if n in groups:
+                groups[n] = (vehicles[n], groups[n][1])
+            groups[c][0].extend(lent)
+            spare[n] -= room
+            missing -= room
+            if missing <= 0:
                 break
-        groups[c][1].extend(excess)
-    return {c: g for c, g in sorted(groups.items()) if g[1]}
+    return {c: (sorted(vs, key=lambda v: v.vehicle), ps)
+            for c, (vs, ps) in sorted(groups.items())}

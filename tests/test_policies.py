@@ -244,7 +244,7 @@ def test_a_batch_bid_lists_the_k_shortest_finite_pickup_times() -> None:
     assert k_best(times, 10) == [("r2", 5.0), ("r5", 5.0), ("r4", 12.0), ("r1", 30.0)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 7), st.data())
 def test_clearing_k_best_bids_is_the_optimum_over_the_bids(
     rows: int, cols: int, k: int, data: st.DataObject

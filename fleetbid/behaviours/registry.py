@@ -145,9 +145,12 @@ class RegistryBehaviour(ProtocolBehaviour):
         self.idle[vehicle] = (body.node, cluster)
         self.announced_trips[vehicle] = body.trips
         waiting = [(a, live) for a, live in self.live.items() if live.phase == "waiting"]
-        # Its own cluster's auctions first; spill-over only when none of them waits.
+        # Its own cluster's auctions first; when none of them waits, only the oldest waiting
+        # auction that spills over to this cluster (as the simulator, in arrival order): the
+        # vehicle called by every hungry auction of the city would multiply the messages.
         own = [(a, live) for a, live in waiting if live.cluster == cluster]
-        for auction_id, live in own or [(a, lv) for a, lv in waiting if cluster in lv.spill]:
+        spill = [(a, live) for a, live in waiting if cluster in live.spill][:1]
+        for auction_id, live in own or spill:
             await self.forward(auction_id, live, [(vehicle, body.node)])
 
     def spilled(self, auction_id: str, live: LiveAuction,

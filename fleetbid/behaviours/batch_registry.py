@@ -19,7 +19,7 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
-from fleetbid.behaviours.dispatch import WorldGeography
+from fleetbid.behaviours.dispatch import WorldGeography, check_request, idle_announced
 from fleetbid.policies import Idle, Waiting
 from fleetbid.policies.spill import batch_groups
 from fleetbid.protocol import messages as m
@@ -60,9 +60,7 @@ class BatchRegistryBehaviour(ProtocolBehaviour):
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         world = self.agent.world
-        for label, node in (("source", body.source), ("destination", body.destination)):
-            if not world.roadmap.has_node(node):
-                raise Rejected(f"{label} node {node} is not on the map")
+        check_request(world, body)
         rid = body.request_id
         if rid in self.requests or rid in self.ended:
             raise Rejected(f"request {rid} is already open or has ended")
@@ -73,17 +71,11 @@ class BatchRegistryBehaviour(ProtocolBehaviour):
         self.schedule_tick()
 
     async def on_vehicle_available(self, msg: Message, body: m.VehicleAvailable) -> None:
-        vehicle = sender_of(msg)
-        if vehicle not in self.agent.fleet:
-            raise Rejected(f"{vehicle} is not a vehicle of this fleet")
-        if not self.agent.world.roadmap.has_node(body.node):
-            raise Rejected(f"node {body.node} is not on the map")
-        # A vehicle that never drove has been idle since the start (time 0), like the
-        # simulator's; later announcements are stamped on arrival.
-        since = 0.0 if body.trips == 0 else self.now()
-        self.last[vehicle] = (Idle(vehicle, body.node, since), body.trips)
+        idle = idle_announced(self.agent, msg, body, self.now())
+        vehicle = idle.vehicle
+        self.last[vehicle] = (idle, body.trips)
         if not any(vehicle in b.vehicles for b in self.live.values()):
-            self.idle[vehicle] = self.last[vehicle][0]
+            self.idle[vehicle] = idle
         self.schedule_tick()
 
     # --- ticks and batches ------------------------------------------------------------------

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dispatch policy (%(default)s: the auction agents)")
     run.add_argument("--batch", type=positive_float, default=RunConfig().batch_s,
                      help="seconds between batch-policy decisions, simulated (%(default)s)")
+    run.add_argument("--batch-k", type=positive_int, default=RunConfig().batch_k,
+                     help="batch-auction: pickup times in a vehicle's bid, its k best "
+                          "(%(default)s; at most 64)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--plots", metavar="DIR", default=None,
                      help="write histograms of waiting times and latencies (PNG) into DIR")
@@ -134,8 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = config_from(args, requests=args.requests, rate=args.rate,
                          kill_leader_after=args.kill_leader_after, kill=args.kill,
-                         policy=args.policy,
-                         batch_s=args.batch)
+                         policy=args.policy, batch_s=args.batch, batch_k=args.batch_k)
     summary = eventloop.run(run_scenario(
         config, endpoint_from(args), progress=not args.no_progress and not args.json,
         log_level=args.log_level, plots=args.plots,

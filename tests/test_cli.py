@@ -90,6 +90,7 @@ def test_run_against_an_existing_server(tmp_path: Path) -> None:
     (["--replicas", "0"], "--replicas"),
     (["--replicas", "1", "--kill-leader-after", "3"], "--kill-leader-after needs"),
     (["--kill", "proxy"], "--kill"),
+    (["--policy", "batch-auction", "--batch-k", "65"], "--batch-k"),
 ])
 @pytest.mark.e2e
 def test_bad_options_get_a_clear_error(args: list[str], needle: str) -> None:
@@ -115,6 +116,7 @@ def test_a_file_that_is_not_a_map(tmp_path: Path) -> None:
     ["run", "--vehicles", "0"],
     ["run", "--rate", "inf"],
     ["run", "--speed", "-3"],
+    ["run", "--batch-k", "0"],
     ["bench", "scale", "--vehicles", "100", "0"],
     ["complain", "--auction", "a", "--reason", "shill", "--timeout", "1e999"],
 ])

@@ -115,7 +115,8 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     def eligible(self, auction: Auction, vehicles: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Of these (vehicle, node), the ones admitted: fleet vehicles in the cluster and the
-        radius, nearest first, up to the run's bound on bidders (auction/admission.py)."""
+        radius (or in a spill-over cluster), nearest first, up to the run's bound on bidders
+        (auction/admission.py)."""
         world = self.agent.world
         spec = auction.spec
         radius = auction.type.law.eligibility.radius_m or world.config.radius_m
@@ -126,7 +127,7 @@ class AuctionBehaviour(ProtocolBehaviour):
             if room <= 0:
                 return []
         return admission.eligible(world.roadmap, world.clusters, radius, spec.cluster,
-                                  spec.pickup, ours, room)
+                                  spec.pickup, ours, room, spec.spill)
 
     def patience_end(self, auction: Auction) -> float:
         """When the passenger's patience ends: the law's patience, else the run's."""

@@ -9,6 +9,10 @@ A request's life (queued -> auctioning -> ended) is kept in one `RideLives`
 no manager ran; an auction a manager runs ends with that manager's `auction-closed`, which
 is also the only thing that frees the manager. An auction past its deadline is withdrawn by
 asking its manager to end it (`withdraw-auction`), never by ending it here.
+
+A request whose cluster has no eligible idle vehicle spills over to the nearest cluster
+that has some (policies/spill.py), and a waiting auction takes a vehicle newly idle next
+door when no auction of that cluster waits for it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from fleetbid.behaviours.base import Late, ProtocolBehaviour, Rejected, sender_o
 from fleetbid.core.config import RunConfig
 from fleetbid.core.ride_life import RideLives, Stage, Teller
 from fleetbid.laws.schema import Law
+from fleetbid.policies.spill import spill_order
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.registry")
@@ -42,6 +47,7 @@ class LiveAuction:
     destination: str = ""
     law: str = ""  # the law's hash
     deadline: float = 0.0  # simulated seconds; the auction is withdrawn then
+    spill: tuple[int, ...] = ()  # clusters it may take vehicles from, nearest first
 
 
 @dataclass(frozen=True)
@@ -132,12 +138,12 @@ class RegistryBehaviour(ProtocolBehaviour):
         world = self.agent.world
         cluster = world.clusters.cluster_of_node(request.source)
         law = self.agent.controller.law_for(request.request_id)
-        in_cluster = self.idle_in(cluster)
-        candidates = self.eligible(request.request_id, request.source, cluster, in_cluster)
         live = LiveAuction(manager, cluster, pending.passenger, pickup=request.source,
                            destination=request.destination, law=law.hash,
                            deadline=withdrawal_time(self.agent.world.config, law,
-                                                    pending.stamped_at))
+                                                    pending.stamped_at),
+                           spill=tuple(spill_order(world.clusters, cluster)))
+        candidates = self.spilled(request.request_id, live)
         self.later(live.deadline - self.now(),  # the ordered clock on a replica
                    lambda: self.withdraw(request.request_id, live))
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
@@ -146,7 +152,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         await self.tell(manager, m.OpenAuction(
             auction_id=request.request_id, passenger=pending.passenger, pickup=request.source,
             dropoff=request.destination, cluster=cluster, requested_at=pending.stamped_at,
-            candidates=candidates,
+            candidates=candidates, spill=live.spill,
         ))
 
     async def on_vehicle_available(self, msg: Message, body: m.VehicleAvailable) -> None:
@@ -159,16 +165,34 @@ class RegistryBehaviour(ProtocolBehaviour):
         cluster = world.clusters.cluster_of_node(body.node)
         self.idle_vehicles[vehicle] = (body.node, cluster)
         self.announced_trips[vehicle] = body.trips
-        for auction_id, live in self.live.items():
-            if live.cluster == cluster and live.phase == "waiting":
-                await self.forward(auction_id, live, [(vehicle, body.node)])
+        waiting = [(a, live) for a, live in self.live.items() if live.phase == "waiting"]
+        # Its own cluster's auctions first; when none of them waits, only the oldest waiting
+        # auction that spills over to this cluster (as the simulator, in arrival order): the
+        # vehicle called by every hungry auction of the city would multiply the messages.
+        own = [(a, live) for a, live in waiting if live.cluster == cluster]
+        spill = [(a, live) for a, live in waiting if cluster in live.spill][:1]
+        for auction_id, live in own or spill:
+            await self.forward(auction_id, live, [(vehicle, body.node)])
+
+    def spilled(self, auction_id: str, live: LiveAuction,
+                ) -> tuple[m.Candidate, ...]:
+        """The auction's eligible idle vehicles not forwarded yet: its own cluster's, else
+        those of the first cluster it spills over to that has some."""
+        for cluster in (live.cluster, *live.spill):
+            idle = [(v, node) for v, node in self.idle_in(cluster)
+                    if (v, node) not in live.forwarded]
+            found = self.eligible(auction_id, live.pickup, live.cluster, idle, live.spill)
+            if found:
+                return found
+        return ()
 
     def idle_in(self, cluster: int) -> list[tuple[str, str]]:
         """The idle (vehicle, node) of a cluster, in a fixed order."""
         return sorted((v, node) for v, (node, c) in self.idle_vehicles.items() if c == cluster)
 
     def eligible(self, auction_id: str, pickup: str, cluster: int,
-                 vehicles: list[tuple[str, str]]) -> tuple[m.Candidate, ...]:
+                 vehicles: list[tuple[str, str]], spill: tuple[int, ...] = (),
+                 ) -> tuple[m.Candidate, ...]:
         """Of these idle (vehicle, node), the ones that may bid in the auction: no message
         to a vehicle that cannot win (auction/admission.py; the manager checks again)."""
         world = self.agent.world
@@ -176,12 +200,12 @@ class RegistryBehaviour(ProtocolBehaviour):
         radius = law.eligibility.radius_m or world.config.radius_m
         return tuple(m.Candidate(v, node) for v, node in admission.eligible(
             world.roadmap, world.clusters, radius, cluster, pickup, vehicles,
-            world.config.max_bidders))
+            world.config.max_bidders, spill))
 
     async def forward(self, auction_id: str, live: LiveAuction,
                       vehicles: list[tuple[str, str]]) -> None:
         fresh = [(v, n) for v, n in vehicles if (v, n) not in live.forwarded]
-        candidates = self.eligible(auction_id, live.pickup, live.cluster, fresh)
+        candidates = self.eligible(auction_id, live.pickup, live.cluster, fresh, live.spill)
         if not candidates:
             return
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
@@ -204,7 +228,8 @@ class RegistryBehaviour(ProtocolBehaviour):
         if body.phase == "waiting":
             # The vehicles not tried yet (idle since, or beyond the bound at opening), in one
             # message: the manager starts its next round with all of them.
-            await self.forward(body.auction_id, live, self.idle_in(live.cluster))
+            await self.forward(body.auction_id, live,
+                               [(c.vehicle, c.node) for c in self.spilled(body.auction_id, live)])
 
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         await super().on_error_reply(msg, body)

@@ -50,6 +50,7 @@ class RunConfig:
     # others are decided by the MainManager over its registry of idle vehicles.
     policy: str = "auction"
     batch_s: float = 10.0  # simulated seconds between decisions of the batch policies
+    batch_k: int = 5  # batch-auction: pickup times per vehicle bid (its k best)
 
     def __post_init__(self) -> None:
         checks = [
@@ -77,6 +78,7 @@ class RunConfig:
              "--kill main needs --policy auction (only the auction registry is replicated)"),
             (self.policy in POLICIES, f"--policy must be one of {', '.join(POLICIES)}"),
             (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
+            (1 <= self.batch_k <= 64, "--batch-k must be between 1 and 64"),
         ]
         for ok, message in checks:
             if not ok:

@@ -13,6 +13,7 @@ from fleetbid.core.values import (
     non_negative_int,
     positive_float,
     positive_int,
+    tcp_port,
 )
 from fleetbid.laws.command import add_parsers as add_laws_parsers
 from fleetbid.maps import MapError
@@ -77,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("--json", action="store_true", help="print the result as JSON")
     repl.add_argument("--log-level", default="WARNING",
                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    xmpp = sub.add_parser("xmpp", help="run a real XMPP server (Prosody or ejabberd) on "
+                          "loopback, configured for fleetbid, until Ctrl-C")
+    xmpp.add_argument("server", choices=["prosody", "ejabberd"])
+    xmpp.add_argument("--dir", required=True, metavar="D",
+                      help="directory for its config, certificate, accounts and logs")
+    xmpp.add_argument("--port", type=tcp_port, default=None,
+                      help="c2s port on 127.0.0.1 (default: a free one)")
+    xmpp.add_argument("--domain", default="localhost", help="XMPP domain (%(default)s)")
+    xmpp.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING",
+                                                                  "ERROR"])
     add_trace_parser(sub)
     add_parsers(sub)
     add_laws_parsers(sub)
@@ -110,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench_auction(args)
         if args.command == "trace":
             return args.func(args)
+        if args.command == "xmpp":
+            from fleetbid.platform.external_servers.foreground import serve_foreground
+
+            return serve_foreground(args.server, args.dir, args.port, args.domain)
         if args.command in ("serve", "request", "laws", "audit", "complain", "experiment"):
             return args.func(args)
     except (ValueError, MapError) as exc:

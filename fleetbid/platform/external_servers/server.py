@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +28,7 @@ from fleetbid.platform.external_servers.certs import write_self_signed
 from fleetbid.platform.xmpp_server import XmppEndpoint, XmppServerError, free_port
 
 SERVER_LOG = "server.out"
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 CERT = "cert.pem"
 KEY = "key.pem"
 
@@ -73,6 +75,8 @@ class ManagedServer:
         domain: str = "localhost", host: str = "127.0.0.1", startup_timeout: float = 60.0,
         max_stanza_bytes: int = 1024 * 1024 + 64 * 1024,
     ) -> None:
+        if not _DOMAIN.fullmatch(domain):  # it is written into config files verbatim
+            raise ValueError(f"XMPP domain {domain!r}: letters, digits, '-' and '.' only")
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"{flavor.name} is run on loopback only, not on {host!r}")
         self.flavor = flavor
@@ -153,10 +157,9 @@ class ManagedServer:
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
 
-    def wait(self) -> int:
-        """Block until the server exits by itself; its exit code."""
-        assert self._proc is not None
-        return self._proc.wait()
+    def exited(self) -> bool:
+        """The server process is gone (it was started and has not been stopped)."""
+        return self._proc is not None and self._proc.poll() is not None
 
     def __enter__(self) -> ManagedServer:
         self.start()

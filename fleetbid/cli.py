@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fleetbid.bench.server_names import DEFAULT_SERVERS, SERVERS
 from fleetbid.core.config import RunConfig
 from fleetbid.core.values import (
     non_negative_int,
@@ -70,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--latency-auctions", type=non_negative_int, default=50,
                        help="auctions, one at a time, at each size (%(default)s)")
     scale.add_argument("--json", action="store_true", help="print the result as JSON")
+    servers = bench_sub.add_parser("servers", help="the auction benchmark on the embedded "
+                                   "server, Prosody and ejabberd, side by side")
+    add_population_options(servers)
+    servers.add_argument("--servers", nargs="+", default=DEFAULT_SERVERS, choices=SERVERS,
+                         help="servers to measure, in turn (%(default)s)")
+    servers.add_argument("--rounds", type=positive_int, default=1,
+                         help="turns per server; figures are medians (%(default)s)")
+    servers.add_argument("--auctions", type=positive_int, default=200,
+                         help="auctions in each burst (%(default)s)")
+    servers.add_argument("--latency-auctions", type=non_negative_int, default=100,
+                         help="auctions, one at a time, on each server (%(default)s)")
+    servers.add_argument("--json", action="store_true", help="print the result as JSON")
     repl = bench_sub.add_parser("replication", help="replication: ordered latency, throughput")
     repl.add_argument("--replicas", type=int, nargs="+", default=[3],
                       help="group sizes to measure (%(default)s)")
@@ -112,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from fleetbid.replication.bench import cmd_bench_replication
 
                 return cmd_bench_replication(args)
+            if args.bench == "servers":
+                from fleetbid.bench.servers import cmd_bench_servers
+
+                return cmd_bench_servers(args)
             if args.bench == "scale":
                 from fleetbid.bench.scale import cmd_bench_scale
 

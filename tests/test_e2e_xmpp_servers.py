@@ -26,8 +26,10 @@ from fleetbid.platform.external_servers.server import installed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
+# One cluster and a radius covering the map: every request has bidders, so every one must
+# be served (with 4 clusters a pickup can fall in a cluster without vehicles).
 SMALL = ["--vehicles", "12", "--requests", "4", "--rate", "20", "--speed", "400",
-         "--auction-managers", "4"]
+         "--auction-managers", "4", "--clusters", "1", "--radius", "100000"]
 
 
 def _skip_reason(kind: str) -> str | None:

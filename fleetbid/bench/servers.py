@@ -34,12 +34,11 @@ from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
 
 # Debian's sample prosody.cfg.lua enables mod_limits at this rate: kept measurable as its
 # own column to show what it costs (fleetbid's own Prosody config does not load it).
-DEBIAN_LIMITS = 'modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", ' \
-    '"register", "posix", "limits" }\nlimits = { c2s = { rate = "10kb/s" } }'
+DEBIAN_C2S_RATE = "10kb/s"
 
 EXTERNAL: dict[str, Callable[[], Flavor]] = {
     "prosody": Prosody,
-    "prosody-debian-limits": lambda: Prosody(extra_config=DEBIAN_LIMITS),
+    "prosody-debian-limits": lambda: Prosody(c2s_rate_limit=DEBIAN_C2S_RATE),
     "ejabberd": Ejabberd,
 }
 assert set(SERVERS) == {"embedded", *EXTERNAL}

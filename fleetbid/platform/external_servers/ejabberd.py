@@ -24,9 +24,6 @@ class Ejabberd:
 
     pidfile = "ejabberd.pid"
 
-    def __init__(self, extra_config: str = "") -> None:
-        self.extra_config = extra_config  # YAML appended (measurements)
-
     @staticmethod
     def node_name(layout: Layout) -> str:
         return f"fleetbid-{layout.port}@localhost"
@@ -80,7 +77,6 @@ modules:
     access: register
     ip_access: register_ip
     welcome_message: {{}}
-{self.extra_config}
 """
         (d / CONFIG).write_text(text)
         # Sourced by ejabberdctl (sh syntax).

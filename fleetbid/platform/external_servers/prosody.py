@@ -26,12 +26,17 @@ class Prosody:
 
     pidfile = "prosody.pid"
 
-    def __init__(self, extra_config: str = "") -> None:
-        self.extra_config = extra_config  # global Lua lines appended (measurements)
+    def __init__(self, c2s_rate_limit: str | None = None) -> None:
+        # Only to measure what Debian's sample config costs (`fleetbid bench servers`).
+        self.c2s_rate_limit = c2s_rate_limit
 
     def write_config(self, layout: Layout) -> list[str]:
         d = layout.run_dir
         (d / "data").mkdir(exist_ok=True)
+        limits, rate = "", ""
+        if self.c2s_rate_limit is not None:
+            limits = ', "limits"'
+            rate = f"limits = {{ c2s = {{ rate = {_lua(self.c2s_rate_limit)} }} }}"
         text = f"""-- written by fleetbid: loopback only, no s2s
 data_path = {_lua(str(d / "data"))}
 certificates = {_lua(str(d))}
@@ -42,7 +47,7 @@ c2s_interfaces = {{ {_lua(layout.host)} }}
 c2s_ports = {{ {layout.port} }}
 s2s_ports = {{ }}
 admin_ports = {{ }}
-modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "register", "posix" }}
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "register", "posix"{limits} }}
 -- s2s: no federation; offline: like the embedded server, no storage for absent agents
 modules_disabled = {{ "s2s", "offline" }}
 storage = "memory"
@@ -56,7 +61,7 @@ allow_registration = true
 registration_whitelist = {{ "127.0.0.1", "::1" }}
 whitelist_registration_only = true
 ssl = {{ certificate = {_lua(str(layout.cert))}, key = {_lua(str(layout.key))} }}
-{self.extra_config}
+{rate}
 VirtualHost {_lua(layout.domain)}
 """
         (d / CONFIG).write_text(text)

@@ -55,8 +55,8 @@ authentication = "internal_hashed"
 c2s_require_encryption = true
 c2s_stanza_size_limit = {layout.max_stanza_bytes}
 network_settings = {{ nagle = false }}
--- In-band registration from loopback only (the only interface we listen on), unthrottled:
--- a fleet registers all its agents at once.
+-- In-band registration from loopback only (the only interface we listen on); allowlisted
+-- addresses are never throttled: a fleet registers all its agents at once.
 allow_registration = true
 registration_whitelist = {{ "127.0.0.1", "::1" }}
 whitelist_registration_only = true

@@ -85,3 +85,12 @@ def test_cli_xmpp_bad_options_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(argv)
     assert exit_.value.code == 2
+
+
+def test_the_xmpp_server_option_reaches_fleet(xmpp_server_choice: str) -> None:
+    # --xmpp-server prosody|ejabberd swaps the server class Fleet starts (tests/conftest.py).
+    from fleetbid.platform.xmpp_server import EmbeddedXmppServer
+    from fleetbid.run import launcher
+
+    swapped = launcher.EmbeddedXmppServer is not EmbeddedXmppServer
+    assert swapped == (xmpp_server_choice != "embedded")

@@ -12,9 +12,9 @@ from fleetbid.bench.server_names import DEFAULT_SERVERS, SERVERS
 from fleetbid.core.config import RunConfig
 from fleetbid.core.values import (
     non_negative_int,
+    port,
     positive_float,
     positive_int,
-    tcp_port,
 )
 from fleetbid.laws.command import add_parsers as add_laws_parsers
 from fleetbid.maps import MapError
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     xmpp.add_argument("server", choices=["prosody", "ejabberd"])
     xmpp.add_argument("--dir", required=True, metavar="D",
                       help="directory for its config, certificate, accounts and logs")
-    xmpp.add_argument("--port", type=tcp_port, default=None,
+    xmpp.add_argument("--port", type=port, default=None,
                       help="c2s port on 127.0.0.1 (default: a free one)")
     xmpp.add_argument("--domain", default="localhost", help="XMPP domain (%(default)s)")
     xmpp.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING",
@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fleetbid.platform.external_servers.foreground import serve_foreground
 
             return serve_foreground(args.server, args.dir, args.port, args.domain)
-        if args.command in ("serve", "request", "laws", "audit", "complain", "experiment"):
+        if args.command in ("serve", "request", "auctions", "laws", "audit", "complain",
+                            "experiment"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)

@@ -37,7 +37,7 @@ from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
 from fleetbid.core.roles import Role
 from fleetbid.core.world import World
-from fleetbid.laws import certificates
+from fleetbid.laws import certificates, senders
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
@@ -147,6 +147,27 @@ def test_each_role_sends_what_its_behaviours_declare(cls: type[FleetAgent]) -> N
 
 def test_every_role_has_an_agent_class() -> None:
     assert {cls.ROLE for cls in ROLE_SENDS} == set(Role)
+
+
+def test_the_law_lets_each_role_send_exactly_what_its_agent_declares() -> None:
+    # Receivers refuse by this table (laws/senders.py): a role it allows more than its agent
+    # sends would widen what a forger in that role may do; one it allows less would refuse
+    # honest traffic. (Clients with no agent class, in the passenger role, send complaints
+    # (`fleetbid laws complain`) and may ask the auditor for a record.)
+    declared: dict[str, set[str]] = {}
+    for cls, kinds in ROLE_SENDS.items():
+        for kind in kinds - senders.ANY_ROLE:
+            declared.setdefault(kind, set()).add(str(cls.ROLE))
+    for kind in ("complaint", "audit-query"):
+        declared.setdefault(kind, set()).add(str(Role.PASSENGER))
+    assert declared == {kind: {str(r) for r in roles} for kind, roles in senders.SENDERS.items()}
+
+
+def test_an_agent_s_controller_knows_the_roles_of_its_senders() -> None:
+    agent = build(VehicleAgent)
+    assert agent.controller.role_of is not None
+    assert agent.controller.role_of(DIRECTORY.main_manager) == Role.MAIN_MANAGER
+    assert agent.controller.role_of("someone@localhost") == Role.PASSENGER
 
 
 class ShillBehaviour(ProtocolBehaviour):

@@ -2,7 +2,8 @@
 to the MainManager, an AuctionManager, a proxy and a vehicle over the real XMPP server.
 
 Every probe must get exactly one `not-understood` (undecodable, unexpected) or `refuse`
-(well-formed but rejected) with a reason naming the problem, and must change nothing: no
+(well-formed but rejected: first by the receiver's law when the prober's role, a client's,
+may not send that kind at all) with a reason naming the problem, and must change nothing: no
 auction opens, no vehicle moves, no other message is sent, and a normal ride afterwards is
 served by the vehicle the map says should win (the one a forged award was sent to).
 """
@@ -46,6 +47,12 @@ def _json(**fields: Any) -> str:
     return json.dumps(fields)
 
 
+def _law(kind: str) -> tuple[str, ...]:
+    """The receiver's law refuses a kind the prober's role (a client: passenger) may not
+    send, before any handler sees it (laws/senders.py)."""
+    return ("$prober", f"the law does not let a passenger send {kind}")
+
+
 RIDE = _json(request_id="$conv", source="$node", destination="$node", requested_at=0.0)
 BID = _json(auction_id="$conv", bid=0.01, eta_s=10.0)
 AWARD = _json(auction_id="$conv", vehicle="$vehicle", passenger="$prober", pickup="$node",
@@ -85,42 +92,39 @@ PROBES = [
     Probe("conversation-mismatch", "am", "bid", "propose",
           _json(auction_id="other-auction", bid=0.01, eta_s=10.0), NU,
           ("does not match auction_id 'other-auction'",)),
-    Probe("bid-to-main-manager", "mm", "bid", "propose", BID, NU, ("does not expect bid",)),
+    Probe("bid-to-main-manager", "mm", "bid", "propose", BID, REFUSED, _law("bid")),
     Probe("ride-to-proxy", "proxy", "ride-request", "request", RIDE, NU,
           ("does not expect ride-request",)),
     # -- well-formed but rejected: refuse ----------------------------------------------------
-    Probe("bid-unknown-auction", "am", "bid", "propose", BID, REFUSED,
-          ("unknown auction junk-bid-unknown-auction",)),
-    Probe("bid-unknown-auction-proxy", "proxy", "bid", "propose", BID, REFUSED,
-          ("unknown auction junk-bid-unknown-auction-proxy",)),
+    Probe("bid-unknown-auction", "am", "bid", "propose", BID, REFUSED, _law("bid")),
+    Probe("bid-unknown-auction-proxy", "proxy", "bid", "propose", BID, REFUSED, _law("bid")),
     Probe("award-to-vehicle-from-non-proxy", "vehicle", "award", "accept-proposal", AWARD,
-          REFUSED, ("no bid of mine", "junk-award-to-vehicle-from-non-proxy")),
+          REFUSED, _law("award")),
     Probe("lost-to-vehicle", "vehicle", "lost", "reject-proposal", _json(auction_id="$conv"),
           NU, ("unknown message type 'lost'",)),
     Probe("award-to-proxy-from-stranger", "proxy", "award", "accept-proposal", AWARD, REFUSED,
-          ("unknown auction",)),
+          _law("award")),
     Probe("group-call-from-stranger", "proxy", "group-call", "cfp",
           _json(auction_id="$conv", pickup="$node", n=1, deadline=1e6, vehicles=["$vehicle"]),
-          REFUSED, ("is not an auction manager",)),
+          REFUSED, _law("group-call")),
     Probe("open-auction-from-stranger", "am", "open-auction", "request",
           _json(auction_id="$conv", passenger="$prober", pickup="$node", dropoff="$node",
-                cluster=0, requested_at=0.0), REFUSED, ("is not the main manager",)),
+                cluster=0, requested_at=0.0), REFUSED, _law("open-auction")),
     Probe("participation-from-stranger", "am", "participation", "propagate",
           _json(auction_id="$conv", candidates=[{"vehicle": "$vehicle", "node": "$node"}]),
-          REFUSED,
-          ("is not the main manager",)),
+          REFUSED, _law("participation")),
     Probe("award-confirmed-unknown-auction", "am", "award-confirmed", "inform",
           _json(auction_id="$conv", vehicle="$vehicle", eta_s=5.0), REFUSED,
-          ("unknown auction",)),
+          _law("award-confirmed")),
     Probe("fake-vehicle", "mm", "vehicle-available", "subscribe", _json(node="$node"), REFUSED,
-          ("not a vehicle of this fleet",)),
+          _law("vehicle-available")),
     Probe("off-map-ride", "mm", "ride-request", "request",
           _json(request_id="$conv", source="nowhere", destination="$node", requested_at=0.0),
           REFUSED, ("source node nowhere is not on the map",)),
     Probe("closed-unknown-auction", "mm", "auction-closed", "inform",
-          _json(auction_id="$conv"), REFUSED, ("unknown auction junk-closed-unknown-auction",)),
+          _json(auction_id="$conv"), REFUSED, _law("auction-closed")),
     Probe("phase-unknown-auction", "mm", "auction-phase", "inform",
-          _json(auction_id="$conv", phase="waiting"), REFUSED, ("unknown auction",)),
+          _json(auction_id="$conv", phase="waiting"), REFUSED, _law("auction-phase")),
 ]
 
 
@@ -205,6 +209,7 @@ def test_bad_input_gets_not_understood_or_refuse_with_a_reason(
     assert reply.sender == junk["targets"][probe.target]
     assert reply.conversation == probe.conversation
     for text in probe.reasons:
+        text = text.replace("$prober", junk["prober"])
         assert text in reply.reason, (text, reply.reason)
     assert reply.body["in_reply_to"] == (probe.kind or "")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetbid.experiment import grid
 from fleetbid.experiment.report import summary
 from fleetbid.experiment.sweep import Point
 
@@ -29,6 +30,29 @@ def test_summary_improvement_is_relative_to_fifo_at_the_top_load() -> None:
     assert s["wait_improvement_vs_fifo"]["dense"]["auction"] == pytest.approx(0.75)
     assert s["deadhead_ratio"]["dense"]["fifo"] == 0.5
     assert s["batch_vs_optimal_gap"]["dense"] == pytest.approx(0.001)
+
+
+def test_live_grid_pairs_each_live_point_with_the_simulator_s() -> None:
+    sim = [_point("auction", 100.0, 0.2), _point("fifo", 400.0, 0.5)]
+    live = [Point("dense", "auction", 100, 0, 108.0, 200.0, 0.2, 100, 0, None, 9.0, "live",
+                  12.5),
+            Point("dense", "fifo", 100, 0, 300.0, 600.0, 0.5, 99, 1, None, 9.0, "live", 6.0),
+            Point("dense", "nearest", 100, 0, 90.0, 90.0, 0.5, 99, 1, None, 9.0, "live")]
+    rows = grid.pairs(sim, live)
+    assert [(r.policy, r.sim_wait_s, r.live_wait_s) for r in rows] == \
+        [("auction", 100.0, 108.0), ("fifo", 400.0, 300.0)]  # nearest: no simulator point
+    assert rows[0].gap == pytest.approx(0.08) and rows[1].gap == pytest.approx(-0.25)
+    s = grid.summary(rows)
+    assert s["within_target"] == 1 and s["max_abs_wait_gap"] == 0.25
+    assert s["messages_per_served_at_top_load"] == {"dense/auction": 12.5, "dense/fifo": 6.0}
+    text = "\n".join(grid.report_lines(rows))
+    assert "1 of 2 points" in text and "| dense | fifo | 100 | 400.0 | 300.0 | -25.0% |" in text
+
+
+def test_live_grid_needs_the_simulator_sweeps(tmp_path: Path) -> None:
+    from fleetbid.cli import main
+
+    assert main(["experiment", "paper", "--out", str(tmp_path), "--quick", "--live-grid"]) == 2
 
 
 @pytest.mark.e2e

@@ -132,7 +132,7 @@ def test_only_named_kinds_are_copied_and_roles_are_enforced() -> None:
     call = m.CallForBids(auction_id="a1", pickup="1", n=2, deadline=10.0)
     assert ctl.on_send(codec.encode(VEHICLE, call)) is None
     blocked = ctl.on_send(codec.encode(AM, bid()))
-    assert blocked == "the law does not let a auction-manager send bid"
+    assert blocked == "the law does not let an auction-manager send bid"
 
 
 def certified_pair(sender: str = VEHICLE) -> tuple[Controller, m.OpenAuction]:
@@ -202,13 +202,41 @@ def test_certificate_attributes_must_meet_the_law(seats: int, monkeypatch: pytes
     assert reason == f"{VEHICLE} has 1 seats, law certified requires 2"
 
 
-def test_the_law_reserves_some_kinds_to_roles_and_blocks_no_other_kind() -> None:
-    # What a role sends is what its behaviours declare (tests/test_behaviours_sends.py); the
-    # law only reserves kinds to roles, so a new message kind is never blocked silently.
+def test_the_law_names_the_roles_that_send_each_kind() -> None:
     for role, kind in [("passenger", "bid"), ("proxy", "certificate-issued"),
-                       ("vehicle", "award"), ("auditor", "revoke")]:
+                       ("vehicle", "award"), ("passenger", "dispatch"),
+                       ("vehicle", "open-auction"), ("proxy", "ride-assigned"),
+                       ("auditor", "revoke")]:
+        article = "an" if role == "auditor" else "a"
         assert controller(AM, role).role_problem(kind) == \
-            f"the law does not let a {role} send {kind}"
+            f"the law does not let {article} {role} send {kind}"
     for role, kind in [("vehicle", "bid"), ("proxy", "award"), ("main-manager", "ride-assigned"),
-                       ("passenger", "ride-request"), ("proxy", "some-new-kind")]:
+                       ("passenger", "ride-request"), ("passenger", "refused"),
+                       ("vehicle", "audit-batch")]:
         assert controller(AM, role).role_problem(kind) is None
+    # A kind the law does not know is sent by nobody (not let through by omission).
+    assert controller(AM, "proxy").role_problem("some-new-kind") == \
+        "the law names no role that may send some-new-kind"
+
+
+def test_the_receiver_refuses_a_kind_the_sender_s_role_may_not_send() -> None:
+    # Before, only the sender's own controller checked role rules: a client that skipped it
+    # (a plain XMPP client logged in as a passenger) had its award or dispatch delivered.
+    roles = {AM: "auction-manager", VEHICLE: "vehicle", "mm@x": "main-manager"}
+    ctl = Controller(VEHICLE, "vehicle", LawBook(builtin_laws()["sealed-first-price"]),
+                     {"auditor": AUDITOR}, PUBLIC, Clock(),
+                     role_of=lambda jid: roles.get(jid, "passenger"))
+    award = m.Award(auction_id="a1", vehicle=VEHICLE, passenger=PASSENGER, pickup="1",
+                    dropoff="2", price=0.1)
+    dispatch = m.Dispatch(auction_id="r1", passenger=PASSENGER, pickup="1", dropoff="2")
+    assert ctl.on_receive(incoming(PASSENGER, VEHICLE, award), award) == \
+        f"{PASSENGER}: the law does not let a passenger send award"
+    assert ctl.on_receive(incoming(PASSENGER, VEHICLE, dispatch), dispatch) == \
+        f"{PASSENGER}: the law does not let a passenger send dispatch"
+    assert ctl.on_receive(incoming(AM, VEHICLE, award), award) is None
+    assert ctl.on_receive(incoming("mm@x", VEHICLE, dispatch), dispatch) is None
+    # The refused award was checked before the auction's control state was touched.
+    refused = Controller(VEHICLE, "vehicle", LawBook(builtin_laws()["sealed-first-price"]),
+                         {}, PUBLIC, Clock(), role_of=lambda jid: "passenger")
+    refused.on_receive(incoming(PASSENGER, VEHICLE, award), award)
+    assert not refused.auctions

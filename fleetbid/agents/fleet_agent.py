@@ -107,7 +107,7 @@ def make_controller(agent: FleetAgent) -> Any:
     # exist, and certificates must expire on the run's clock, not on the one at start-up.
     return Controller(str(agent.jid.bare), agent.ROLE, book_for(agent.world.config.law),
                       directory.services(), directory.authority_key,
-                      lambda: agent.world.clock.now())
+                      lambda: agent.world.clock.now(), role_of=directory.role_of)
 
 
 async def blocked_send(agent: FleetAgent, msg: Message, reason: str, behaviour: Any) -> None:

@@ -13,6 +13,8 @@ from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.outcome import RideOutcome
 from fleetbid.protocol import messages as m
 
+GIVE_UP_WALL_S = 20.0
+
 log = logging.getLogger("fleetbid.passenger")
 
 
@@ -40,8 +42,12 @@ class RideBehaviour(ProtocolBehaviour):
         self.early_pickup: tuple[Message, m.PickedUp] | None = None
         self.sent_at = time.perf_counter()
         await self.tell(agent.manager_jid, request, conversation=agent.request_id)
-        # Generous: patience plus a full bidding round, so only a lost system times out.
-        give_up = world.config.patience_s + 2 * world.config.bid_window_s()
+        # Generous: patience plus a full bidding round, so only a lost system times out; and
+        # never sooner than GIVE_UP_WALL_S of wall time (at a fast simulated clock the rounds
+        # of an English auction on a loaded machine outlast 1 s of wall time, and the
+        # MainManager answers a request it cannot serve by itself, with its reason).
+        give_up = max(world.config.patience_s + 2 * world.config.bid_window_s(),
+                      GIVE_UP_WALL_S * world.clock.speed)
         self.timer = self.later(give_up, lambda: self.end("no answer from the system in time"))
 
     def latency(self) -> float:

@@ -19,6 +19,7 @@ from fleetbid.auction.rules import equilibrium_bid
 from fleetbid.behaviours.auction_types import auction_type
 from fleetbid.behaviours.base import AcknowledgedBids, Rejected, check_declared, sender_of
 from fleetbid.laws import auctions, certificates
+from fleetbid.maps import RoadMap
 from fleetbid.protocol import codec
 from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
@@ -164,6 +165,7 @@ class BiddingBehaviour(AcknowledgedBids):
             raise Rejected(f"no bid of mine in auction {body.auction_id} went to {sender_of(msg)}")
         if body.vehicle != str(agent.jid.bare):
             raise Rejected(f"award names {body.vehicle}, not me")
+        on_map(agent.world.roadmap, body.pickup, body.dropoff)
         del self.callers[body.auction_id]
         if agent.state != IDLE:
             await self.tell(caller, m.AwardDeclined(
@@ -183,9 +185,7 @@ class BiddingBehaviour(AcknowledgedBids):
         agent = self.agent
         if sender_of(msg) != agent.manager_jid:
             raise Rejected(f"{sender_of(msg)} is not the main manager")
-        if not agent.world.roadmap.has_node(body.pickup) or not agent.world.roadmap.has_node(
-                body.dropoff):
-            raise Rejected("pickup or drop-off is not on my map")
+        on_map(agent.world.roadmap, body.pickup, body.dropoff)
         if agent.state != IDLE:
             await self.tell(agent.manager_jid, m.DispatchDeclined(
                 auction_id=body.auction_id, reason=f"already assigned ({agent.state})"))
@@ -284,3 +284,11 @@ class TripBehaviour(OneShotBehaviour):
         agent.state = IDLE
         agent.trips += 1
         agent.add_behaviour(AnnounceBehaviour())
+
+
+def on_map(roadmap: RoadMap, pickup: str, dropoff: str) -> None:
+    """Refuse a ride whose pickup or drop-off is not on this vehicle's map (before any state
+    changes: a trip to nowhere would fail half-way)."""
+    if not roadmap.has_node(pickup) or not roadmap.has_node(dropoff):
+        raise Rejected("pickup or drop-off is not on my map")
+

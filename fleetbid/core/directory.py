@@ -26,3 +26,20 @@ class Directory:
         named = {Role.AUTHORITY: self.authority, Role.AUDITOR: self.auditor,
                  Role.COMPLAINTS: self.complaints}
         return {name: jid for name, jid in named.items() if jid}
+
+    def role_of(self, jid: str) -> Role:
+        """The role of a bare JID. Anyone the directory does not name is a client of the
+        fleet (a passenger, or a complainant: the law lets them do the same things)."""
+        if jid == self.main_manager:
+            return Role.MAIN_MANAGER
+        if jid in self.vehicles:
+            return Role.VEHICLE
+        if jid in self.auction_managers:
+            return Role.AUCTION_MANAGER
+        if jid in self.proxies:
+            return Role.PROXY
+        for role, service in self.services().items():
+            if jid == service:
+                return Role(role)
+        return Role.PASSENGER
+

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from fleetbid.core.values import non_negative_float, positive_int
+from fleetbid.core.values import non_negative_float, positive_float, positive_int
+from fleetbid.experiment.grid import GRID_PASSENGERS, GRID_SPEED
 from fleetbid.experiment.sweep import SPARSE_SPEC, SweepSettings
 
 FULL_PASSENGERS = (100, 250, 500, 1000, 1500, 2000)
@@ -33,6 +35,17 @@ def add_parser(sub: Any) -> None:
     # Default: the packaged Bengaluru extract (fleetbid/maps/data), so any directory works.
     p.add_argument("--dense-map", default=None,
                    help="GraphML of the dense city (default: the packaged central Bengaluru)")
+    p.add_argument("--live-grid", action="store_true",
+                   help="with --fast: also run a reduced grid on live agents (both maps, "
+                        "--live-passengers, every policy, seed 0) and report it beside the "
+                        "simulator's figures")
+    p.add_argument("--live-passengers", type=positive_int, nargs="+", default=None,
+                   help="the live grid's loads (default: 100 250 500; with --quick the quick "
+                        "grid's)")
+    p.add_argument("--live-speed", type=positive_float, default=GRID_SPEED,
+                   help="the live grid's clock: simulated seconds per wall second "
+                        "(%(default)s; every wall millisecond of protocol delay adds this many "
+                        "simulated milliseconds to a wait)")
     p.add_argument("--no-latency", action="store_true", help="skip Table II (live agents)")
     p.add_argument("--spacing", type=non_negative_float, default=0.1,
                    help="Table II: wall seconds between two requests (%(default)s); keep the "
@@ -41,6 +54,27 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
     p.set_defaults(func=cmd_paper)
+    r = which.add_parser("reposition", help="does idle repositioning pay? (simulator, with and "
+                                            "without, both maps)")
+    r.add_argument("--passengers", type=positive_int, nargs="+", default=[500, 2000])
+    r.add_argument("--policies", nargs="+", default=["auction", "batch-auction"],
+                   choices=POLICY_ORDER)
+    r.add_argument("--seeds", type=positive_int, default=3, help="repetitions (%(default)s)")
+    r.add_argument("--window", type=positive_float, default=900.0,
+                   help="simulated seconds of recent demand a vehicle looks at (%(default)s)")
+    r.add_argument("--json", action="store_true", help="rows as one JSON list")
+    r.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
+    r.set_defaults(func=cmd_reposition)
+
+
+def cmd_reposition(args: argparse.Namespace) -> int:
+    from fleetbid.experiment.reposition import measure, table
+
+    rows = measure(args.policies, args.passengers, args.seeds, args.window,
+                   lambda text: print(text, file=sys.stderr, flush=True))
+    print(json.dumps([r.to_dict() for r in rows]) if args.json else table(rows))
+    return 0
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
@@ -61,15 +95,27 @@ def cmd_paper(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
 
+    if args.live_grid and not args.fast:
+        raise ValueError("--live-grid compares live agents with the simulator: add --fast")
+    grid_loads = tuple(args.live_passengers or (QUICK_PASSENGERS if args.quick
+                                                else GRID_PASSENGERS))
+    passengers = QUICK_PASSENGERS if args.quick else FULL_PASSENGERS
+    if args.live_grid:  # the simulator runs every load the live grid runs
+        passengers = tuple(sorted(set(passengers) | set(grid_loads)))
     settings = SweepSettings(
         maps={"dense": "dense" if args.dense_map is None else "dense:" + args.dense_map,
               "sparse": SPARSE_SPEC},
         policies=POLICY_ORDER,
-        passengers=QUICK_PASSENGERS if args.quick else FULL_PASSENGERS,
+        passengers=passengers,
         seeds=args.seeds,
     )
+    live: list[Any] = []
     if args.fast:
         points = sim_sweep(settings, say)
+        if args.live_grid:
+            small = dataclasses.replace(settings, passengers=grid_loads, seeds=1)
+            live = live_sweep(small, lambda spec, pol, n, seed: _live_run(
+                small, spec, pol, n, seed, args.live_speed), say)
     else:
         points = live_sweep(settings, lambda spec, pol, n, seed: _live_run(settings, spec, pol,
                                                                            n, seed), say)
@@ -85,10 +131,12 @@ def cmd_paper(args: argparse.Namespace) -> int:
         "passengers": list(settings.passengers), "seeds": settings.seeds,
         "batch_s": settings.batch_s, "clusters": settings.clusters,
         "latency_spacing_s": args.spacing,
+        "live_grid_passengers": list(grid_loads) if args.live_grid else None,
+        "live_grid_speed": args.live_speed if args.live_grid else None,
         "wall_s": None,
     }
     meta["wall_s"] = round(time.perf_counter() - started, 1)
-    summ = write_report(Path(args.out), points, latency, meta)
+    summ = write_report(Path(args.out), points, latency, meta, live)
     say(f"wrote {args.out}/report.md, results.json and plots")
     if args.json:
         print(json.dumps(summ))
@@ -97,13 +145,14 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return 0
 
 
-def _live_run(settings: SweepSettings, spec: str, policy: str, n: int, seed: int) -> dict[str, Any]:
+def _live_run(settings: SweepSettings, spec: str, policy: str, n: int, seed: int,
+              speed: float = LIVE_SPEED) -> dict[str, Any]:
     from fleetbid.core.config import RunConfig
     from fleetbid.platform import eventloop
     from fleetbid.run.job import run_scenario
 
     config = RunConfig(
-        vehicles=settings.vehicles, requests=n, rate=settings.rate_per_min, speed=LIVE_SPEED,
+        vehicles=settings.vehicles, requests=n, rate=settings.rate_per_min, speed=speed,
         seed=seed, map=spec, clusters=settings.clusters, radius_m=1e9, patience_s=1e9,
         policy=policy, batch_s=settings.batch_s, replicas=1,
     )

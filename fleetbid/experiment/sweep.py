@@ -45,6 +45,7 @@ class Point:
     batch_gap: float | None  # batch policies: total pickup time vs optimum, over all batches
     run_s: float  # wall seconds of this point
     source: str  # "sim" or "live"
+    messages_per_served: float | None = None  # live runs: every agent message / rides served
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +98,7 @@ def live_sweep(
                         label, name, n, seed, s["wait_avg_s"], s["wait_max_s"],
                         s["deadhead_ratio"], s["served"], s["rejected"], None,
                         time.perf_counter() - t0, "live",
+                        s["messages"] / s["served"] if s["served"] else None,
                     ))
                     say(f"{label} seed {seed} {n} {name}: live run done")
     return points

@@ -10,9 +10,10 @@ what the law wants audited. The rules:
   message without one is under the run's default law). The first one an agent sees adopts
   the law for that auction; a message under another hash, or under a law this agent does
   not know, is refused with the reason;
-* each role sends only its part in the protocol: what the role's behaviours declare
-  (checked by the agent, agents/fleet_agent.py), and never a kind the law reserves for
-  other roles (`RESERVED`: only vehicles bid, only the CA issues certificates, ...);
+* each role sends only its part in the protocol (`laws/senders.py`: only vehicles bid,
+  only managers and proxies award, only the CA issues certificates, ...): the sender's
+  controller blocks anything else, and the receiver's refuses a message whose sender's role
+  (from the run's directory) may not send it;
 * a bid needs a token: a call (call-for-bids, english-round, dutch-tick) received in that
   auction. It cannot come from the auction's passenger (shill bidding), and under a law
   that requires certification it must carry (metadata `cert`) a certificate of the CA that
@@ -31,10 +32,10 @@ from dataclasses import dataclass, field
 
 from spade.message import Message
 
-from fleetbid.core.roles import Role
 from fleetbid.laws import certificates
 from fleetbid.laws.book import LawBook
 from fleetbid.laws.schema import AUCTION_KINDS, Law
+from fleetbid.laws.senders import sender_problem
 from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
@@ -43,21 +44,6 @@ log = logging.getLogger("fleetbid.laws")
 CALLS = frozenset({m.CallForBids.TYPE, lm.EnglishRound.TYPE, lm.DutchTick.TYPE})
 ERRORS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE})
 MAX_AUCTIONS = 20000  # control state kept per agent (oldest auctions forgotten first)
-
-# The law's own word on roles: these kinds only the listed roles may send, whatever an
-# agent's behaviours declare (a passenger never bids). Every other kind is the part of
-# the roles whose behaviours declare it; an agent whose declarations this forbids fails at
-# start-up (FleetAgent.check_sends), not at its first send.
-RESERVED: dict[str, frozenset[Role]] = {
-    m.Bid.TYPE: frozenset({Role.VEHICLE}),
-    m.Award.TYPE: frozenset({Role.AUCTION_MANAGER, Role.PROXY}),
-    m.RideAssigned.TYPE: frozenset({Role.AUCTION_MANAGER, Role.MAIN_MANAGER}),
-    lm.CertificateIssued.TYPE: frozenset({Role.AUTHORITY}),
-    lm.Revoked.TYPE: frozenset({Role.AUTHORITY}),
-    lm.Revoke.TYPE: frozenset({Role.COMPLAINTS}),
-    lm.AuditRecord.TYPE: frozenset({Role.AUDITOR}),
-}
-
 
 @dataclass
 class AuctionControl:
@@ -89,6 +75,9 @@ class Controller:
     authority_key: str  # hex Ed25519 public key of the CA ("" when the run has none)
     now: Callable[[], float]
     chosen: str = ""  # hash a passenger starts its auctions under ("": the default law)
+    # The role of a sender's bare JID (Directory.role_of); None only where no directory
+    # exists (unit benches), and then receipts are not checked against roles.
+    role_of: Callable[[str], str] | None = None
     auctions: OrderedDict[str, AuctionControl] = field(default_factory=OrderedDict)
     certificate: lm.Certificate | None = None
     revoked: set[str] = field(default_factory=set)  # serials the CA revoked
@@ -120,10 +109,7 @@ class Controller:
 
     def role_problem(self, kind: str) -> str | None:
         """Why the law does not let this agent's role send `kind` (None: it does)."""
-        allowed = RESERVED.get(kind)
-        if allowed is not None and self.role not in allowed:
-            return f"the law does not let a {self.role} send {kind}"
-        return None
+        return sender_problem(self.role, kind)
 
     def law_for(self, auction_id: str) -> Law:
         control = self.auctions.get(auction_id)
@@ -135,6 +121,10 @@ class Controller:
         """None to deliver `body` to the behaviour, else the reason it is refused. (Once the
         behaviour has acted on it, `copy_received` keeps the receiver's audit copy.)"""
         kind = body.TYPE
+        if self.role_of is not None:
+            reason = sender_problem(self.role_of(str(msg.sender.bare)), kind)
+            if reason is not None:
+                return f"{msg.sender.bare}: {reason}"
         if isinstance(body, lm.Revoked):
             if str(msg.sender.bare) != self.services.get("certification-authority"):
                 return f"{msg.sender.bare} is not the certification authority"

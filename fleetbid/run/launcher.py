@@ -29,6 +29,7 @@ from fleetbid.core.outcome import RideOutcome
 from fleetbid.laws import certificates
 from fleetbid.laws.book import book_for
 from fleetbid.maps import RoadMap, load_map
+from fleetbid.platform.announce import AnnounceGroup
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
 from fleetbid.run.pipes import read_in_thread
 from fleetbid.run.population import Names, Plan, make_plan, vehicle_start_nodes
@@ -53,8 +54,10 @@ class Fleet:
         run_dir: str | Path | None = None,
         start_nodes: list[str] | None = None,
         log_level: str = "WARNING",
+        announce: AnnounceGroup | None = None,
     ) -> None:
         self.config = config
+        self.announce = announce  # where the workers announce auctions and vehicles, if any
         self.roadmap: RoadMap = load_map(config.map, config.seed)
         self.start_nodes = start_nodes or vehicle_start_nodes(
             self.roadmap, config.vehicles, config.seed
@@ -116,7 +119,7 @@ class Fleet:
             proc = ctx.Process(
                 target=worker_main, name=f"fleetbid-worker-{index}", daemon=True,
                 args=(index, self.config, self.endpoint, specs, self.plan.directory, child,
-                      self.log_level, replicas.get(index)),
+                      self.log_level, replicas.get(index), self.announce),
             )
             proc.start()
             child.close()

@@ -51,6 +51,9 @@ class ReplicaHost(Worker):
         agent.replicate = self.machine.attach
         return agent
 
+    def speaks(self) -> bool:
+        return self.node is not None and self.node.is_leader
+
     async def before_ready(self) -> None:
         s = self.settings
         self.node = ReplicaNode(s.group, s.member_id, self.machine,

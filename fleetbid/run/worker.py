@@ -31,7 +31,8 @@ from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
 from fleetbid.core.roles import Role
 from fleetbid.core.world import World
-from fleetbid.platform import trace, xmpp_agent
+from fleetbid.platform import newsroom, trace, xmpp_agent
+from fleetbid.platform.announce import AnnounceGroup
 from fleetbid.platform.xmpp_agent import COUNTERS, start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.pipes import read_in_thread
@@ -45,9 +46,10 @@ PASSENGER_LOGINS = 8  # concurrent passenger logins per process
 class Worker:
     def __init__(
         self, index: int, config: RunConfig, endpoint: XmppEndpoint, specs: list[AgentSpec],
-        directory: Directory, conn: Connection,
+        directory: Directory, conn: Connection, announce: AnnounceGroup | None = None,
     ) -> None:
         self.index, self.config, self.endpoint = index, config, endpoint
+        self.announce = announce
         self.specs, self.directory, self.conn = specs, directory, conn
         self.agents: list[FleetAgent] = []
         self.passengers: set[PassengerAgent] = set()
@@ -67,6 +69,11 @@ class Worker:
         if self.config.trace:
             world = self.world
             trace.install(self.config.trace, self.index, lambda: world.clock.now())
+        if self.announce is not None:
+            world = self.world
+            room = await newsroom.install(self.announce, self.index, lambda: world.clock.now(),
+                                          self.config.speed, self.speaks)
+            self.spawn(room.stats(self.index))
         self.login_gate = asyncio.Semaphore(PASSENGER_LOGINS)
         self.agents = [self.make(spec) for spec in self.specs]
         await start_agents(self.agents)
@@ -79,6 +86,10 @@ class Worker:
                 break
             await self.on_command(command)
         await self.shutdown()
+
+    def speaks(self) -> bool:
+        """Whether what this process receives is news (a replica host: only its leader)."""
+        return True
 
     async def before_ready(self) -> None:
         """Subclasses start what else they run once the agents are logged in."""

@@ -1,4 +1,4 @@
-"""Registers `fleetbid serve` and `fleetbid request` on the `fleetbid` parser.
+"""Registers `fleetbid serve`, `request` and `auctions` on the `fleetbid` parser.
 
 The command modules are imported only when a command runs: `fleetbid --help` stays fast.
 """
@@ -9,6 +9,9 @@ import argparse
 from typing import Any
 
 from fleetbid.core.values import (
+    hex_key,
+    loopback_port,
+    multicast_endpoint,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -44,6 +47,12 @@ def run_request(args: argparse.Namespace) -> int:
     return cmd_request(args)
 
 
+def run_auctions(args: argparse.Namespace) -> int:
+    from fleetbid.service.monitor import cmd_auctions
+
+    return cmd_auctions(args)
+
+
 def add_parsers(subparsers: Any) -> None:
     """Register `serve` and `request` on the `fleetbid` subcommand parser."""
     serve = subparsers.add_parser(
@@ -53,7 +62,28 @@ def add_parsers(subparsers: Any) -> None:
     )
     add_population_options(serve)
     serve.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    serve.add_argument("--web", metavar="[HOST:]PORT", type=loopback_port, default=None,
+                       help="serve the live map on this loopback port (docs/monitoring.md); "
+                            "traces into web-trace.jsonl beside the state file unless --trace")
     serve.set_defaults(func=run_serve)
+
+    auctions = subparsers.add_parser(
+        "auctions", help="follow a running fleet's auctions live (fleetbid serve)",
+        description="Listen to the announcement group of a running `fleetbid serve` and show "
+                    "its auctions live: auction, cluster, bidders, best bid, time left, winner.",
+    )
+    auctions.add_argument("--json", action="store_true",
+                          help="print the announcements as JSON lines instead of a table")
+    auctions.add_argument("--all", action="store_true",
+                          help="with --json: vehicle and counter announcements too")
+    auctions.add_argument("--count", metavar="N", type=positive_int, default=None,
+                          help="exit once N auctions have ended (default: run until Ctrl-C)")
+    auctions.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    auctions.add_argument("--group", metavar="ADDR:PORT", type=multicast_endpoint,
+                          default=None, help="listen here instead of the state file's group")
+    auctions.add_argument("--key", type=hex_key, default=None,
+                          help="with --group: the group's HMAC key (hex)")
+    auctions.set_defaults(func=run_auctions, log_level="WARNING")
 
     request = subparsers.add_parser(
         "request", help="ask a running fleet (fleetbid serve) for rides",

@@ -68,12 +68,17 @@ class ServeState:
     # Embedded server: the key clients derive passenger/complainant passwords from (a secret:
     # the file is written 0600). Empty for an external server.
     account_key: str = field(default="", repr=False)
+    # The announcement group (platform/announce.py): address, port, key (a secret too).
+    announce: dict[str, Any] = field(default_factory=dict, repr=False)
+    # `serve --web`: the live map's URL and the trace its diagrams are drawn from.
+    web: str = ""
+    trace: str = ""
     version: int = VERSION
 
     @classmethod
     def describe(
         cls, config: RunConfig, endpoint: XmppEndpoint, directory: Directory, epoch: float,
-        map_name: str, pid: int | None = None,
+        map_name: str, pid: int | None = None, **extra: Any,
     ) -> ServeState:
         return cls(
             pid=os.getpid() if pid is None else pid, host=endpoint.host, port=endpoint.port,
@@ -85,6 +90,7 @@ class ServeState:
             proxies=list(directory.proxies), vehicles=sorted(directory.vehicles),
             config=dataclasses.asdict(config), law_agents=directory.services(),
             account_key=endpoint.accounts.client if endpoint.accounts else "",
+            **extra,
         )
 
     def run_config(self) -> RunConfig:

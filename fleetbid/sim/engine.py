@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from fleetbid.core.scenario import Request
 from fleetbid.maps import Clusters, RoadMap
 from fleetbid.policies import Idle, Policy, Waiting
+from fleetbid.sim.reposition import Repositioner
 from fleetbid.sim.travel import TravelMatrix
 
 FREE, ARRIVAL, TICK = 0, 1, 2  # at equal times: vehicles free first, then arrivals, then ticks
@@ -42,13 +43,15 @@ class SimResult:
     waits: dict[str, float] = field(default_factory=dict)
     end_s: float = 0.0
     idle_at_end: int = 0
+    reposition_m: float = 0.0  # driven empty to reposition (see sim/reposition.py)
+    repositions: int = 0
 
     @property
     def assignments(self) -> dict[str, str]:
         return {t.request_id: t.vehicle for t in self.trips}
 
     def deadhead_ratio(self) -> float | None:
-        empty = sum(t.empty_m for t in self.trips)
+        empty = sum(t.empty_m for t in self.trips) + self.reposition_m
         total = empty + sum(t.loaded_m for t in self.trips)
         return empty / total if total > 0 else None
 
@@ -79,7 +82,7 @@ class SimGeography:
 def simulate(
     roadmap: RoadMap, clusters: Clusters, policy: Policy, requests: Sequence[Request],
     start_nodes: Sequence[str], vehicle_ids: Sequence[str] | None = None,
-    patience_s: float = math.inf,
+    patience_s: float = math.inf, reposition: Repositioner | None = None,
 ) -> SimResult:
     """Run every request to its end; vehicles start idle at `start_nodes` at time 0."""
     if vehicle_ids is None:
@@ -132,6 +135,25 @@ def simulate(
             heapq.heappush(events, (dropoff_at, FREE, seq, f"{v.vehicle}\n{r.destination}"))
             seq += 1
 
+    def move_on(vehicle: str) -> None:
+        """A vehicle just idle may drive toward demand (sim/reposition.py)."""
+        nonlocal seq
+        assert reposition is not None
+        node = idle[vehicle].node
+        target = reposition.target(
+            now, node, (v.node for v in idle.values()), geo.cluster_of,
+            lambda a, b: matrix.time_s(*matrix.idx([a, b])))
+        if target is None:
+            return
+        del idle[vehicle]
+        a, b = matrix.idx([node, target])
+        result.reposition_m += matrix.length_m(a, b)
+        result.repositions += 1
+        heapq.heappush(events, (now + matrix.time_s(a, b), FREE, seq,
+                                f"{vehicle}\n{target}\nmoved"))
+        seq += 1
+
+    moved: list[str] = []
     while events:
         now, kind, _, payload = heapq.heappop(events)
         while deadlines and deadlines[0][0] < now:
@@ -144,15 +166,21 @@ def simulate(
             r = by_id[payload]
             waiting[r.request_id] = Waiting(r.request_id, r.source, r.at,
                                             geo.cluster_of(r.source))
+            if reposition is not None:
+                reposition.on_request(now, geo.cluster_of(r.source), r.source)
             if math.isfinite(patience_s):
                 deadlines.append((r.at + patience_s, r.request_id))
         elif kind == FREE:
-            vehicle, node = payload.split("\n")
+            vehicle, node, *moved = payload.split("\n")
             idle[vehicle] = Idle(vehicle, node, now)
+            if moved and reposition is not None:
+                reposition.arrived(geo.cluster_of(node))
         else:
             tick_pending = dirty = False
         if not batch or kind == TICK:
             decide()
+        if kind == FREE and reposition is not None and not moved and vehicle in idle:
+            move_on(vehicle)
         if waiting:
             schedule_tick()
     # Left waiting: patience ran out, or no vehicle ever became idle where the policy looks.

@@ -16,10 +16,10 @@ from fleetbid.platform.xmpp_server import XmppServerError
 def serve_foreground(kind: str, run_dir: str | Path, port: int | None, domain: str,
                      out: TextIO = sys.stdout) -> int:
     """Start the server, say where it is, stop it on SIGINT/SIGTERM; 0, or 1 if it died."""
+    server = ManagedServer(FLAVORS[kind](), run_dir, port=port, domain=domain)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
-    server = ManagedServer(FLAVORS[kind](), run_dir, port=port, domain=domain)
     try:
         try:
             ep = server.start()

@@ -8,9 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fleetbid.bench.server_names import DEFAULT_SERVERS, SERVERS
 from fleetbid.core.config import KILL_TARGETS, RunConfig
 from fleetbid.core.values import (
     non_negative_int,
+    port,
     positive_float,
     positive_int,
 )
@@ -75,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--latency-auctions", type=non_negative_int, default=50,
                        help="auctions, one at a time, at each size (%(default)s)")
     scale.add_argument("--json", action="store_true", help="print the result as JSON")
+    servers = bench_sub.add_parser("servers", help="the auction benchmark on the embedded "
+                                   "server, Prosody and ejabberd, side by side")
+    add_population_options(servers)
+    servers.add_argument("--servers", nargs="+", default=DEFAULT_SERVERS, choices=SERVERS,
+                         help="servers to measure, in turn (%(default)s)")
+    servers.add_argument("--rounds", type=positive_int, default=1,
+                         help="turns per server; figures are medians (%(default)s)")
+    servers.add_argument("--auctions", type=positive_int, default=200,
+                         help="auctions in each burst (%(default)s)")
+    servers.add_argument("--latency-auctions", type=non_negative_int, default=100,
+                         help="auctions, one at a time, on each server (%(default)s)")
+    servers.add_argument("--json", action="store_true", help="print the result as JSON")
     repl = bench_sub.add_parser("replication", help="replication: ordered latency, throughput")
     repl.add_argument("--replicas", type=int, nargs="+", default=[3],
                       help="group sizes to measure (%(default)s)")
@@ -83,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("--json", action="store_true", help="print the result as JSON")
     repl.add_argument("--log-level", default="WARNING",
                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    xmpp = sub.add_parser("xmpp", help="run a real XMPP server (Prosody or ejabberd) on "
+                          "loopback, configured for fleetbid, until Ctrl-C")
+    xmpp.add_argument("server", choices=["prosody", "ejabberd"])
+    xmpp.add_argument("--dir", required=True, metavar="D",
+                      help="directory for its config, certificate, accounts and logs")
+    xmpp.add_argument("--port", type=port, default=None,
+                      help="c2s port on 127.0.0.1 (default: a free one)")
+    xmpp.add_argument("--domain", default="localhost", help="XMPP domain (%(default)s)")
+    xmpp.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING",
+                                                                  "ERROR"])
     add_trace_parser(sub)
     add_parsers(sub)
     add_laws_parsers(sub)
@@ -107,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from fleetbid.replication.bench import cmd_bench_replication
 
                 return cmd_bench_replication(args)
+            if args.bench == "servers":
+                from fleetbid.bench.servers import cmd_bench_servers
+
+                return cmd_bench_servers(args)
             if args.bench == "scale":
                 from fleetbid.bench.scale import cmd_bench_scale
 
@@ -116,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench_auction(args)
         if args.command == "trace":
             return args.func(args)
+        if args.command == "xmpp":
+            from fleetbid.platform.external_servers.foreground import serve_foreground
+
+            return serve_foreground(args.server, args.dir, args.port, args.domain)
         if args.command in ("serve", "request", "auctions", "laws", "audit", "complain",
                             "experiment"):
             return args.func(args)

@@ -44,6 +44,12 @@ def run_request(args: argparse.Namespace) -> int:
     return cmd_request(args)
 
 
+def run_status(args: argparse.Namespace) -> int:
+    from fleetbid.service.status import cmd_status
+
+    return cmd_status(args)
+
+
 def add_parsers(subparsers: Any) -> None:
     """Register `serve` and `request` on the `fleetbid` subcommand parser."""
     serve = subparsers.add_parser(
@@ -54,6 +60,16 @@ def add_parsers(subparsers: Any) -> None:
     add_population_options(serve)
     serve.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
     serve.set_defaults(func=run_serve)
+
+    status = subparsers.add_parser(
+        "status", help="the health of a running `fleetbid serve`",
+        description="Server, workers, replica hosts and quorum, queue length and rides "
+                    "served per minute of the running serve. Exit 0 healthy, 1 degraded "
+                    "(e.g. the auction managers lost their quorum), 2 no fleet running.",
+    )
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    status.set_defaults(func=run_status, log_level="WARNING")
 
     request = subparsers.add_parser(
         "request", help="ask a running fleet (fleetbid serve) for rides",

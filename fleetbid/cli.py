@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench_auction(args)
         if args.command == "trace":
             return args.func(args)
-        if args.command in ("serve", "request", "status", "laws", "audit", "complain",
+        if args.command in ("serve", "request", "status", "soak", "laws", "audit", "complain",
                             "experiment"):
             return args.func(args)
     except (ValueError, MapError) as exc:

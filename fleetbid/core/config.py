@@ -33,7 +33,7 @@ class RunConfig:
     queue_limit: int = 1000
     # Messages per passenger account per minute to the MainManager (the embedded server
     # refuses the excess; platform/rate_limit.py). A passenger asks once per account.
-    max_requests_per_minute: int = 60
+    max_requests_per_minute: int = 10
     trace: str | None = None  # JSON-lines file every process appends its messages to
     law: str = "sealed-first-price"  # default law: a built-in name or a TOML file (docs/laws.md)
     audit: str | None = None  # the auditor's SQLite file (None: kept in memory)

@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from fleetbid.platform.rate_limit import RequestLimiter
+from fleetbid.platform.rate_limit import DEFAULT_PER_MINUTE, RequestLimiter
 from fleetbid.platform.xmpp_server import DEFAULT_MAX_STANZA_BYTES
 
 _PR_SET_PDEATHSIG = 1
@@ -54,7 +54,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit-target", default="",
                    help="local part of the JID whose client senders are rate-limited "
                         "(the MainManager; empty: no limit)")
-    p.add_argument("--max-requests-per-minute", default=60, type=int,
+    p.add_argument("--max-requests-per-minute", default=DEFAULT_PER_MINUTE, type=int,
                    help="per client account, messages to --limit-target per minute")
     p.add_argument("--open-registration", action="store_true",
                    help="anyone may register (a stand-in for an external server, in tests)")

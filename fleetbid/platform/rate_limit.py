@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from fleetbid.platform.accounts import CLIENT_PREFIXES
 
-DEFAULT_PER_MINUTE = 60
+DEFAULT_PER_MINUTE = 10
 WINDOW_S = 60.0
 
 

@@ -227,9 +227,9 @@ class EmbeddedXmppServer:
             "--connection-timeout", str(self.connection_timeout),
             "--pool-workers", str(self.pool_workers),
             "--log-level", self.log_level,
-            "--max-stanza-bytes", str(self.max_stanza_bytes),
             "--limit-target", self.limit_target,
             "--max-requests-per-minute", str(self.max_requests_per_minute),
+            "--max-stanza-bytes", str(self.max_stanza_bytes),
             *(["--open-registration"] if self.open_registration else []),
         ]  # fmt: skip
         # The secret goes through the environment: a command line is world-readable in /proc,

@@ -22,6 +22,7 @@ from fleetbid.platform.xmpp_agent import XmppAgent, stanza_xml, start_agents
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer
 from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
+from fleetbid.run import rundir
 from fleetbid.service.soak_load import LoadClient
 from tests.test_service import STARTS, descendants, fleetbid, running
 
@@ -73,6 +74,26 @@ def test_serve_notices_its_server_died_and_stops_cleanly(
     while any(running(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.1)  # multiprocessing's resource tracker leaves on its own, just after
     assert not [p for p in children if running(p)]
+
+
+def test_the_run_dir_of_a_serve_killed_with_sigkill_is_cleaned_at_the_next_start(
+    serve: tuple[subprocess.Popen[str], Path],
+) -> None:
+    proc, _ = serve
+    children = descendants(proc.pid)
+    server = next(p for p in children if "fleetbid.platform._server_main" in cmdline(p))
+    args = cmdline(server).split()
+    run_dir = Path(args[args.index("--run-dir") + 1]).parent  # <run dir>/xmpp
+    assert (run_dir / "xmpp" / "certs" / "ca_key.pem").exists()
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60  # the server and workers notice their parent is gone
+    while any(running(p) for p in children):
+        assert time.monotonic() < deadline, [cmdline(p) for p in children if running(p)]
+        time.sleep(0.2)
+    assert run_dir.exists()  # nobody could remove it...
+    assert run_dir in rundir.clean_stale(str(run_dir.parent))  # ...until the next start
+    assert not run_dir.exists()
 
 
 def status(cwd: Path) -> tuple[int, dict]:

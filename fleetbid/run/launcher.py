@@ -83,6 +83,7 @@ class Fleet:
         self.dead: set[int] = set()  # processes that exited (replica hosts may: by design)
         self.failovers = Failovers(config.kill_leader_after)
         self.health = Health(config.replicas, {})
+        self.counters: dict[int, dict[str, Any]] = {}  # worker -> its last "counters" answer
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -174,6 +175,9 @@ class Fleet:
             if victim is not None and victim in self._pids():
                 os.kill(victim, signal.SIGKILL)
             return
+        if kind == "counters":
+            self.counters[index] = payload
+            return
         if kind == "outcome":
             waiter = self._waiters.pop(payload.request_id, None)
             if waiter is not None and not waiter.done():
@@ -234,14 +238,20 @@ class Fleet:
         return self.health.fatal
 
     async def sample_counters(self) -> None:
-        """Outcomes sent so far and the MainManager's queue, into `health` (served/min)."""
-        try:
-            stats = await self.stats(timeout_s=5.0, command="counters")
-        except (TimeoutError, OSError, EOFError):
-            return  # a busy or dying worker: the next sample will do
-        sent = {s["index"]: (s["by_type"].get("ride-assigned", 0),
-                             s["by_type"].get("ride-unserved", 0)) for s in stats}
-        queues = [s["queue"] for s in stats if s.get("queue") is not None]
+        """Ask every live worker for its counters, and put the answers to the previous
+        request into `health` (outcomes sent, for served/min; the MainManager's queue).
+
+        Never waits: answers land in `self.counters` as they come (see `_deliver`), apart
+        from the replies `stats()` and `stop()` wait for."""
+        for index in range(len(self.conns)):
+            if index not in self.dead:
+                with contextlib.suppress(OSError, ValueError):
+                    self.conns[index].send(("counters",))
+        if not self.counters:
+            return
+        sent = {i: (c["by_type"].get("ride-assigned", 0), c["by_type"].get("ride-unserved", 0))
+                for i, c in self.counters.items()}
+        queues = [c["queue"] for c in self.counters.values() if c.get("queue") is not None]
         self.health.on_counters(sent, sum(queues) if queues else None)
 
     # --- using the fleet --------------------------------------------------------------------
@@ -287,16 +297,14 @@ class Fleet:
     def _pids(self) -> set[int]:
         return {p.pid for i, p in enumerate(self.procs) if i not in self.dead and p.pid}
 
-    async def stats(self, timeout_s: float = 15.0, command: str = "stats"
-                    ) -> list[dict[str, Any]]:
-        """Counters of every live process (`command` "counters": only messages sent by type
-        and the MainManager's queue, cheap enough to ask every few seconds)."""
+    async def stats(self) -> list[dict[str, Any]]:
+        """Counters of every live process."""
         live = [i for i in range(len(self.conns)) if i not in self.dead]
         for i in live:
-            self.conns[i].send((command,))
+            self.conns[i].send(("stats",))
         out = []
         for i in live:
-            kind, payload = await asyncio.wait_for(self._replies[i].get(), timeout_s)
+            kind, payload = await asyncio.wait_for(self._replies[i].get(), 15.0)
             if kind == "stats":
                 out.append(payload)
         return out

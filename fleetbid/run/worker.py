@@ -117,8 +117,8 @@ class Worker:
         elif kind == "stats":
             self.conn.send(("stats", self.stats()))
         elif kind == "counters":  # the light sample the serve's health watch takes often
-            self.conn.send(("stats", {"index": self.index, "by_type": dict(self.by_type),
-                                      "queue": self.queue_length()}))
+            self.conn.send(("counters", {"index": self.index, "by_type": dict(self.by_type),
+                                         "queue": self.queue_length()}))
         else:
             log.error("unknown control command %r", kind)
 

@@ -5,12 +5,14 @@ subprocess whose server or replica hosts are killed with SIGKILL, `fleetbid stat
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,6 +135,27 @@ def test_a_lost_quorum_is_reported_and_new_requests_are_refused_with_the_reason(
     assert proc.returncode == 0
     err = (cwd / "serve.err").read_text()
     assert "lost its quorum" in err
+
+
+# --- memory: a stopped agent is freed ---------------------------------------------------------
+def test_stopped_agents_are_garbage_collected(tmp_path: Path) -> None:
+    """One agent per passenger: slixmpp's leftover task and keepalive timer kept every
+    stopped one alive (the soak's passenger worker grew ~10 MB/min; docs/soak.md)."""
+
+    async def scenario() -> list[bool]:
+        with EmbeddedXmppServer(tmp_path) as server:
+            refs = []
+            for i in range(3):
+                agent = XmppAgent(f"passenger-gc{i}", server.endpoint)
+                await start_agents([agent])
+                await agent.stop()
+                refs.append(weakref.ref(agent))
+                del agent
+            await asyncio.sleep(0)  # let the cancelled task finish
+            gc.collect()
+            return [ref() is not None for ref in refs]
+
+    assert run(scenario()) == [False, False, False]
 
 
 # --- requests per passenger account per minute, on the real server ------------------------------

@@ -78,7 +78,7 @@ def stamp_sender(element: ET.Element, sender: str) -> None:
     """
     claimed = element.attrib.get("from")
     if claimed is not None and claimed.partition("/")[0] != sender.partition("/")[0]:
-        logger.warning(f"{LOG_TAG}: {sender} wrote from={loggable(claimed)}; stamped {sender}")
+        logger.warning(f"{LOG_TAG}: {sender} wrote from='{loggable(claimed)}'; stamped {sender}")
     element.attrib["from"] = sender
 
 
@@ -130,7 +130,7 @@ def bounce(transport: Any, element: ET.Element, condition: str, text: str = "") 
     _BOUNCES[condition] = _BOUNCES.get(condition, 0) + 1
     if _BOUNCES[condition] % 100 == 1:
         logger.warning(f"{LOG_TAG}: {condition} (#{_BOUNCES[condition]}): "
-                       f"{loggable(sender)} sent a message to {loggable(to)}")
+                       f"{loggable(sender)} sent a message to '{loggable(to)}'")
     if element.attrib.get("type") == "error" or transport is None:
         return
     reply = ET.Element("message", {"type": "error", "to": sender})
@@ -165,7 +165,7 @@ def restrict_registration(secret: str | None) -> None:
             user = query.findtext(f"{{{_REGISTER}}}username") or ""
             password = query.findtext(f"{{{_REGISTER}}}password") or ""
             if secret is None or not registration_allowed(secret, user, password):
-                logger.warning(f"{LOG_TAG}: refused registration of {loggable(user)} "
+                logger.warning(f"{LOG_TAG}: refused registration of '{loggable(user)}' "
                                f"from {self._peer}")
                 self._transport.write(iq_error(element.attrib.get("id"), "not-allowed"))
                 return
@@ -231,4 +231,4 @@ async def refuse_server_connections() -> None:
         while True:
             host = await servers.get()
             logger.warning(f"{LOG_TAG}: refused to open a server-to-server connection "
-                           f"to {loggable(host)}")
+                           f"to '{loggable(host)}'")

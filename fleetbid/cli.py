@@ -148,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fleetbid.platform.external_servers.foreground import serve_foreground
 
             return serve_foreground(args.server, args.dir, args.port, args.domain)
-        if args.command in ("serve", "request", "auctions", "laws", "audit", "complain",
-                            "experiment"):
+        if args.command in ("serve", "request", "auctions", "status", "soak", "laws", "audit",
+                            "complain", "experiment"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)

@@ -32,6 +32,10 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
     p.add_argument("--queue-limit", type=positive_int, default=d.queue_limit,
                    help="requests that may wait for a free AuctionManager; more are turned "
                         "away with the reason (%(default)s)")
+    p.add_argument("--max-requests-per-minute", type=positive_int,
+                   default=d.max_requests_per_minute,
+                   help="requests a passenger account may send a minute; the embedded XMPP "
+                        "server refuses more with the reason (%(default)s)")
     p.add_argument("--proxies", default=d.proxies,
                    help="'auto' (about √n groups of √n), 0 (no proxy) or a fixed K")
     p.add_argument("--processes", type=positive_int, default=d.processes,
@@ -76,7 +80,7 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
         speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
         seed=args.seed, trace=args.trace, replicas=args.replicas, max_bidders=args.max_bidders,
-        queue_limit=args.queue_limit,
+        queue_limit=args.queue_limit, max_requests_per_minute=args.max_requests_per_minute,
         standby_hosts=args.standby_hosts, law=args.law, audit=args.audit,
         replicate_main=args.replicate_main,
         **extra,  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.core.text import loggable
 from fleetbid.core.world import World
 from fleetbid.policies import Idle, Waiting, make_policy
 from fleetbid.protocol import messages as m
@@ -131,7 +132,7 @@ class DispatchBehaviour(ProtocolBehaviour):
     async def on_declined(self, msg: Message, body: m.DispatchDeclined) -> None:
         self.dispatched_to(msg, body.auction_id)
         del self.pending[body.auction_id]
-        log.info("%s declined %s: %s", sender_of(msg), body.auction_id, body.reason)
+        log.info("%s declined %s: %s", sender_of(msg), body.auction_id, loggable(body.reason))
         _, request = self.requests[body.auction_id]
         self.waiting[body.auction_id] = Waiting(
             request.request_id, request.source, request.requested_at,

@@ -19,6 +19,7 @@ from spade.message import Message
 from fleetbid.auction.rules import equilibrium_bid
 from fleetbid.behaviours.auction_types import auction_type
 from fleetbid.behaviours.base import AcknowledgedBids, Rejected, check_declared, sender_of
+from fleetbid.core.text import loggable
 from fleetbid.laws import auctions, certificates
 from fleetbid.maps import RoadMap
 from fleetbid.policies.batch import k_best
@@ -284,7 +285,7 @@ class BiddingBehaviour(AcknowledgedBids):
     async def on_revoked(self, msg: Message, body: lm.Revoked) -> None:
         # The controller already dropped the right to bid (it keeps the revocation).
         self.from_authority(msg)
-        laws_log.warning("%s: certificate revoked: %s", self.agent.name, body.reason)
+        laws_log.warning("%s: certificate revoked: %s", self.agent.name, loggable(body.reason))
 
 
 class RequestCertificate(OneShotBehaviour):

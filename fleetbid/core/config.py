@@ -33,6 +33,9 @@ class RunConfig:
     max_bidders: int = 8
     # Requests waiting for a free AuctionManager; beyond it a request is turned away at once.
     queue_limit: int = 1000
+    # Messages per passenger account per minute to the MainManager (the embedded server
+    # refuses the excess; platform/rate_limit.py). A passenger asks once per account.
+    max_requests_per_minute: int = 10
     trace: str | None = None  # JSON-lines file every process appends its messages to
     law: str = "sealed-first-price"  # default law: a built-in name or a TOML file (docs/laws.md)
     audit: str | None = None  # the auditor's SQLite file (None: kept in memory)
@@ -62,6 +65,7 @@ class RunConfig:
             (self.radius_m > 0, "--radius must be > 0"),
             (self.max_bidders >= 0, "--max-bidders must be >= 0"),
             (self.queue_limit >= 1, "--queue-limit must be >= 1"),
+            (self.max_requests_per_minute >= 1, "--max-requests-per-minute must be >= 1"),
             (self.processes >= 1, "--processes must be >= 1"),
             (self.auction_managers >= 1, "--auction-managers must be >= 1"),
             (self.bid_timeout_s > 0, "--bid-timeout must be > 0"),

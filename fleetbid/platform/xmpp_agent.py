@@ -210,12 +210,31 @@ class XmppAgent(Agent):
 
     async def stop(self) -> None:
         await super().stop()
+        release_client(self.client)
         # spade never unregisters: a stale entry would make later sends to this JID
         # look in-process (and be dispatched to a dead agent).
         if self.container.has_agent(str(self.jid)) and (
             self.container.get_agent(str(self.jid)) is self
         ):
             self.container.unregister(str(self.jid))
+
+
+def release_client(client: Any) -> None:
+    """Let a stopped agent's slixmpp client (and so the agent) be garbage-collected.
+
+    slixmpp leaves two things behind that the event loop keeps, each holding the client:
+    its outgoing-filter task (cancelled only in XMLStream.__del__, which therefore never
+    runs) and scheduled events such as the whitespace keepalive (a loop timer). Every stopped
+    agent, one per passenger, stayed in memory: a served fleet's passenger worker grew about
+    10 MB a minute (docs/soak.md). Attribute names as of slixmpp 1.8.
+    """
+    if client is None:
+        return
+    filters = getattr(client, "_run_out_filters", None)
+    if filters is not None:
+        filters.cancel()
+    for name in list(getattr(client, "scheduled_events", {})):
+        client.cancel_schedule(name)
 
 
 def account_password(endpoint: XmppEndpoint, name: str, password: str | None = None) -> str:

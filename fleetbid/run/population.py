@@ -22,6 +22,8 @@ from fleetbid.core.roles import Role
 from fleetbid.maps import RoadMap
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
+MAIN_MANAGER_NAME = "main-manager"  # also the embedded server's rate-limit target
+
 TIER_A = (Role.MAIN_MANAGER, Role.PASSENGER, Role.VEHICLE, Role.AUTHORITY, Role.AUDITOR,
           Role.COMPLAINTS)
 
@@ -80,7 +82,7 @@ def make_plan(
     config: RunConfig, endpoint: XmppEndpoint, start_nodes: list[str], names: Names,
     authority_key: tuple[str, str] = ("", ""),
 ) -> Plan:
-    mm = AgentSpec(Role.MAIN_MANAGER, names("main-manager"))
+    mm = AgentSpec(Role.MAIN_MANAGER, names(MAIN_MANAGER_NAME))
     ams = [AgentSpec(Role.AUCTION_MANAGER, names(f"auction-{i}"))
            for i in range(config.auction_managers)]
     proxies = [AgentSpec(Role.PROXY, names(f"proxy-{i}")) for i in range(config.proxy_pool_size())]

@@ -127,6 +127,9 @@ class Worker:
             self.spawn(self.ride(**command[1]))
         elif kind == "stats":
             self.conn.send(("stats", self.stats()))
+        elif kind == "counters":  # the light sample the serve's health watch takes often
+            self.conn.send(("counters", {"index": self.index, "by_type": dict(self.by_type),
+                                         "queue": self.queue_length()}))
         else:
             log.error("unknown control command %r", kind)
 
@@ -148,6 +151,13 @@ class Worker:
         finally:
             self.passengers.discard(agent)
 
+    def queue_length(self) -> int | None:
+        """Requests waiting for a free AuctionManager (None: no MainManager here)."""
+        for agent in self.agents:
+            if isinstance(agent, MainManagerAgent):
+                return len(agent.registry.waiting_requests)
+        return None
+
     def stats(self) -> dict[str, Any]:
         empty = loaded = 0.0
         trips = 0
@@ -166,6 +176,7 @@ class Worker:
                 auctions += agent.registry.opened
         return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,
+                "queue": self.queue_length(),
                 "by_type": dict(self.by_type),
                 "received_by_type": dict(self.received_by_type),
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,

@@ -53,6 +53,18 @@ def run_auctions(args: argparse.Namespace) -> int:
     return cmd_auctions(args)
 
 
+def run_status(args: argparse.Namespace) -> int:
+    from fleetbid.service.status import cmd_status
+
+    return cmd_status(args)
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    from fleetbid.service.soak import cmd_soak
+
+    return cmd_soak(args)
+
+
 def add_parsers(subparsers: Any) -> None:
     """Register `serve` and `request` on the `fleetbid` subcommand parser."""
     serve = subparsers.add_parser(
@@ -84,6 +96,42 @@ def add_parsers(subparsers: Any) -> None:
     auctions.add_argument("--key", type=hex_key, default=None,
                           help="with --group: the group's HMAC key (hex)")
     auctions.set_defaults(func=run_auctions, log_level="WARNING")
+
+    status = subparsers.add_parser(
+        "status", help="the health of a running `fleetbid serve`",
+        description="Server, workers, replica hosts and quorum, queue length and rides "
+                    "served per minute of the running serve. Exit 0 healthy, 1 degraded "
+                    "(e.g. the auction managers lost their quorum), 2 no fleet running.",
+    )
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    status.set_defaults(func=run_status, log_level="WARNING")
+
+    soak = subparsers.add_parser(
+        "soak", help="keep a fleet busy with a mixed, hostile load; report what held",
+        description="Passengers at a steady rate, a flood from one account, malformed and "
+                    "hostile stanzas, and replica-leader kills, for --minutes; then rides "
+                    "served, rejections by reason, double outcomes, memory over time and "
+                    "restarts. Exit 1 on a double outcome, a fatal death or growing memory.",
+    )
+    add_population_options(soak)
+    soak.add_argument("--minutes", type=positive_float, default=10.0,
+                      help="wall minutes of load, fractions allowed (%(default)s)")
+    soak.add_argument("--passengers-per-s", type=positive_float, default=1.0,
+                      help="ordinary passengers per wall second, Poisson (%(default)s)")
+    soak.add_argument("--flood-per-s", type=non_negative_float, default=10.0,
+                      help="ride requests per second from the one flooding account "
+                           "(%(default)s; 0: no flood)")
+    soak.add_argument("--hostile-every", type=positive_float, default=5.0,
+                      help="seconds between batches of malformed/hostile stanzas "
+                           "(%(default)s)")
+    soak.add_argument("--replica-kills", type=non_negative_int, default=2,
+                      help="SIGKILLs of the replica group's leader, evenly spread "
+                           "(%(default)s; the default group of 3 + 1 standby survives 2)")
+    soak.add_argument("--sample-every", type=positive_float, default=10.0,
+                      help="seconds between memory samples (%(default)s)")
+    soak.add_argument("--json", action="store_true", help="print the report as JSON")
+    soak.set_defaults(func=run_soak)
 
     request = subparsers.add_parser(
         "request", help="ask a running fleet (fleetbid serve) for rides",

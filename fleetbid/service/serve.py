@@ -35,10 +35,21 @@ from fleetbid.service.state import (
     state_path,
     write_state,
 )
+from fleetbid.service.status import keep_status, remove_status, status_path
 
 
 class AlreadyServing(Exception):
     """Another serve owns this state file."""
+
+
+class FleetDied(Exception):
+    """A part the fleet cannot run without died (the embedded server, a worker of agents).
+
+    Not restarted: the server keeps every session, roster and queued message in memory, so a
+    new one on the same port would need every agent to log in again and re-announce itself,
+    and the auctions in flight (their messages lost with the old server) would still hang.
+    Stopping cleanly, with the reason, lets the operator (or systemd) start a fresh fleet at
+    once instead of leaving one that looks up and serves nobody."""
 
 
 def say(text: str) -> None:
@@ -129,6 +140,8 @@ async def serve(
                                     fleet.roadmap.name, announce=group.as_dict(), web=url,
                                     trace=config.trace or "")
         write_state(path, state)
+        status = status_path(path)
+        writer = asyncio.ensure_future(keep_status(fleet, status))
         try:
             where = "embedded" if state.embedded else "external"
             say(f"listening on XMPP {state.host}:{state.port} ({where}, domain {state.domain});"
@@ -138,11 +151,14 @@ async def serve(
             if url:
                 say(f"live map on {url} (diagrams from the trace {config.trace})")
             say(f"announcing on {group.address}:{group.port}: follow with `fleetbid auctions`")
-            say(f"state file {path}; stop with Ctrl-C or SIGTERM")
-            await asyncio.Event().wait()  # until cancelled by Ctrl-C or SIGTERM
+            say(f"state file {path}, status {status}; stop with Ctrl-C or SIGTERM")
+            # Until Ctrl-C or SIGTERM cancels us, or a part the fleet cannot do without dies.
+            raise FleetDied(await fleet.watch())
         finally:
+            writer.cancel()
             # Gone before the agents are: no client joins a fleet that is stopping.
             remove_state(path, state.pid)
+            remove_status(status, state.pid)
 
 
 WEB_TRACE = "web-trace.jsonl"  # beside the state file: `serve --web` without --trace
@@ -176,6 +192,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 return 0
             except (LaunchError, AgentStartError, XmppServerError) as exc:
                 say(f"error: the fleet could not start: {exc}")
+                return 1
+            except FleetDied as exc:
+                say(f"error: {exc}; stopped the rest of the fleet and removed {path}")
                 return 1
     except AlreadyServing as exc:
         say(f"error: {exc}")

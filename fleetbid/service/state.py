@@ -111,14 +111,18 @@ class ServeState:
 
 
 def write_state(path: Path, state: ServeState) -> None:
-    """Write atomically, so a reader never sees half a file."""
+    """Write atomically, so a reader never sees half a file (0600: holds account_key)."""
+    write_atomically(path, json.dumps(dataclasses.asdict(state), indent=2) + "\n", 0o600)
+
+
+def write_atomically(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # O_EXCL below: a leftover must not keep its old permissions
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # holds account_key
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(dataclasses.asdict(state), indent=2) + "\n")
+        f.write(text)
     os.replace(tmp, path)
 
 

@@ -247,8 +247,9 @@ def test_prober_pretending_to_be_a_vehicle_is_refused(kit: Any, sequential: dict
     reply = sequential["impostor_reply"]
     assert reply.type == m.Refused.TYPE and reply.performative == "refuse"
     assert reply.sender == sequential["directory"].main_manager
-    assert "not a vehicle of this fleet" in reply.reason
-    assert sequential["impostor"] in reply.reason
+    # The receiver's law refuses it: to the directory the impostor is a client, not a vehicle.
+    assert reply.reason == (f"{sequential['impostor']}: the law does not let a passenger "
+                            "send vehicle-available")
     assert reply.body["in_reply_to"] == "vehicle-available"
     # ... and it was never treated as a bidder.
     assert sequential["impostor_extra"] == []

@@ -56,6 +56,11 @@ class BatchRegistryBehaviour(ProtocolBehaviour):
         self.ticks = 0
         self.opened = 0  # batches opened (the worker reports it like auctions opened)
 
+    @property
+    def waiting_requests(self) -> list[Waiting]:
+        """Rides waiting for a batch, oldest first (the worker's queue-length figure)."""
+        return list(self.waiting.values())
+
     # --- inputs -----------------------------------------------------------------------------
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:

@@ -21,6 +21,7 @@ from spade.message import Message
 
 from fleetbid.auction.rules import group_count, split_groups
 from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
+from fleetbid.core.text import loggable
 from fleetbid.policies.batch import clear
 from fleetbid.protocol import messages as m
 
@@ -224,7 +225,7 @@ class BatchAuctionBehaviour(ProtocolBehaviour):
         # The ride goes back to the MainManager's queue with the batch's other leftovers.
         batch = self.awarded(msg, body.auction_id, body.vehicle)
         del batch.awards[body.auction_id]
-        log.info("%s declined %s: %s", body.vehicle, body.auction_id, body.reason)
+        log.info("%s declined %s: %s", body.vehicle, body.auction_id, loggable(body.reason))
         if not batch.awards:
             await self.close(batch)
 

@@ -210,3 +210,21 @@ def test_an_agent_refuses_to_send_a_kind_none_of_its_behaviours_declares() -> No
     msg = codec.encode("vehicle-0@localhost", m.PickedUp(auction_id="a1", at=1.0))
     with pytest.raises(TypeError, match="ProxyAgent sends 'picked-up'"):
         asyncio.run(agent.send(msg, None))
+
+
+@pytest.mark.parametrize("policy", ["auction", "batch-auction", "fifo", "nearest"])
+def test_every_main_manager_registry_reports_its_queue_and_openings(policy: str) -> None:
+    # The worker reads these for `stats` and serve's health counters: a registry without
+    # them crashed the worker, and the run then hung on its stats (batch-auction, fifo).
+    world = World.build(RunConfig(vehicles=2, clusters=1, policy=policy))
+    agent = MainManagerAgent(f"registry-{policy}", ENDPOINT, world, DIRECTORY)
+    BUILT.append(agent)
+
+    async def started() -> Any:
+        await agent.setup()  # chooses the registry by policy and adds it (not started)
+        agent.registry.agent = agent
+        await agent.registry.on_start()
+        return agent.registry
+
+    behaviour = asyncio.run(started())
+    assert behaviour.waiting_requests == [] and behaviour.opened == 0

@@ -108,6 +108,11 @@ class DispatchBehaviour(ProtocolBehaviour):
         self.patience[rid] = self.later(world.config.patience_s, lambda: self.give_up(rid))
         await self.changed()
 
+    @property
+    def waiting_requests(self) -> list[Waiting]:
+        """Requests not given a vehicle yet, oldest first (the worker's queue-length figure)."""
+        return list(self.waiting.values())
+
     async def on_vehicle_available(self, msg: Message, body: m.VehicleAvailable) -> None:
         idle = idle_announced(self.agent, msg, body, self.agent.world.clock.now())
         self.idle[idle.vehicle] = idle

@@ -21,6 +21,8 @@ from fleetbid.platform import eventloop
 from fleetbid.policies import POLICIES
 from fleetbid.service.command import add_parsers
 from fleetbid.service.complain import add_parser as add_complain_parser
+from fleetbid.service.hosts_demo import add_parser as add_demo_parser
+from fleetbid.service.node import add_parser as add_node_parser
 from fleetbid.tracing.command import add_parser as add_trace_parser
 
 
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub)
     add_laws_parsers(sub)
     add_complain_parser(sub)
+    add_node_parser(sub)
+    add_demo_parser(sub)
 
     from fleetbid.experiment.command import add_parser as add_experiment_parser
 
@@ -110,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench_auction(args)
         if args.command == "trace":
             return args.func(args)
-        if args.command in ("serve", "request", "laws", "audit", "complain", "experiment"):
+        if args.command in ("serve", "request", "laws", "audit", "complain", "experiment",
+                            "node", "demo"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)

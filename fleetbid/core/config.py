@@ -43,6 +43,16 @@ class RunConfig:
     # others are decided by the MainManager over its registry of idle vehicles.
     policy: str = "auction"
     batch_s: float = 10.0  # simulated seconds between decisions of the batch policies
+    # Several hosts (docs/hosts.md). The embedded server's address: loopback unless the fleet
+    # spans hosts (then an address of a private LAN, e.g. inside test namespaces).
+    listen: str = "127.0.0.1"
+    # Vehicle names reserved in the Directory for `fleetbid node --join` (0: no joining).
+    join_slots: int = 0
+    # The replicas' multicast: interface address, TTL (1 = this LAN segment only), group
+    # ("" = a random 239.255.x.y per run; discovery uses 239.254.x.y).
+    mcast_interface: str = "127.0.0.1"
+    mcast_ttl: int = 1
+    mcast_group: str = ""
 
     def __post_init__(self) -> None:
         checks = [
@@ -67,6 +77,8 @@ class RunConfig:
              "over to)"),
             (self.policy in POLICIES, f"--policy must be one of {', '.join(POLICIES)}"),
             (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
+            (0 <= self.join_slots <= 10000, "--join-slots must be between 0 and 10000"),
+            (1 <= self.mcast_ttl <= 255, "--mcast-ttl must be between 1 and 255"),
         ]
         for ok, message in checks:
             if not ok:

@@ -98,7 +98,7 @@ class Fleet:
 
     async def start(self) -> None:
         if self._external is None:
-            self.server = EmbeddedXmppServer(self.run_dir / "xmpp")
+            self.server = EmbeddedXmppServer(self.run_dir / "xmpp", host=self.config.listen)
             self.endpoint = await asyncio.to_thread(self.server.start)
             names = Names()
         else:
@@ -110,7 +110,7 @@ class Fleet:
                               self.authority_key)
         ctx = mp.get_context("spawn")
         loop = asyncio.get_running_loop()
-        replicas = replica_settings(self.plan) if self.plan.replica_hosts else {}
+        replicas = replica_settings(self.plan, net=self.config) if self.plan.replica_hosts else {}
         for index, specs in enumerate(self.plan.processes):
             parent, child = ctx.Pipe()
             proc = ctx.Process(

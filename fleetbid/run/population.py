@@ -71,6 +71,11 @@ def vehicle_start_nodes(roadmap: RoadMap, count: int, seed: int) -> list[str]:
     return [nodes[rng.randrange(len(nodes))] for _ in range(count)]
 
 
+def join_slot_names(config: RunConfig, names: Names) -> list[str]:
+    """The vehicle names reserved for joining nodes: they follow the fleet's own vehicles."""
+    return [names(f"vehicle-{config.vehicles + i}") for i in range(config.join_slots)]
+
+
 def make_plan(
     config: RunConfig, endpoint: XmppEndpoint, start_nodes: list[str], names: Names,
     authority_key: tuple[str, str] = ("", ""),
@@ -85,7 +90,9 @@ def make_plan(
         main_manager=endpoint.jid(mm.name),
         auction_managers=tuple(endpoint.jid(a.name) for a in ams),
         proxies=tuple(endpoint.jid(p.name) for p in proxies),
-        vehicles=frozenset(endpoint.jid(v.name) for v in vehicles),
+        # Join slots: names no process here runs; `fleetbid node --join` starts them.
+        vehicles=frozenset(endpoint.jid(v.name) for v in vehicles)
+        | {endpoint.jid(n) for n in join_slot_names(config, names)},
         authority=endpoint.jid(names("certification-authority")),
         auditor=endpoint.jid(names("auditor")), complaints=endpoint.jid(names("complaints")),
         authority_key=authority_key[1],

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetbid.core.config import RunConfig
 from fleetbid.core.outcome import RideOutcome
 from fleetbid.replication import GroupConfig
 from fleetbid.run.population import Plan
@@ -33,17 +34,25 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def replica_settings(plan: Plan, target_size: int | None = None) -> dict[int, ReplicaSettings]:
+def random_group(prefix: str) -> str:
+    return f"{prefix}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+
+
+def replica_settings(plan: Plan, target_size: int | None = None,
+                     net: RunConfig | None = None) -> dict[int, ReplicaSettings]:
     """Settings per replica-host process index: one fresh group (id, key, ports) per run, so
-    concurrent runs on one machine ignore each other's datagrams (wrong key: dropped)."""
+    concurrent runs on one machine ignore each other's datagrams (wrong key: dropped).
+    `net` gives the multicast interface, TTL and group (docs/hosts.md); loopback without."""
     members = plan.initial_members()
+    net = net or RunConfig()
     group = GroupConfig(
         group_id=f"auctions-{secrets.token_hex(4)}",
         key=secrets.token_bytes(32),
-        multicast_addr=f"239.255.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}",
+        multicast_addr=net.mcast_group or random_group("239.255"),
         port=free_udp_port(),
-        discovery_addr=f"239.254.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}",
+        discovery_addr=random_group("239.254"),
         discovery_port=free_udp_port(),
+        interface=net.mcast_interface, ttl=net.mcast_ttl,
         target_size=target_size or len(members),
         # Eight busy processes share two cores here: a 0.3 s silence is not yet a crash.
         heartbeat_s=0.05, failure_timeout_s=0.5,

@@ -53,6 +53,10 @@ def add_parsers(subparsers: Any) -> None:
     )
     add_population_options(serve)
     serve.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    serve.add_argument("--join-slots", type=non_negative_int, default=0, metavar="N",
+                       help="reserve N vehicle names for `fleetbid node --join` on other "
+                            "hosts; the state file then holds the fleet's join token "
+                            "(docs/hosts.md; default %(default)s: no joining)")
     serve.set_defaults(func=run_serve)
 
     request = subparsers.add_parser(

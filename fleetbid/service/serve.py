@@ -23,6 +23,7 @@ from fleetbid.platform import eventloop
 from fleetbid.platform.xmpp_agent import AgentStartError
 from fleetbid.platform.xmpp_server import XmppEndpoint, XmppServerError
 from fleetbid.run.launcher import Fleet, LaunchError
+from fleetbid.service.join import with_join
 from fleetbid.service.state import (
     ServeState,
     StateError,
@@ -98,6 +99,7 @@ async def serve(
         assert fleet.endpoint is not None and fleet.plan is not None
         state = ServeState.describe(config, fleet.endpoint, fleet.plan.directory, fleet.epoch,
                                     fleet.roadmap.name)
+        state = with_join(state, config, fleet.endpoint, fleet.names)
         write_state(path, state)
         try:
             where = "embedded" if state.embedded else "external"
@@ -113,7 +115,7 @@ async def serve(
 
 
 def serve_config(args: argparse.Namespace) -> RunConfig:
-    config = config_from(args, requests=0)
+    config = config_from(args, requests=0, join_slots=getattr(args, "join_slots", 0))
     if config.map is not None and config.map != "builtin":
         # Clients may run from another directory: record the map as an absolute path.
         config = dataclasses.replace(config, map=str(Path(config.map).expanduser().resolve()))

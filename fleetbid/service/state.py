@@ -68,6 +68,10 @@ class ServeState:
     # Embedded server: the key clients derive passenger/complainant passwords from (a secret:
     # the file is written 0600). Empty for an external server.
     account_key: str = field(default="", repr=False)
+    # Only with `serve --join-slots N` (docs/hosts.md): the fleet-scope account key a joining
+    # node's vehicles log in with (the join token: a secret), and the reserved vehicle JIDs.
+    join_token: str = field(default="", repr=False)
+    join_slots: list[str] = field(default_factory=list)
     version: int = VERSION
 
     @classmethod

@@ -1,0 +1,216 @@
+"""`fleetbid demo hosts`: a fleet over 3 "hosts" (network namespaces) with one command.
+
+Host 1 runs `fleetbid serve` (the embedded XMPP server on 10.77.0.1, the MainManager,
+managers, proxies and their replicas); hosts 2.. each run `fleetbid node --join` with a
+share of the join slots; a passenger client on host 2 sends requests. Everything is torn
+down at the end, also on Ctrl-C. `HostsFleet` is the same bring-up for the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetbid.service.netlab import LabError, NetLab, unavailable
+
+START_TIMEOUT_S = 180.0
+
+
+class DemoError(RuntimeError):
+    """A process of the demo failed to come up."""
+
+
+@dataclass
+class HostsFleet:
+    """serve on host 1, `nodes` joined nodes on hosts 2.., each with `per_node` vehicles."""
+
+    lab: NetLab
+    workdir: Path
+    nodes: int = 2
+    per_node: int = 4
+    serve_vehicles: int = 1
+    speed: float = 400.0
+    replicas: int = 3
+    extra: list[str] = field(default_factory=list)  # more serve options
+    procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def state(self) -> Path:
+        return self.workdir / "serve.json"
+
+    def log(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def fleetbid(self, host: int, name: str, *args: str) -> subprocess.Popen[str]:
+        out = open(self.log(name), "w")  # noqa: SIM115 - closed with the process's life
+        proc = self.lab.popen(host, [sys.executable, "-m", "fleetbid", *args],
+                              stdout=out, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def slots_of(self, node: int) -> list[str]:
+        """Vehicle names run by joined node `node` (1-based; it lives on host node+1)."""
+        first = self.serve_vehicles + (node - 1) * self.per_node
+        return [f"vehicle-{i}" for i in range(first, first + self.per_node)]
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        server = self.lab.address(1)
+        self.fleetbid(1, "serve", "serve", "--state", str(self.state),
+                      "--listen", server, "--mcast-interface", server,
+                      "--vehicles", str(self.serve_vehicles),
+                      "--join-slots", str(self.nodes * self.per_node),
+                      "--clusters", "1", "--radius", "100000", "--speed", f"{self.speed:g}",
+                      "--replicas", str(self.replicas), "--standby-hosts", "0", *self.extra)
+        self.wait_for("serve", lambda: self.state.exists())
+        self.timings["serve_ready_s"] = time.monotonic() - t0
+        t1 = time.monotonic()
+        for n in range(1, self.nodes + 1):
+            self.fleetbid(n + 1, f"node{n}", "node", "--join", str(self.state),
+                          "--first-slot", str((n - 1) * self.per_node),
+                          "--vehicles", str(self.per_node))
+        for n in range(1, self.nodes + 1):
+            self.wait_for(f"node{n}", lambda n=n: "joined the fleet" in self.log(
+                f"node{n}").read_text())
+        self.timings["nodes_joined_s"] = time.monotonic() - t1
+
+    def wait_for(self, name: str, ready: Any) -> None:
+        """Until `ready()` holds; fails as soon as the process exits, or at the deadline."""
+        proc = self.procs[name]
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not ready():
+            if proc.poll() is not None:
+                raise DemoError(f"{name} exited ({proc.returncode}):\n"
+                                f"{self.log(name).read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise DemoError(f"{name} not ready after {START_TIMEOUT_S:.0f} s")
+            time.sleep(0.1)
+
+    def requests(self, host: int, count: int, seed: int, interval_s: float = 5.0,
+                 name: str = "requests") -> list[dict[str, Any]]:
+        """`fleetbid request --random` from `host`: every outcome (served or not)."""
+        cmd = self.lab.command(host, [
+            sys.executable, "-m", "fleetbid", "request", "--state", str(self.state),
+            "--random", str(count), "--seed", str(seed), "--interval", f"{interval_s:g}",
+            "--json"])
+        t0 = time.monotonic()
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        self.timings[f"{name}_wall_s"] = time.monotonic() - t0
+        self.log(name).write_text(done.stderr)
+        if not done.stdout.strip():
+            raise DemoError(f"request printed nothing ({done.returncode}):\n{done.stderr[-3000:]}")
+        return list(json.loads(done.stdout)["outcomes"])
+
+    def host_of(self, vehicle: str) -> int:
+        """Which host runs this vehicle (a JID or a name)."""
+        name = vehicle.split("@", 1)[0]
+        for n in range(1, self.nodes + 1):
+            if name in self.slots_of(n):
+                return n + 1
+        return 1
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+def report(fleet: HostsFleet, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    served = [o for o in outcomes if o.get("served")]
+    by_host = Counter(fleet.host_of(o["vehicle"]) for o in served)
+    latencies = sorted(o["latency_ms"] for o in served if o.get("latency_ms") is not None)
+    return {
+        "hosts": fleet.lab.hosts, "requests": len(outcomes), "served": len(served),
+        "served_by_host": {f"h{h}": n for h, n in sorted(by_host.items())},
+        "not_served": [o.get("reason") for o in outcomes if not o.get("served")],
+        "latency_ms_p50": round(latencies[len(latencies) // 2]) if latencies else None,
+        "latency_ms_max": round(latencies[-1]) if latencies else None,
+        **{k: round(v, 2) for k, v in fleet.timings.items()},
+    }
+
+
+def cmd_demo_hosts(args: argparse.Namespace) -> int:
+    if args.hosts < 2:
+        raise ValueError("--hosts must be >= 2 (host 1 serves, the others join)")
+    reason = unavailable()
+    if reason is not None:
+        print(f"fleetbid demo hosts: cannot run here: {reason}", file=sys.stderr)
+        return 1
+    lab = NetLab(hosts=args.hosts)
+    with tempfile.TemporaryDirectory(prefix="fleetbid-hosts-") as tmp:
+        fleet = HostsFleet(lab, Path(tmp), nodes=args.hosts - 1, per_node=args.per_node)
+        try:
+            lab.create()
+            say(f"{args.hosts} hosts: namespaces {lab.ns(1)} .. {lab.ns(args.hosts)} on a "
+                f"bridge, 10.77.0.1 .. 10.77.0.{args.hosts}")
+            fleet.start()
+            say(f"serve ready on {lab.address(1)} in {fleet.timings['serve_ready_s']:.1f} s; "
+                f"{fleet.nodes} nodes joined with {fleet.per_node} vehicles each in "
+                f"{fleet.timings['nodes_joined_s']:.1f} s")
+            outcomes = fleet.requests(2, args.requests, seed=args.seed)
+            for o in outcomes:
+                where = f"h{fleet.host_of(o['vehicle'])}" if o.get("served") else "-"
+                say(f"{o['request_id']}: " + (
+                    f"served by {o['vehicle'].split('@')[0]} on {where} "
+                    f"in {o['latency_ms']:.0f} ms" if o.get("served")
+                    else f"not served: {o.get('reason')}"))
+            summary = report(fleet, outcomes)
+            print(json.dumps(summary) if args.json else format_report(summary))
+            return 0 if summary["served"] else 1
+        except (LabError, DemoError) as exc:
+            say(f"error: {exc}")
+            return 1
+        except KeyboardInterrupt:
+            say("interrupted")
+            return 130
+        finally:
+            fleet.stop()
+            lab.delete()
+            say("torn down: processes stopped, namespaces and bridge deleted")
+
+
+def format_report(s: dict[str, Any]) -> str:
+    return (f"{s['served']}/{s['requests']} requests served over {s['hosts']} hosts "
+            f"(by host: {s['served_by_host']}); latency p50 {s['latency_ms_p50']} ms, max "
+            f"{s['latency_ms_max']} ms; serve up in {s['serve_ready_s']} s, nodes joined in "
+            f"{s['nodes_joined_s']} s")
+
+
+def say(text: str) -> None:
+    print(f"fleetbid demo hosts: {text}", file=sys.stderr, flush=True)
+
+
+def add_parser(subparsers: Any) -> None:
+    from fleetbid.core.values import non_negative_int, positive_int
+
+    demo = subparsers.add_parser("demo", help="demonstrations")
+    demo_sub = demo.add_subparsers(dest="demo", required=True)
+    hosts = demo_sub.add_parser(
+        "hosts", help="a fleet over 3 hosts (network namespaces; needs root), a few "
+                      "requests, then everything torn down", description=__doc__)
+    hosts.add_argument("--hosts", type=positive_int, default=3,
+                       help="namespaces: host 1 serves, the others join (%(default)s)")
+    hosts.add_argument("--per-node", type=positive_int, default=4,
+                       help="vehicles on each joined host (%(default)s)")
+    hosts.add_argument("--requests", type=positive_int, default=6,
+                       help="requests sent from host 2 (%(default)s)")
+    hosts.add_argument("--seed", type=non_negative_int, default=1, help="(%(default)s)")
+    hosts.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    hosts.add_argument("--log-level", default="WARNING",
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    hosts.set_defaults(func=cmd_demo_hosts)

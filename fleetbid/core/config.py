@@ -48,6 +48,9 @@ class RunConfig:
     listen: str = "127.0.0.1"
     # Vehicle names reserved in the Directory for `fleetbid node --join` (0: no joining).
     join_slots: int = 0
+    # Replica ids reserved for joining nodes' replica hosts: the group's target size grows by
+    # this many, so the leader recruits each node's replica as soon as it offers itself.
+    replica_slots: int = 0
     # The replicas' multicast: interface address, TTL (1 = this LAN segment only), group
     # ("" = a random 239.255.x.y per run; discovery uses 239.254.x.y).
     mcast_interface: str = "127.0.0.1"
@@ -79,6 +82,9 @@ class RunConfig:
             (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
             (0 <= self.join_slots <= 10000, "--join-slots must be between 0 and 10000"),
             (1 <= self.mcast_ttl <= 255, "--mcast-ttl must be between 1 and 255"),
+            (0 <= self.replica_slots <= 6, "--replica-slots must be between 0 and 6"),
+            (self.replica_slots == 0 or self.replicas > 1,
+             "--replica-slots needs --replicas >= 2"),
         ]
         for ok, message in checks:
             if not ok:

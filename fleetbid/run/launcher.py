@@ -33,7 +33,7 @@ from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
 from fleetbid.run.pipes import read_in_thread
 from fleetbid.run.population import Names, Plan, make_plan, vehicle_start_nodes
 from fleetbid.run.process import worker_main
-from fleetbid.run.replica_setup import Failovers, replica_settings
+from fleetbid.run.replica_setup import Failovers, ReplicaSettings, replica_settings
 
 READY_TIMEOUT_S = 120.0
 
@@ -79,6 +79,7 @@ class Fleet:
         self._stopping = False
         self.dead: set[int] = set()  # processes that exited (replica hosts may: by design)
         self.failovers = Failovers(config.kill_leader_after)
+        self.replicas: dict[int, ReplicaSettings] = {}  # replica-host index -> its settings
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -111,6 +112,7 @@ class Fleet:
         ctx = mp.get_context("spawn")
         loop = asyncio.get_running_loop()
         replicas = replica_settings(self.plan, net=self.config) if self.plan.replica_hosts else {}
+        self.replicas = replicas  # joining nodes' replicas get the same group (run/node.py)
         for index, specs in enumerate(self.plan.processes):
             parent, child = ctx.Pipe()
             proc = ctx.Process(

@@ -8,6 +8,10 @@ vehicles announce themselves to the MainManager (`vehicle-available`) and bid li
 Why slots rather than a growing Directory: the Directory is a frozen value every agent
 checks senders against; growing it would need a new protocol to every agent of every
 process. A reserved name costs nothing until a node runs it.
+
+A node may also run a replica host of the AuctionManagers (`serve --replica-slots K`): a
+standby with one of the K lowest replica ids, which the group's leader recruits at once (the
+target size counts the slots), so the managers' state is kept on several hosts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing as mp
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -28,6 +33,7 @@ from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.pipes import read_in_thread
 from fleetbid.run.population import AgentSpec, vehicle_start_nodes
 from fleetbid.run.process import worker_main
+from fleetbid.run.replica_setup import ReplicaSettings
 
 READY_TIMEOUT_S = 120.0
 
@@ -57,32 +63,53 @@ def slot_plan(config: RunConfig, slot_jids: list[str], first: int, count: int) -
             for i in range(first, first + count)]
 
 
+def vehicle_specs(slots: list[Slot]) -> list[AgentSpec]:
+    return [AgentSpec(Role.VEHICLE, slot.name, slot.node) for slot in slots]
+
+
+def manager_specs(directory: Directory) -> list[AgentSpec]:
+    """A replica host holds every AuctionManager (run/replica_host.py)."""
+    return [AgentSpec(Role.AUCTION_MANAGER, jid.split("@", 1)[0])
+            for jid in directory.auction_managers]
+
+
 class JoinedNode:
-    """One worker process running the given slots' vehicles, until `stop()` or it dies."""
+    """One worker process of a joined node, run as the launcher runs its own: the slots'
+    vehicles, or (with `replica`) a replica host of the AuctionManagers. Runs until
+    `stop()` or until it dies."""
 
     def __init__(self, config: RunConfig, endpoint: XmppEndpoint, directory: Directory,
-                 epoch: float, slots: list[Slot], log_level: str = "WARNING",
-                 index: int = 0) -> None:
+                 epoch: float, specs: list[AgentSpec], log_level: str = "WARNING",
+                 index: int = 0, replica: ReplicaSettings | None = None,
+                 on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.config, self.endpoint, self.directory = config, endpoint, directory
-        self.epoch, self.slots, self.log_level, self.index = epoch, slots, log_level, index
+        self.epoch, self.specs, self.log_level, self.index = epoch, specs, log_level, index
+        self.replica, self.on_event = replica, on_event
         self.proc: mp.process.BaseProcess | None = None
         self.conn: Connection | None = None
         self.replies: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
+    def _deliver(self, item: tuple[str, Any]) -> None:
+        if item[0] == "event":  # a replica host's view, leader and group-status events
+            if self.on_event is not None:
+                self.on_event(item[1])
+            return
+        self.replies.put_nowait(item)
+
     async def start(self) -> dict[str, Any]:
-        """Log the vehicles in, then start their clock at the fleet's epoch (they announce)."""
-        specs = [AgentSpec(Role.VEHICLE, slot.name, slot.node) for slot in self.slots]
+        """Log the agents in, then start their clock at the fleet's epoch (vehicles
+        announce themselves to the MainManager then)."""
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         self.proc = ctx.Process(
             target=worker_main, name=f"fleetbid-node-{self.index}", daemon=True,
-            args=(self.index, self.config, self.endpoint, specs, self.directory, child,
-                  self.log_level, None),
+            args=(self.index, self.config, self.endpoint, self.specs, self.directory, child,
+                  self.log_level, self.replica),
         )
         self.proc.start()
         child.close()
         self.conn = parent
-        read_in_thread(parent, asyncio.get_running_loop(), self.replies.put_nowait)
+        read_in_thread(parent, asyncio.get_running_loop(), self._deliver)
         kind, payload = await self._reply(READY_TIMEOUT_S)
         if kind != "ready":
             raise JoinError(f"the node's worker failed: {payload}")

@@ -112,8 +112,9 @@ def make_plan(
     if replicated:
         # Every replica host holds every manager. Standbys get the low replica ids, so the
         # bully rule (highest id leads) keeps the leader when one of them is recruited.
-        standby = config.standby_hosts
+        # Joining nodes' replicas (`--replica-slots`) take the lowest ids of all.
+        standby, low = config.standby_hosts, config.replica_slots
         for h in range(config.replica_hosts()):
-            plan.replica_hosts[len(plan.processes)] = (h, h < standby)
+            plan.replica_hosts[len(plan.processes)] = (h + low, h < standby)
             plan.processes.append(list(ams))
     return plan

@@ -53,7 +53,7 @@ def replica_settings(plan: Plan, target_size: int | None = None,
         discovery_addr=random_group("239.254"),
         discovery_port=free_udp_port(),
         interface=net.mcast_interface, ttl=net.mcast_ttl,
-        target_size=target_size or len(members),
+        target_size=target_size or len(members) + net.replica_slots,
         # Eight busy processes share two cores here: a 0.3 s silence is not yet a crash.
         heartbeat_s=0.05, failure_timeout_s=0.5,
     )

@@ -57,6 +57,9 @@ def add_parsers(subparsers: Any) -> None:
                        help="reserve N vehicle names for `fleetbid node --join` on other "
                             "hosts; the state file then holds the fleet's join token "
                             "(docs/hosts.md; default %(default)s: no joining)")
+    serve.add_argument("--replica-slots", type=non_negative_int, default=0, metavar="K",
+                       help="let K joined nodes each add a replica of the AuctionManagers "
+                            "to the group (`fleetbid node --replica-slot R`; %(default)s)")
     serve.set_defaults(func=run_serve)
 
     request = subparsers.add_parser(

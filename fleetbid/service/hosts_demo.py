@@ -39,6 +39,7 @@ class HostsFleet:
     serve_vehicles: int = 1
     speed: float = 400.0
     replicas: int = 3
+    spread_replicas: bool = True  # each joined node also runs a replica of the managers
     extra: list[str] = field(default_factory=list)  # more serve options
     procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -70,17 +71,22 @@ class HostsFleet:
                       "--vehicles", str(self.serve_vehicles),
                       "--join-slots", str(self.nodes * self.per_node),
                       "--clusters", "1", "--radius", "100000", "--speed", f"{self.speed:g}",
-                      "--replicas", str(self.replicas), "--standby-hosts", "0", *self.extra)
+                      "--replicas", str(self.replicas), "--standby-hosts", "0",
+                      "--replica-slots", str(self.nodes if self.spread_replicas else 0),
+                      *self.extra)
         self.wait_for("serve", lambda: self.state.exists())
         self.timings["serve_ready_s"] = time.monotonic() - t0
         t1 = time.monotonic()
         for n in range(1, self.nodes + 1):
+            replica = ["--replica-slot", str(n - 1), "--mcast-interface",
+                       self.lab.address(n + 1)] if self.spread_replicas else []
             self.fleetbid(n + 1, f"node{n}", "node", "--join", str(self.state),
                           "--first-slot", str((n - 1) * self.per_node),
-                          "--vehicles", str(self.per_node))
+                          "--vehicles", str(self.per_node), *replica)
+        # Joined: vehicles logged in and announced; with replicas, recruited into the group.
+        ready = "member of the group" if self.spread_replicas else "joined the fleet"
         for n in range(1, self.nodes + 1):
-            self.wait_for(f"node{n}", lambda n=n: "joined the fleet" in self.log(
-                f"node{n}").read_text())
+            self.wait_for(f"node{n}", lambda n=n: ready in self.log(f"node{n}").read_text())
         self.timings["nodes_joined_s"] = time.monotonic() - t1
 
     def wait_for(self, name: str, ready: Any) -> None:

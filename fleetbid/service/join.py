@@ -2,18 +2,22 @@
 
 A node needs the fleet-scope account key: its vehicles are fleet agents (docs/security.md),
 and the embedded server registers a fleet name only with a password derived from that key.
-The state file holds it (as `join_token`) only when serve was started with `--join-slots`,
-and the file is written 0600; without the flag nothing in it lets anyone act as the fleet.
+The state file holds it (as `join_token`) only when serve was started with `--join-slots` or
+`--replica-slots` (then also the managers' group key), and the file is written 0600; without
+those flags nothing in it lets anyone act as the fleet.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from fleetbid.core.config import RunConfig
 from fleetbid.platform.accounts import AccountKeys
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.replication import GroupConfig
 from fleetbid.run.population import Names, join_slot_names
+from fleetbid.run.replica_setup import ReplicaSettings
 from fleetbid.service.state import ServeState
 
 
@@ -21,19 +25,42 @@ class NotJoinable(Exception):
     """The fleet takes no joining nodes (serve ran without --join-slots)."""
 
 
-def with_join(state: ServeState, config: RunConfig, endpoint: XmppEndpoint,
-              names: Names) -> ServeState:
-    """The state as written: plus the join token and slot JIDs when joining is allowed."""
-    if not config.join_slots:
+def with_join(state: ServeState, config: RunConfig, endpoint: XmppEndpoint, names: Names,
+              replicas: dict[int, ReplicaSettings]) -> ServeState:
+    """The state as written: plus the join token, the slot JIDs and (with replica slots) the
+    managers' group when joining is allowed."""
+    if not (config.join_slots or config.replica_slots):
         return state
     token = (endpoint.accounts.fleet or "") if endpoint.accounts else ""
     slots = [endpoint.jid(n) for n in join_slot_names(config, names)]
-    return dataclasses.replace(state, join_token=token, join_slots=slots)
+    group: dict[str, Any] = {}
+    if config.replica_slots and replicas:
+        some = next(iter(replicas.values()))
+        group = {"config": {**dataclasses.asdict(some.group), "key": some.group.key.hex()},
+                 "initial_members": list(some.initial_members), "password": some.password,
+                 "slots": config.replica_slots}
+    return dataclasses.replace(state, join_token=token, join_slots=slots, replica_group=group)
+
+
+def node_replica(state: ServeState, slot: int, interface: str) -> ReplicaSettings:
+    """A joining node's replica host: a standby with id `slot` (the group's lowest ids are
+    reserved for nodes), on this host's interface, which the leader recruits at once."""
+    group = state.replica_group
+    if not group:
+        raise NotJoinable("this fleet takes no replicas from nodes: start serve with "
+                          "--replicas R --replica-slots K")
+    if not 0 <= slot < group["slots"]:
+        raise NotJoinable(f"replica slot {slot} is not among the fleet's "
+                          f"{group['slots']} (0..{group['slots'] - 1})")
+    raw = group["config"]
+    config = GroupConfig(**{**raw, "key": bytes.fromhex(raw["key"]), "interface": interface})
+    return ReplicaSettings(slot, tuple(group["initial_members"]), True, config,
+                           group["password"])
 
 
 def node_endpoint(state: ServeState) -> XmppEndpoint:
-    """The endpoint a joining node logs its vehicles in with (both scope keys)."""
-    if not state.join_slots:
+    """The endpoint a joining node logs its agents in with (both scope keys)."""
+    if not (state.join_slots or state.replica_group):
         raise NotJoinable("this fleet takes no joining nodes: start serve with "
                           "--join-slots N")
     if state.embedded and not state.join_token:

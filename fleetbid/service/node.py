@@ -3,17 +3,21 @@
 STATE is the serve's state file (copied here over a channel you trust: it holds the join
 token). The node takes join slots FIRST .. FIRST+K-1; each node of a fleet must be given its
 own range (like the ordinals of a stateful set): two nodes running one slot would be two
-agents under one name. Runs until Ctrl-C or SIGTERM, or until its worker process ends.
+agents under one name. With `--replica-slot R` it also runs a replica of the AuctionManagers
+(serve started with `--replica-slots`), again one R per node. Runs until Ctrl-C or SIGTERM,
+or until one of its worker processes ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
-from fleetbid.core.values import non_negative_int, positive_int
+from fleetbid.core.values import ipv4_address, non_negative_int
 from fleetbid.platform import eventloop
 
 
@@ -21,27 +25,62 @@ def say(text: str) -> None:
     print(f"fleetbid node: {text}", file=sys.stderr, flush=True)
 
 
-async def run_node(path: Path, first: int, count: int | None, log_level: str) -> str:
-    from fleetbid.run.node import JoinedNode, JoinError, slot_plan
-    from fleetbid.service.join import node_endpoint
+def local_address_towards(host: str) -> str:
+    """This host's address on the route to `host` (no packet is sent: UDP connect)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((host, 9))
+        return str(sock.getsockname()[0])
+
+
+def on_replica_event(event: dict[str, Any]) -> None:
+    """What the node's replica host says about its group, for the operator (and tests)."""
+    kind, member = event.get("kind"), event.get("member")
+    if kind == "view":
+        inside = "member of the group" if member in event.get("members", ()) else "outside"
+        say(f"replica {member}: view {list(event.get('members', ()))} ({inside})")
+    elif kind == "group-status":
+        state = f"frozen: {event['reason']}" if event.get("frozen") else "makes progress"
+        say(f"replica {member}: the managers' group {state}")
+
+
+async def run_node(args: argparse.Namespace) -> str:
+    from fleetbid.run import node as joined
+    from fleetbid.service.join import node_endpoint, node_replica
     from fleetbid.service.state import port_open, read_state
 
-    state = read_state(path)
+    state = read_state(Path(args.join))
     endpoint = node_endpoint(state)
     # The serve's pid means nothing on another host: the server answering is what counts.
     if not port_open(state.host, state.port, timeout=5.0):
-        raise JoinError(f"nothing accepts connections on XMPP {state.host}:{state.port}")
-    config = state.run_config()
-    count = len(state.join_slots) - first if count is None else count
-    slots = slot_plan(config, state.join_slots, first, count)
-    node = JoinedNode(config, endpoint, state.directory(), state.epoch, slots, log_level)
+        raise joined.JoinError(f"nothing accepts connections on XMPP {state.host}:{state.port}")
+    config, directory = state.run_config(), state.directory()
+    first = args.first_slot
+    count = len(state.join_slots) - first if args.vehicles is None else args.vehicles
+    workers: list[joined.JoinedNode] = []
+    what: list[str] = []
+    if count:
+        slots = joined.slot_plan(config, state.join_slots, first, count)
+        workers.append(joined.JoinedNode(config, endpoint, directory, state.epoch,
+                                  joined.vehicle_specs(slots), args.log_level, index=0))
+        what.append(f"{len(slots)} vehicles ({slots[0].name} .. {slots[-1].name})")
+    if args.replica_slot is not None:
+        interface = args.mcast_interface or local_address_towards(state.host)
+        replica = node_replica(state, args.replica_slot, interface)
+        workers.append(joined.JoinedNode(config, endpoint, directory, state.epoch,
+                                  joined.manager_specs(directory), args.log_level, index=1,
+                                  replica=replica, on_event=on_replica_event))
+        what.append(f"replica {args.replica_slot} of the managers (multicast on {interface})")
+    if not workers:
+        raise joined.JoinError("nothing to run: give --vehicles K >= 1 or --replica-slot R")
     try:
-        await node.start()
-        say(f"joined the fleet at XMPP {state.host}:{state.port} with {len(slots)} vehicles "
-            f"({slots[0].name} .. {slots[-1].name}); stop with Ctrl-C or SIGTERM")
-        return await node.wait()
+        await asyncio.gather(*(w.start() for w in workers))
+        say(f"joined the fleet at XMPP {state.host}:{state.port} with {' and '.join(what)};"
+            f" stop with Ctrl-C or SIGTERM")
+        done, _ = await asyncio.wait([asyncio.ensure_future(w.wait()) for w in workers],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        return str(next(iter(done)).result())
     finally:
-        await node.stop()
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
 
 
 def cmd_node(args: argparse.Namespace) -> int:
@@ -52,8 +91,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     from fleetbid.service.state import StateError
 
     try:
-        why = eventloop.run(run_node(Path(args.join), args.first_slot, args.vehicles,
-                                     args.log_level))
+        why = eventloop.run(run_node(args))
     except (KeyboardInterrupt, eventloop.Terminated):
         say("stopped: vehicles logged out")
         return 0
@@ -73,8 +111,14 @@ def add_parser(subparsers: Any) -> None:
                       help="the state file of the fleet's serve (started with --join-slots)")
     node.add_argument("--first-slot", type=non_negative_int, default=0, metavar="S",
                       help="first join slot this node runs (%(default)s)")
-    node.add_argument("--vehicles", type=positive_int, default=None, metavar="K",
+    node.add_argument("--vehicles", type=non_negative_int, default=None, metavar="K",
                       help="join slots this node runs (default: all from --first-slot)")
+    node.add_argument("--replica-slot", type=non_negative_int, default=None, metavar="R",
+                      help="also run replica R of the AuctionManagers (serve started with "
+                           "--replica-slots; each node its own R)")
+    node.add_argument("--mcast-interface", type=ipv4_address, default=None, metavar="ADDR",
+                      help="this host's address for the replicas' multicast (default: the "
+                           "one on the route to the XMPP server)")
     node.add_argument("--log-level", default="WARNING",
                       choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
     node.set_defaults(func=cmd_node)

@@ -99,7 +99,7 @@ async def serve(
         assert fleet.endpoint is not None and fleet.plan is not None
         state = ServeState.describe(config, fleet.endpoint, fleet.plan.directory, fleet.epoch,
                                     fleet.roadmap.name)
-        state = with_join(state, config, fleet.endpoint, fleet.names)
+        state = with_join(state, config, fleet.endpoint, fleet.names, fleet.replicas)
         write_state(path, state)
         try:
             where = "embedded" if state.embedded else "external"
@@ -115,7 +115,8 @@ async def serve(
 
 
 def serve_config(args: argparse.Namespace) -> RunConfig:
-    config = config_from(args, requests=0, join_slots=getattr(args, "join_slots", 0))
+    config = config_from(args, requests=0, join_slots=getattr(args, "join_slots", 0),
+                         replica_slots=getattr(args, "replica_slots", 0))
     if config.map is not None and config.map != "builtin":
         # Clients may run from another directory: record the map as an absolute path.
         config = dataclasses.replace(config, map=str(Path(config.map).expanduser().resolve()))

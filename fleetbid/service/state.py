@@ -72,6 +72,8 @@ class ServeState:
     # node's vehicles log in with (the join token: a secret), and the reserved vehicle JIDs.
     join_token: str = field(default="", repr=False)
     join_slots: list[str] = field(default_factory=list)
+    # With `--replica-slots K`: the managers' group (its HMAC key is a secret), for nodes.
+    replica_group: dict[str, Any] = field(default_factory=dict, repr=False)
     version: int = VERSION
 
     @classmethod

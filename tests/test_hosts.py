@@ -3,6 +3,8 @@ a node's replica settings, the host options (docs/hosts.md)."""
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import stat
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from fleetbid.run.node import JoinError, manager_specs, slot_plan
 from fleetbid.run.population import Names, Plan, make_plan, vehicle_start_nodes
 from fleetbid.run.replica_setup import replica_settings
 from fleetbid.service.join import NotJoinable, node_endpoint, node_replica, with_join
-from fleetbid.service.state import ServeState, read_state, write_state
+from fleetbid.service.state import ServeState, read_state, stale_reason, write_state
 
 KEYS = AccountKeys.from_master("m" * 64)
 ENDPOINT = XmppEndpoint("10.77.0.1", 5222, "localhost", True, KEYS)
@@ -145,3 +147,17 @@ def test_a_node_refuses_a_fleet_that_takes_no_joiners(
     state_of(RunConfig(vehicles=2, replicas=1), path)
     assert main(["node", "--join", str(path)]) == 1
     assert "takes no joining nodes: start serve with --join-slots" in capsys.readouterr().err
+
+
+def test_a_serve_on_another_host_is_judged_by_its_server_not_its_pid(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        here = dataclasses.replace(
+            state_of(RunConfig(vehicles=2, join_slots=1, replicas=1), tmp_path / "s.json"),
+            host="127.0.0.1", port=port, pid=2**22 + 1)  # above pid_max: never alive
+        assert "is gone" in str(stale_reason(here))  # this host's serve: its pid counts
+        elsewhere = dataclasses.replace(here, hostname=here.hostname + "-other")
+        assert stale_reason(elsewhere) is None  # another host's serve: its server answers
+    assert "nothing accepts" in str(stale_reason(elsewhere))

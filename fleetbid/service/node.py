@@ -46,13 +46,13 @@ def on_replica_event(event: dict[str, Any]) -> None:
 async def run_node(args: argparse.Namespace) -> str:
     from fleetbid.run import node as joined
     from fleetbid.service.join import node_endpoint, node_replica
-    from fleetbid.service.state import port_open, read_state
+    from fleetbid.service.state import read_state, stale_reason
 
     state = read_state(Path(args.join))
     endpoint = node_endpoint(state)
-    # The serve's pid means nothing on another host: the server answering is what counts.
-    if not port_open(state.host, state.port, timeout=5.0):
-        raise joined.JoinError(f"nothing accepts connections on XMPP {state.host}:{state.port}")
+    stale = stale_reason(state)
+    if stale is not None:
+        raise joined.JoinError(f"the fleet of {args.join} is gone: {stale}")
     config, directory = state.run_config(), state.directory()
     first = args.first_slot
     count = len(state.join_slots) - first if args.vehicles is None else args.vehicles

@@ -74,6 +74,8 @@ class ServeState:
     join_slots: list[str] = field(default_factory=list)
     # With `--replica-slots K`: the managers' group (its HMAC key is a secret), for nodes.
     replica_group: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The machine serve runs on: its pid means something only there (docs/hosts.md).
+    hostname: str = ""
     version: int = VERSION
 
     @classmethod
@@ -82,7 +84,8 @@ class ServeState:
         map_name: str, pid: int | None = None,
     ) -> ServeState:
         return cls(
-            pid=os.getpid() if pid is None else pid, host=endpoint.host, port=endpoint.port,
+            pid=os.getpid() if pid is None else pid, hostname=socket.gethostname(),
+            host=endpoint.host, port=endpoint.port,
             domain=endpoint.domain, embedded=endpoint.embedded,
             main_manager=directory.main_manager, map=config.map or "builtin",
             map_name=map_name, seed=config.seed, clusters=config.clusters,
@@ -182,7 +185,9 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 def stale_reason(state: ServeState) -> str | None:
     """Why this state no longer describes a running serve, or None if it does."""
-    if not pid_alive(state.pid):
+    # From another host (a joined node, a client elsewhere) the serve's pid is not ours to
+    # check: whether its server still answers is.
+    if state.hostname in ("", socket.gethostname()) and not pid_alive(state.pid):
         return f"serve pid {state.pid} is gone"
     if not port_open(state.host, state.port):
         return f"nothing accepts connections on XMPP {state.host}:{state.port}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,13 @@ class HostsFleet:
                 proc.wait(timeout=5)
 
 
+def rank(values: list[float], q: float) -> int | None:
+    """Nearest-rank percentile of sorted values (None when there are none)."""
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))])
+
+
 def report(fleet: HostsFleet, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     served = [o for o in outcomes if o.get("served")]
     by_host = Counter(fleet.host_of(o["vehicle"]) for o in served)
@@ -144,8 +152,9 @@ def report(fleet: HostsFleet, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
         "hosts": fleet.lab.hosts, "requests": len(outcomes), "served": len(served),
         "served_by_host": {f"h{h}": n for h, n in sorted(by_host.items())},
         "not_served": [o.get("reason") for o in outcomes if not o.get("served")],
-        "latency_ms_p50": round(latencies[len(latencies) // 2]) if latencies else None,
+        "latency_ms_p50": rank(latencies, 0.50), "latency_ms_p99": rank(latencies, 0.99),
         "latency_ms_max": round(latencies[-1]) if latencies else None,
+        "joined_vehicles": fleet.nodes * fleet.per_node,
         **{k: round(v, 2) for k, v in fleet.timings.items()},
     }
 
@@ -192,9 +201,9 @@ def cmd_demo_hosts(args: argparse.Namespace) -> int:
 
 def format_report(s: dict[str, Any]) -> str:
     return (f"{s['served']}/{s['requests']} requests served over {s['hosts']} hosts "
-            f"(by host: {s['served_by_host']}); latency p50 {s['latency_ms_p50']} ms, max "
-            f"{s['latency_ms_max']} ms; serve up in {s['serve_ready_s']} s, nodes joined in "
-            f"{s['nodes_joined_s']} s")
+            f"(by host: {s['served_by_host']}); latency p50 {s['latency_ms_p50']} ms, p99 "
+            f"{s['latency_ms_p99']} ms; serve up in {s['serve_ready_s']} s, "
+            f"{s['joined_vehicles']} vehicles joined in {s['nodes_joined_s']} s")
 
 
 def say(text: str) -> None:

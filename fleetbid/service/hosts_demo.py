@@ -38,7 +38,10 @@ class HostsFleet:
     nodes: int = 2
     per_node: int = 4
     serve_vehicles: int = 1
-    speed: float = 400.0
+    speed: float = 120.0
+    # Rounds of a wall second (bid timeout / speed): the hosts share this machine's cores,
+    # and a bid that misses a 0.5 s round on a loaded machine is a request waiting longer.
+    bid_timeout_s: float = 120.0
     replicas: int = 3
     spread_replicas: bool = True  # each joined node also runs a replica of the managers
     extra: list[str] = field(default_factory=list)  # more serve options
@@ -72,6 +75,7 @@ class HostsFleet:
                       "--vehicles", str(self.serve_vehicles),
                       "--join-slots", str(self.nodes * self.per_node),
                       "--clusters", "1", "--radius", "100000", "--speed", f"{self.speed:g}",
+                      "--bid-timeout", f"{self.bid_timeout_s:g}",
                       "--replicas", str(self.replicas), "--standby-hosts", "0",
                       "--replica-slots", str(self.nodes if self.spread_replicas else 0),
                       *self.extra)

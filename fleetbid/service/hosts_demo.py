@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,10 @@ def cmd_demo_hosts(args: argparse.Namespace) -> int:
     if reason is not None:
         print(f"fleetbid demo hosts: cannot run here: {reason}", file=sys.stderr)
         return 1
+    # Ctrl-C and SIGTERM both end in the teardown below (even where the shell that started
+    # us left SIGINT ignored, as shells do for background jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     lab = NetLab(hosts=args.hosts)
     with tempfile.TemporaryDirectory(prefix="fleetbid-hosts-") as tmp:
         fleet = HostsFleet(lab, Path(tmp), nodes=args.hosts - 1, per_node=args.per_node)
@@ -195,7 +200,7 @@ def cmd_demo_hosts(args: argparse.Namespace) -> int:
             say(f"error: {exc}")
             return 1
         except KeyboardInterrupt:
-            say("interrupted")
+            say("interrupted: tearing everything down")
             return 130
         finally:
             fleet.stop()

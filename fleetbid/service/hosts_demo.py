@@ -186,7 +186,8 @@ def cmd_demo_hosts(args: argparse.Namespace) -> int:
             say(f"serve ready on {lab.address(1)} in {fleet.timings['serve_ready_s']:.1f} s; "
                 f"{fleet.nodes} nodes joined with {fleet.per_node} vehicles each in "
                 f"{fleet.timings['nodes_joined_s']:.1f} s")
-            outcomes = fleet.requests(2, args.requests, seed=args.seed)
+            outcomes = fleet.requests(2, args.requests, seed=args.seed,
+                                      interval_s=args.interval)
             for o in outcomes:
                 where = f"h{fleet.host_of(o['vehicle'])}" if o.get("served") else "-"
                 say(f"{o['request_id']}: " + (
@@ -220,7 +221,7 @@ def say(text: str) -> None:
 
 
 def add_parser(subparsers: Any) -> None:
-    from fleetbid.core.values import non_negative_int, positive_int
+    from fleetbid.core.values import non_negative_float, non_negative_int, positive_int
 
     demo = subparsers.add_parser("demo", help="demonstrations")
     demo_sub = demo.add_subparsers(dest="demo", required=True)
@@ -233,6 +234,8 @@ def add_parser(subparsers: Any) -> None:
                        help="vehicles on each joined host (%(default)s)")
     hosts.add_argument("--requests", type=positive_int, default=6,
                        help="requests sent from host 2 (%(default)s)")
+    hosts.add_argument("--interval", type=non_negative_float, default=5.0,
+                       help="simulated seconds between requests (%(default)s; 0: a burst)")
     hosts.add_argument("--seed", type=non_negative_int, default=1, help="(%(default)s)")
     hosts.add_argument("--json", action="store_true", help="print the outcome as JSON")
     hosts.add_argument("--log-level", default="WARNING",

@@ -24,6 +24,7 @@ from fleetbid.service.netlab import NetLab, unavailable
 
 pytestmark = pytest.mark.e2e
 
+MEMBER = "(member of the group)"
 ROUNDS = ("before", "after_crash", "partitioned", "healed")
 
 
@@ -58,6 +59,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         run.outcomes["partitioned"] = fleet.requests(1, 4, seed=5, name="partitioned")
         run.logs["h3_partitioned"] = node_log(fleet, 3)
         lab.link(3, up=True)
+        # Healed: host 3's replica, excluded meanwhile, is recruited again over the LAN.
+        recruited = run.logs["h3_partitioned"].count(MEMBER)
+        fleet.wait_for("node2", lambda: node_log(fleet, 3).count(MEMBER) > recruited)
         run.outcomes["healed"] = fleet.requests(1, 4, seed=6, name="healed")
         run.logs["h3"] = node_log(fleet, 3)
         yield run
@@ -114,5 +118,7 @@ def test_the_partitioned_minority_stops_deciding(scenario: Scenario) -> None:
 
 
 def test_after_the_partition_heals_the_host_s_vehicles_serve_again(scenario: Scenario) -> None:
+    after = scenario.logs["h3"][len(scenario.logs["h3_partitioned"]):]
+    assert "replica 1: view" in after and MEMBER in after, after
     healed = scenario.outcomes["healed"]
     assert any(scenario.fleet.host_of(o["vehicle"]) == 3 for o in healed), healed

@@ -20,7 +20,15 @@ from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.node import JoinError, manager_specs, slot_plan
 from fleetbid.run.population import Names, Plan, make_plan, vehicle_start_nodes
 from fleetbid.run.replica_setup import replica_settings
-from fleetbid.service.join import NotJoinable, node_endpoint, node_replica, with_join
+from fleetbid.service.join import (
+    NotJoinable,
+    join_path,
+    node_endpoint,
+    node_replica,
+    read_join,
+    with_join,
+    write_join,
+)
 from fleetbid.service.state import ServeState, read_state, stale_reason, write_state
 
 KEYS = AccountKeys.from_master("m" * 64)
@@ -63,26 +71,36 @@ def state_of(config: RunConfig, path: Path) -> ServeState:
     plan = plan_for(config)
     replicas = replica_settings(plan, net=config) if plan.replica_hosts else {}
     state = ServeState.describe(config, ENDPOINT, plan.directory, 1.0, "m")
-    write_state(path, with_join(state, config, ENDPOINT, Names(), replicas))
-    return read_state(path)
+    write_state(path, write_join(path, with_join(state, config, ENDPOINT, Names(), replicas)))
+    written = read_state(path)
+    return read_join(written, join_path(path)) if join_path(path).exists() else written
 
 
-def test_the_join_token_is_in_the_state_file_only_when_serve_allows_joining(
+def test_the_join_token_is_never_in_the_state_file_and_in_a_join_file_only_when_allowed(
         tmp_path: Path) -> None:
     path = tmp_path / "serve.json"
     closed = state_of(RunConfig(vehicles=2, replicas=3), path)
-    assert str(KEYS.fleet) not in path.read_text()
+    assert str(KEYS.fleet) not in path.read_text() and not join_path(path).exists()
     assert not closed.join_token and not closed.replica_group
     with pytest.raises(NotJoinable, match="--join-slots"):
         node_endpoint(closed)
     with pytest.raises(NotJoinable, match="--replica-slots"):
         node_replica(closed, 0, "10.77.0.2")
     joinable = state_of(RunConfig(vehicles=2, join_slots=2, replicas=3, replica_slots=1), path)
+    group_key = joinable.replica_group["config"]["key"]
+    # The state file (what clients get) holds neither key; the join file (nodes) holds both.
+    assert str(KEYS.fleet) not in path.read_text() and group_key not in path.read_text()
+    secrets = join_path(path).read_text()
+    assert str(KEYS.fleet) in secrets and group_key in secrets
+    assert stat.S_IMODE(join_path(path).stat().st_mode) == 0o600
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert joinable.join_slots == ["vehicle-2@localhost", "vehicle-3@localhost"]
     assert node_endpoint(joinable).accounts == KEYS  # the node's vehicles are fleet agents
-    group_key = joinable.replica_group["config"]["key"]
+    assert read_state(path).endpoint().accounts == KEYS.for_clients()
     assert str(KEYS.fleet) not in repr(joinable) and group_key not in repr(joinable)
+    other = dataclasses.replace(read_state(path), pid=read_state(path).pid + 1)
+    with pytest.raises(NotJoinable, match="not the one of this serve"):
+        read_join(other, join_path(path))
 
 
 def test_a_node_s_replica_is_a_standby_on_its_own_interface(tmp_path: Path) -> None:
@@ -146,7 +164,7 @@ def test_a_node_refuses_a_fleet_that_takes_no_joiners(
     path = tmp_path / "serve.json"
     state_of(RunConfig(vehicles=2, replicas=1), path)
     assert main(["node", "--join", str(path)]) == 1
-    assert "takes no joining nodes: start serve with --join-slots" in capsys.readouterr().err
+    assert "no join file" in capsys.readouterr().err
 
 
 def test_a_serve_on_another_host_is_judged_by_its_server_not_its_pid(tmp_path: Path) -> None:

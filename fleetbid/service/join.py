@@ -2,14 +2,19 @@
 
 A node needs the fleet-scope account key: its vehicles are fleet agents (docs/security.md),
 and the embedded server registers a fleet name only with a password derived from that key.
-The state file holds it (as `join_token`) only when serve was started with `--join-slots` or
-`--replica-slots` (then also the managers' group key), and the file is written 0600; without
-those flags nothing in it lets anyone act as the fleet.
+Serve writes it, only when started with `--join-slots` or `--replica-slots` (then with the
+managers' group key too), to a join file of its own beside the state file (`serve.json.join`,
+0600), never into the state file: the state file is what clients (`fleetbid request`) are
+given, and a client must not hold the fleet's key. A node is given both files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 from fleetbid.core.config import RunConfig
@@ -68,3 +73,51 @@ def node_endpoint(state: ServeState) -> XmppEndpoint:
     accounts = AccountKeys(client=state.account_key, fleet=state.join_token) \
         if state.embedded else None
     return XmppEndpoint(state.host, state.port, state.domain, state.embedded, accounts)
+
+
+SECRETS = ("join_token", "replica_group")
+
+
+def join_path(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".join")
+
+
+def write_join(state_path: Path, state: ServeState) -> ServeState:
+    """Write the join secrets (if any) to the join file, 0600, atomically; return the state
+    without them, for the state file."""
+    secrets = {name: getattr(state, name) for name in SECRETS}
+    if not any(secrets.values()):
+        return state
+    path = join_path(state_path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"pid": state.pid, "port": state.port, **secrets}) + "\n")
+    os.replace(tmp, path)
+    return dataclasses.replace(state, join_token="", replica_group={})
+
+
+def read_join(state: ServeState, path: Path) -> ServeState:
+    """The state with the join secrets of the join file `path` (which must be this serve's)."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NotJoinable(f"no join file {path}: serve writes it beside its state file when "
+                          "started with --join-slots or --replica-slots") from None
+    except (OSError, ValueError) as exc:
+        raise NotJoinable(f"unreadable join file {path}: {exc}") from None
+    if not isinstance(raw, dict) or (raw.get("pid"), raw.get("port")) != (state.pid,
+                                                                            state.port):
+        raise NotJoinable(f"the join file {path} is not the one of this serve")
+    return dataclasses.replace(state, join_token=str(raw.get("join_token", "")),
+                               replica_group=dict(raw.get("replica_group") or {}))
+
+
+def remove_join(state_path: Path, pid: int) -> None:
+    """Remove the join file if it is still this serve's."""
+    path = join_path(state_path)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        if json.loads(path.read_text()).get("pid") == pid:
+            path.unlink()

@@ -1,11 +1,12 @@
 """`fleetbid node --join STATE`: run a share of a running fleet's vehicles on this host.
 
-STATE is the serve's state file (copied here over a channel you trust: it holds the join
-token). The node takes join slots FIRST .. FIRST+K-1; each node of a fleet must be given its
-own range (like the ordinals of a stateful set): two nodes running one slot would be two
-agents under one name. With `--replica-slot R` it also runs a replica of the AuctionManagers
-(serve started with `--replica-slots`), again one R per node. Runs until Ctrl-C or SIGTERM,
-or until one of its worker processes ends.
+STATE is the serve's state file, and STATE.join beside it (or --token FILE) the serve's join
+file, which holds the join token: copy both here over a channel you trust. The node takes
+join slots FIRST .. FIRST+K-1; each node of a fleet must be given its own range (like the
+ordinals of a stateful set): two nodes running one slot would be two agents under one name.
+With `--replica-slot R` it also runs a replica of the AuctionManagers (serve started with
+`--replica-slots`), again one R per node. Runs until Ctrl-C or SIGTERM, or until one of its
+worker processes ends.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ def on_replica_event(event: dict[str, Any]) -> None:
 
 async def run_node(args: argparse.Namespace) -> str:
     from fleetbid.run import node as joined
-    from fleetbid.service.join import node_endpoint, node_replica
+    from fleetbid.service.join import join_path, node_endpoint, node_replica, read_join
     from fleetbid.service.state import read_state, stale_reason
 
-    state = read_state(Path(args.join))
+    path = Path(args.join)
+    state = read_join(read_state(path), Path(args.token) if args.token else join_path(path))
     endpoint = node_endpoint(state)
     stale = stale_reason(state)
     if stale is not None:
@@ -109,6 +111,9 @@ def add_parser(subparsers: Any) -> None:
     )
     node.add_argument("--join", metavar="STATE", required=True,
                       help="the state file of the fleet's serve (started with --join-slots)")
+    node.add_argument("--token", metavar="FILE", default=None,
+                      help="the serve's join file, which holds the join token (default: "
+                           "STATE.join beside the state file)")
     node.add_argument("--first-slot", type=non_negative_int, default=0, metavar="S",
                       help="first join slot this node runs (%(default)s)")
     node.add_argument("--vehicles", type=non_negative_int, default=None, metavar="K",

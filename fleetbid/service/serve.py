@@ -23,7 +23,7 @@ from fleetbid.platform import eventloop
 from fleetbid.platform.xmpp_agent import AgentStartError
 from fleetbid.platform.xmpp_server import XmppEndpoint, XmppServerError
 from fleetbid.run.launcher import Fleet, LaunchError
-from fleetbid.service.join import with_join
+from fleetbid.service.join import remove_join, with_join, write_join
 from fleetbid.service.state import (
     ServeState,
     StateError,
@@ -100,7 +100,7 @@ async def serve(
         state = ServeState.describe(config, fleet.endpoint, fleet.plan.directory, fleet.epoch,
                                     fleet.roadmap.name)
         state = with_join(state, config, fleet.endpoint, fleet.names, fleet.replicas)
-        write_state(path, state)
+        write_state(path, write_join(path, state))
         try:
             where = "embedded" if state.embedded else "external"
             say(f"listening on XMPP {state.host}:{state.port} ({where}, domain {state.domain});"
@@ -112,6 +112,7 @@ async def serve(
         finally:
             # Gone before the agents are: no client joins a fleet that is stopping.
             remove_state(path, state.pid)
+            remove_join(path, state.pid)
 
 
 def serve_config(args: argparse.Namespace) -> RunConfig:

@@ -68,11 +68,12 @@ class ServeState:
     # Embedded server: the key clients derive passenger/complainant passwords from (a secret:
     # the file is written 0600). Empty for an external server.
     account_key: str = field(default="", repr=False)
-    # Only with `serve --join-slots N` (docs/hosts.md): the fleet-scope account key a joining
-    # node's vehicles log in with (the join token: a secret), and the reserved vehicle JIDs.
+    # Only with `serve --join-slots N` (docs/hosts.md): the reserved vehicle JIDs, and the
+    # fleet-scope account key a joining node logs in with (the join token: a secret, kept
+    # out of this file, in the serve's join file: service/join.py).
     join_token: str = field(default="", repr=False)
     join_slots: list[str] = field(default_factory=list)
-    # With `--replica-slots K`: the managers' group (its HMAC key is a secret), for nodes.
+    # With `--replica-slots K`: the managers' group (its HMAC key is a secret: join file).
     replica_group: dict[str, Any] = field(default_factory=dict, repr=False)
     # The machine serve runs on: its pid means something only there (docs/hosts.md).
     hostname: str = ""

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fleetbid.bench.hosts import add_parser as add_bench_hosts_parser
 from fleetbid.core.config import RunConfig
 from fleetbid.core.values import (
     non_negative_int,
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--latency-auctions", type=non_negative_int, default=50,
                        help="auctions, one at a time, at each size (%(default)s)")
     scale.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_bench_hosts_parser(bench_sub)
     repl = bench_sub.add_parser("replication", help="replication: ordered latency, throughput")
     repl.add_argument("--replicas", type=int, nargs="+", default=[3],
                       help="group sizes to measure (%(default)s)")
@@ -105,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from fleetbid.replication.bench import cmd_bench_replication
 
                 return cmd_bench_replication(args)
+            if args.bench == "hosts":
+                from fleetbid.bench.hosts import cmd_bench_hosts
+
+                return cmd_bench_hosts(args)
             if args.bench == "scale":
                 from fleetbid.bench.scale import cmd_bench_scale
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from fleetbid.service.hosts_demo import HostsFleet
-from fleetbid.service.netlab import NetLab, unavailable
+from fleetbid.run.hosts import HostsFleet
+from fleetbid.run.netlab import NetLab, unavailable
 
 pytestmark = pytest.mark.e2e
 

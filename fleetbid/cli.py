@@ -9,9 +9,11 @@ import sys
 from collections.abc import Sequence
 
 from fleetbid.bench.hosts import add_parser as add_bench_hosts_parser
-from fleetbid.core.config import RunConfig
+from fleetbid.bench.server_names import DEFAULT_SERVERS, SERVERS
+from fleetbid.core.config import KILL_TARGETS, RunConfig
 from fleetbid.core.values import (
     non_negative_int,
+    port,
     positive_float,
     positive_int,
 )
@@ -43,10 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kill-leader-after", type=non_negative_int, default=None, metavar="N",
                      help="fault injection: SIGKILL the replica group's leader once N "
                           "auctions have opened")
+    run.add_argument("--kill", choices=KILL_TARGETS, default=RunConfig().kill,
+                     help="whose group's leader --kill-leader-after kills: the AuctionManagers' "
+                          "or the MainManager's (%(default)s)")
     run.add_argument("--policy", choices=POLICIES, default=RunConfig().policy,
                      help="dispatch policy (%(default)s: the auction agents)")
     run.add_argument("--batch", type=positive_float, default=RunConfig().batch_s,
                      help="seconds between batch-policy decisions, simulated (%(default)s)")
+    run.add_argument("--batch-k", type=positive_int, default=RunConfig().batch_k,
+                     help="batch-auction: pickup times in a vehicle's bid, its k best "
+                          "(%(default)s; at most 64)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--plots", metavar="DIR", default=None,
                      help="write histograms of waiting times and latencies (PNG) into DIR")
@@ -73,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auctions, one at a time, at each size (%(default)s)")
     scale.add_argument("--json", action="store_true", help="print the result as JSON")
     add_bench_hosts_parser(bench_sub)
+    servers = bench_sub.add_parser("servers", help="the auction benchmark on the embedded "
+                                   "server, Prosody and ejabberd, side by side")
+    add_population_options(servers)
+    servers.add_argument("--servers", nargs="+", default=DEFAULT_SERVERS, choices=SERVERS,
+                         help="servers to measure, in turn (%(default)s)")
+    servers.add_argument("--rounds", type=positive_int, default=1,
+                         help="turns per server; figures are medians (%(default)s)")
+    servers.add_argument("--auctions", type=positive_int, default=200,
+                         help="auctions in each burst (%(default)s)")
+    servers.add_argument("--latency-auctions", type=non_negative_int, default=100,
+                         help="auctions, one at a time, on each server (%(default)s)")
+    servers.add_argument("--json", action="store_true", help="print the result as JSON")
     repl = bench_sub.add_parser("replication", help="replication: ordered latency, throughput")
     repl.add_argument("--replicas", type=int, nargs="+", default=[3],
                       help="group sizes to measure (%(default)s)")
@@ -81,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("--json", action="store_true", help="print the result as JSON")
     repl.add_argument("--log-level", default="WARNING",
                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    xmpp = sub.add_parser("xmpp", help="run a real XMPP server (Prosody or ejabberd) on "
+                          "loopback, configured for fleetbid, until Ctrl-C")
+    xmpp.add_argument("server", choices=["prosody", "ejabberd"])
+    xmpp.add_argument("--dir", required=True, metavar="D",
+                      help="directory for its config, certificate, accounts and logs")
+    xmpp.add_argument("--port", type=port, default=None,
+                      help="c2s port on 127.0.0.1 (default: a free one)")
+    xmpp.add_argument("--domain", default="localhost", help="XMPP domain (%(default)s)")
+    xmpp.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING",
+                                                                  "ERROR"])
     add_trace_parser(sub)
     add_parsers(sub)
     add_laws_parsers(sub)
@@ -111,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from fleetbid.bench.hosts import cmd_bench_hosts
 
                 return cmd_bench_hosts(args)
+            if args.bench == "servers":
+                from fleetbid.bench.servers import cmd_bench_servers
+
+                return cmd_bench_servers(args)
             if args.bench == "scale":
                 from fleetbid.bench.scale import cmd_bench_scale
 
@@ -120,8 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench_auction(args)
         if args.command == "trace":
             return args.func(args)
-        if args.command in ("serve", "request", "laws", "audit", "complain", "experiment",
-                            "node", "demo"):
+        if args.command == "xmpp":
+            from fleetbid.platform.external_servers.foreground import serve_foreground
+
+            return serve_foreground(args.server, args.dir, args.port, args.domain)
+        if args.command in ("serve", "request", "auctions", "status", "soak", "laws", "audit",
+                            "complain", "experiment", "node", "demo"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)
@@ -140,8 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fleetbid.run.summary import format_summary
 
     config = config_from(args, requests=args.requests, rate=args.rate,
-                         kill_leader_after=args.kill_leader_after, policy=args.policy,
-                         batch_s=args.batch)
+                         kill_leader_after=args.kill_leader_after, kill=args.kill,
+                         policy=args.policy, batch_s=args.batch, batch_k=args.batch_k)
     summary = eventloop.run(run_scenario(
         config, endpoint_from(args), progress=not args.no_progress and not args.json,
         log_level=args.log_level, plots=args.plots,

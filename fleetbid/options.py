@@ -34,6 +34,10 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
     p.add_argument("--queue-limit", type=positive_int, default=d.queue_limit,
                    help="requests that may wait for a free AuctionManager; more are turned "
                         "away with the reason (%(default)s)")
+    p.add_argument("--max-requests-per-minute", type=positive_int,
+                   default=d.max_requests_per_minute,
+                   help="requests a passenger account may send a minute; the embedded XMPP "
+                        "server refuses more with the reason (%(default)s)")
     p.add_argument("--proxies", default=d.proxies,
                    help="'auto' (about √n groups of √n), 0 (no proxy) or a fixed K")
     p.add_argument("--processes", type=positive_int, default=d.processes,
@@ -58,6 +62,10 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
                    help="replicas of the AuctionManagers' state, each its own process, kept "
                         "identical by ISIS total order over UDP multicast (1 = no "
                         "replication; %(default)s)")
+    p.add_argument("--replicate-main", action="store_true",
+                   help="replicate the MainManager's registry too, in a group of its own on "
+                        "the same replica hosts (implied by --kill main; off by default: it "
+                        "costs throughput, docs/replication.md)")
     p.add_argument("--standby-hosts", type=non_negative_int, default=d.standby_hosts,
                    help="spare replica hosts the group recruits after a crash (%(default)s)")
     p.add_argument("--log-level", default="WARNING",
@@ -91,8 +99,9 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         proxies=args.proxies, processes=args.processes, auction_managers=args.auction_managers,
         speed=args.speed, bid_timeout_s=args.bid_timeout, patience_s=args.patience,
         seed=args.seed, trace=args.trace, replicas=args.replicas, max_bidders=args.max_bidders,
-        queue_limit=args.queue_limit,
+        queue_limit=args.queue_limit, max_requests_per_minute=args.max_requests_per_minute,
         standby_hosts=args.standby_hosts, law=args.law, audit=args.audit,
+        replicate_main=args.replicate_main,
         listen=args.listen, mcast_interface=args.mcast_interface, mcast_ttl=args.mcast_ttl,
         mcast_group=args.mcast_group or "",
         **extra,  # type: ignore[arg-type]

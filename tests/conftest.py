@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from spade.message import Message
 
 from fleetbid.core.config import RunConfig
 from fleetbid.maps import Clusters, RoadMap, TravelTimes, make_clusters
+from fleetbid.platform.external_servers.flavors import FLAVORS
+from fleetbid.platform.external_servers.server import ManagedServer, installed
 from fleetbid.platform.xmpp_agent import XmppAgent, start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.protocol import codec
@@ -309,6 +314,10 @@ def kit() -> Kit:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true",
                      help="also run the nightly-sized tests (marked slow)")
+    parser.addoption("--xmpp-server", choices=["embedded", *FLAVORS],
+                     default=os.environ.get(XMPP_SERVER_ENV, "embedded"),
+                     help="the server a Fleet of the e2e tests starts: the embedded pyjabber "
+                          f"(default), or one shared Prosody/ejabberd (env {XMPP_SERVER_ENV})")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -319,3 +328,54 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# --- the e2e tier on a real XMPP server (--xmpp-server prosody|ejabberd) -----------------------
+
+XMPP_SERVER_ENV = "FLEETBID_TEST_XMPP_SERVER"
+
+
+class _SharedServer:
+    """Stands in for EmbeddedXmppServer inside Fleet: hands out the session's real server.
+
+    Its endpoint carries account keys, so an agent name gets the same password in every
+    Fleet of the session (the server keeps the accounts the earlier Fleets registered).
+    """
+
+    server: ManagedServer | None = None
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def start(self) -> XmppEndpoint:
+        assert self.server is not None
+        return self.server.endpoint
+
+    def stop(self) -> None:
+        pass  # the session fixture stops the real server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def xmpp_server_choice(request: pytest.FixtureRequest) -> Iterator[str]:
+    """With --xmpp-server prosody|ejabberd, every Fleet started without an explicit endpoint
+    uses one server of that kind, started once for the whole session."""
+    kind = request.config.getoption("--xmpp-server")
+    if kind == "embedded":
+        yield kind
+        return
+    flavor = FLAVORS[kind]()
+    if not installed(flavor):
+        pytest.exit(f"--xmpp-server {kind}: {flavor.binary} is not installed", returncode=4)
+    # Not pytest's tmp_path: its root is private to us, and the server runs as its own user.
+    run_dir = tempfile.mkdtemp(prefix=f"fleetbid-test-{kind}-")
+    server = ManagedServer(flavor, run_dir)
+    server.start()
+    patch = pytest.MonkeyPatch()
+    patch.setattr(_SharedServer, "server", server)
+    patch.setattr("fleetbid.run.launcher.EmbeddedXmppServer", _SharedServer)
+    try:
+        yield kind
+    finally:
+        patch.undo()
+        server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)

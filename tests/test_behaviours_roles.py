@@ -77,6 +77,7 @@ class FakeAgent:
         self.audits: list[m.Body] = []
         self.added: list[Any] = []
         self.node, self.state, self.trips = node, IDLE, 0  # a vehicle's
+        self.rides_taken: list[str] = []
 
     async def send(self, msg: Message, behaviour: Any) -> None:
         reason = self.controller.on_send(msg)  # as FleetAgent.send: the law stamps it
@@ -678,3 +679,96 @@ def test_an_old_round_timer_does_not_close_a_rerun_auction_s_round() -> None:
     calls_before, calls_after = run(go())
     assert calls_after == calls_before  # no round closed, no new round called
     assert kind.rounds is not None and kind.rounds.number == 1 and not desk.decided
+
+
+# --- one outcome per ride: withdrawing an auction past its deadline (issue 15) ---------------
+
+
+def test_registry_withdraws_through_the_manager_and_frees_it_only_when_it_closes() -> None:
+    reg = registry()
+
+    async def go() -> tuple[list[tuple[str, m.Body]], ...]:
+        await deliver(reg, PASSENGER, ride("r1"))  # the one manager runs r1
+        await deliver(reg, PASSENGER, ride("r2"))  # r2 waits for it
+        reg.agent.take()
+        await reg.withdraw("r1", reg.live["r1"])  # r1's deadline passes
+        withdrawn = reg.agent.take()
+        await reg.withdraw("r1", reg.live["r1"])  # a second deadline: asked once only
+        again = reg.agent.take()
+        await deliver(reg, MANAGER, m.AuctionClosed(auction_id="r1", winner=None))
+        return withdrawn, again, reg.agent.take()
+
+    withdrawn, again, after_close = run(go())
+    assert withdrawn == [(MANAGER, m.WithdrawAuction(auction_id="r1"))]  # nothing to passenger
+    assert again == []
+    [(to, opened)] = after_close  # the manager is free only now: r2 opens on it
+    assert to == MANAGER and isinstance(opened, m.OpenAuction) and opened.auction_id == "r2"
+    assert not reg.waiting_requests and list(reg.live) == ["r2"]
+
+
+def test_registry_tells_the_passenger_itself_only_when_the_manager_does_not_know_the_auction(
+) -> None:
+    reg = registry()
+
+    async def go() -> list[tuple[str, m.Body]]:
+        await deliver(reg, PASSENGER, ride("r1"))
+        await reg.withdraw("r1", reg.live["r1"])
+        reg.agent.take()
+        refused = inbound(MANAGER, MAIN, m.Refused(reason="unknown auction r1",
+                                                   in_reply_to="withdraw-auction"))
+        refused.set_metadata("conversation", "r1")  # error replies copy the conversation
+        await reg.handle(refused)
+        await deliver(reg, MANAGER, m.AuctionClosed(auction_id="r1", winner=None))  # late
+        return reg.agent.take()
+
+    [(to, unserved)] = run(go())
+    assert to == PASSENGER and isinstance(unserved, m.RideUnserved)
+    assert not reg.live and list(reg.free_managers) == [MANAGER]
+
+
+def test_manager_withdrawn_while_waiting_ends_the_auction_once() -> None:
+    am = manager()
+
+    async def go() -> tuple[list[tuple[str, m.Body]], list[tuple[str, m.Body]]]:
+        await deliver(am, MAIN, open_auction(vehicles=()))  # nobody to call: waiting
+        am.agent.take()
+        await deliver(am, MAIN, m.WithdrawAuction(auction_id="a1"))
+        ended = am.agent.take()
+        await deliver(am, MAIN, m.WithdrawAuction(auction_id="a1"))  # late: ignored
+        return ended, am.agent.take()
+
+    ended, late = run(go())
+    assert [(to, type(b)) for to, b in ended] == [(PASSENGER, m.RideUnserved),
+                                                  (MAIN, m.AuctionClosed)]
+    assert "withdrawn" in ended[0][1].reason  # type: ignore[union-attr]
+    assert late == [] and am.auction is None
+
+
+def test_manager_withdrawn_while_awarding_lets_the_award_finish_and_re_awards_nobody() -> None:
+    def awarding() -> AuctionBehaviour:
+        am = manager()
+
+        async def go() -> None:
+            await deliver(am, MAIN, open_auction())
+            for v in VEHICLES:
+                await deliver(am, v, real_bid(v))
+            await deliver(am, MAIN, m.WithdrawAuction(auction_id="a1"))
+        run(go())
+        return am
+
+    confirmed = awarding()
+    [(to, won)] = confirmed.agent.take()[-1:]
+    assert isinstance(won, m.Award)  # the award went before the withdrawal: nothing after it
+    run(deliver(confirmed, BY_ETA[0], m.AwardConfirmed(auction_id="a1", vehicle=BY_ETA[0],
+                                                       eta_s=T[BY_ETA[0]])))
+    told = [b for to, b in confirmed.agent.take() if to == PASSENGER]
+    assert [type(b) for b in told] == [m.RideAssigned]
+
+    declined = awarding()
+    declined.agent.take()
+    run(deliver(declined, BY_ETA[0], m.AwardDeclined(auction_id="a1", vehicle=BY_ETA[0],
+                                                     reason="already assigned")))
+    sent = declined.agent.take()
+    assert not [b for _, b in sent if isinstance(b, m.Award)]  # no second award
+    assert [type(b) for to, b in sent if to == PASSENGER] == [m.RideUnserved]
+    assert declined.auction is None

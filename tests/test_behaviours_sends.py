@@ -28,6 +28,8 @@ from fleetbid.agents.law_services import (
 )
 from fleetbid.behaviours.auction import AuctionBehaviour
 from fleetbid.behaviours.base import ProtocolBehaviour
+from fleetbid.behaviours.batch_auction import BatchAuctionBehaviour
+from fleetbid.behaviours.batch_registry import BatchRegistryBehaviour
 from fleetbid.behaviours.dispatch import DispatchBehaviour
 from fleetbid.behaviours.passenger import RideBehaviour
 from fleetbid.behaviours.proxy import ProxyBehaviour
@@ -52,12 +54,15 @@ DIRECTORY = Directory("main-manager@localhost", ("auction-0@localhost",), ("prox
 HANDLES: dict[type[ProtocolBehaviour], set[str]] = {
     BiddingBehaviour: {"call-for-bids", "award", "bid-received",
                        "dispatch", "english-round", "dutch-tick", "outbid",
-                       "certificate-issued", "revoked"},
+                       "certificate-issued", "revoked", "batch-call", "batch-award"},
     ProxyBehaviour: {"group-call", "bid", "bid-declined", "award", "award-confirmed",
-                     "award-declined", "auction-result"},
+                     "award-declined", "auction-result", "batch-call", "batch-bid"},
     AuctionBehaviour: {"open-auction", "participation", "group-best", "bid", "bid-declined",
-                       "award-confirmed", "award-declined"},
+                       "award-confirmed", "award-declined", "withdraw-auction"},
     RegistryBehaviour: {"ride-request", "vehicle-available", "auction-phase", "auction-closed"},
+    BatchAuctionBehaviour: {"open-batch", "batch-bid", "batch-group-bids", "award-confirmed",
+                            "award-declined"},
+    BatchRegistryBehaviour: {"ride-request", "vehicle-available", "batch-closed"},
     DispatchBehaviour: {"ride-request", "vehicle-available", "dispatch-confirmed",
                         "dispatch-declined"},
     RideBehaviour: {"ride-assigned", "ride-unserved", "picked-up"},
@@ -73,14 +78,16 @@ ROLE_SENDS: dict[type[FleetAgent], set[str]] = {
     PassengerAgent: {"ride-request"},
     VehicleAgent: {"vehicle-available", "bid", "bid-declined", "award-confirmed",
                    "award-declined", "picked-up", "certificate-request", "dispatch-confirmed",
-                   "dispatch-declined"},
+                   "dispatch-declined", "batch-bid"},
     MainManagerAgent: {"open-auction", "participation", "ride-unserved", "dispatch",
-                       "ride-assigned"},
+                       "ride-assigned", "withdraw-auction", "open-batch"},
     AuctionManagerAgent: {"group-call", "call-for-bids", "award",
                           "auction-result", "ride-assigned", "ride-unserved",
                           "auction-phase", "auction-closed", "english-round", "outbid",
-                          "dutch-tick", "bid-received"},
-    ProxyAgent: {"call-for-bids", "group-best", "award", "award-confirmed"},
+                          "dutch-tick", "bid-received", "batch-call", "batch-award",
+                          "batch-closed"},
+    ProxyAgent: {"call-for-bids", "group-best", "award", "award-confirmed", "batch-call",
+                 "batch-group-bids"},
     AuthorityAgent: {"certificate-issued", "revoked"},
     AuditorAgent: {"audit-record"},
     ComplaintsAgent: {"complaint-decision", "revoke", "audit-query"},

@@ -56,6 +56,17 @@ def test_run_kill_leader_after_reports_the_failover_and_no_violation() -> None:
 
 
 @pytest.mark.e2e
+def test_run_kill_main_serves_every_request_after_the_main_managers_failover() -> None:
+    done = fleetbid("run", *SMALL, "--json", "--replicas", "3", "--kill-leader-after", "1",
+                    "--kill", "main", "--clusters", "1", "--radius", "100000")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["failovers"] >= 1
+    assert summary["invariant_violations"] == 0, summary["invariants"]
+    assert summary["served"] == summary["requests"] == 4
+
+
+@pytest.mark.e2e
 def test_run_against_an_existing_server(tmp_path: Path) -> None:
     # Open registration: it stands in for an external server, where anyone may register.
     with EmbeddedXmppServer(tmp_path / "server", open_registration=True) as server:
@@ -78,6 +89,8 @@ def test_run_against_an_existing_server(tmp_path: Path) -> None:
     (["--xmpp", "localhost"], "HOST:PORT"),
     (["--replicas", "0"], "--replicas"),
     (["--replicas", "1", "--kill-leader-after", "3"], "--kill-leader-after needs"),
+    (["--kill", "proxy"], "--kill"),
+    (["--policy", "batch-auction", "--batch-k", "65"], "--batch-k"),
 ])
 @pytest.mark.e2e
 def test_bad_options_get_a_clear_error(args: list[str], needle: str) -> None:
@@ -103,6 +116,7 @@ def test_a_file_that_is_not_a_map(tmp_path: Path) -> None:
     ["run", "--vehicles", "0"],
     ["run", "--rate", "inf"],
     ["run", "--speed", "-3"],
+    ["run", "--batch-k", "0"],
     ["bench", "scale", "--vehicles", "100", "0"],
     ["complain", "--auction", "a", "--reason", "shill", "--timeout", "1e999"],
 ])

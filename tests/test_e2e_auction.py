@@ -29,7 +29,7 @@ from fleetbid.platform.eventloop import run
 from fleetbid.protocol import messages as m
 from fleetbid.run.launcher import Fleet
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.xmpp_compat, pytest.mark.timeout(240)]
 
 RADIUS_M = 1500.0
 SPEED = 400.0

@@ -17,7 +17,7 @@ from fleetbid.core.scenario import poisson_requests
 from fleetbid.platform.eventloop import run
 from fleetbid.run.launcher import Fleet
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.xmpp_compat, pytest.mark.timeout(300)]
 
 AUCTIONS = 10
 VEHICLES = 100

@@ -103,7 +103,8 @@ def test_no_acknowledged_bid_is_lost_and_the_logs_agree(crashes: dict) -> None:
         acknowledged = {tuple(k) for s in stats for k in s.get("bids_acknowledged", [])}
         assert acknowledged, "no bid was acknowledged: the check would be vacuous"
         assert check_invariants([], stats) == {
-            "double_assignments": 0, "lost_bids": 0, "log_disagreements": 0,
+            "double_assignments": 0, "double_outcomes": 0, "drives_to_nobody": 0,
+            "lost_bids": 0, "log_disagreements": 0,
         }
 
 

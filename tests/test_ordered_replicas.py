@@ -193,3 +193,24 @@ def test_an_input_captured_twice_is_applied_once() -> None:
 def test_entries_round_trip() -> None:
     entry = Entry(MANAGER, "input", "k", 1.5, "x@y/z", {"type": "bid"}, "{}", "")
     assert _decode(ENCODER.encode(entry)) == entry
+
+
+def test_different_entries_at_one_log_position_give_outputs_different_ids() -> None:
+    # An excluded old leader and the new view's leader could apply different entries at the
+    # same log position; outputs named after the position then shared an id and receivers
+    # dropped the second as a duplicate (issue 14). They are named after the entry's id.
+    async def leader_output(sender: str, uid: str) -> Message:
+        world = World.build(RunConfig(vehicles=4, clusters=1))
+        order = Order()
+        replica = Replica(world, order, 2)
+        await replica.behaviour.on_start()
+        replica.slot.capture(inbound(sender, m.AuctionResult(auction_id="zz")))
+        [payload] = order.submitted
+        await replica.slot.apply(7, _decode(payload), uid=uid)
+        [out] = replica.agent.sent
+        return out
+
+    first = asyncio.run(leader_output("stranger@localhost", "1.40"))
+    second = asyncio.run(leader_output("someone@localhost", "3.12"))
+    assert str(first.to) != str(second.to)  # two different outputs ...
+    assert first.get_metadata("mid") != second.get_metadata("mid")  # ... never one id

@@ -31,6 +31,10 @@ class LineGeo:
     def distance_m(self, a: str, b: str) -> float:
         return abs(int(a) - int(b)) * 100.0
 
+    def neighbours(self, cluster: int) -> tuple[int, ...]:
+        """Clusters on a line: c-1 and c+1 (the nearer first: the lower)."""
+        return tuple(c for c in (cluster - 1, cluster + 1) if c >= 0)
+
 
 def w(rid: str, node: str, at: float = 0.0, cluster: int = 0) -> Waiting:
     return Waiting(rid, node, at, cluster)
@@ -226,3 +230,93 @@ def test_run_config_validates_the_policy() -> None:
         RunConfig(policy="greedy")
     with pytest.raises(ValueError, match="--batch"):
         RunConfig(policy="optimal", batch_s=0)
+
+
+# --- the live batch auction's rules: k-best bids, clearing, spill-over -------------------------
+
+from fleetbid.policies.batch import clear, k_best  # noqa: E402
+from fleetbid.policies.spill import batch_groups, spill_order  # noqa: E402
+
+
+def test_a_batch_bid_lists_the_k_shortest_finite_pickup_times() -> None:
+    times = {"r1": 30.0, "r2": 5.0, "r3": math.inf, "r4": 12.0, "r5": 5.0}
+    assert k_best(times, 3) == [("r2", 5.0), ("r5", 5.0), ("r4", 12.0)]
+    assert k_best(times, 10) == [("r2", 5.0), ("r5", 5.0), ("r4", 12.0), ("r1", 30.0)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 7), st.data())
+def test_clearing_k_best_bids_is_the_optimum_over_the_bids(
+    rows: int, cols: int, k: int, data: st.DataObject
+) -> None:
+    cost = np.array(data.draw(st.lists(st.lists(st.integers(1, 500), min_size=cols,
+                                                max_size=cols), min_size=rows, max_size=rows)))
+    bids = {f"v{i}": k_best({f"r{j}": cost[i, j] / 10 for j in range(cols)}, k)
+            for i in range(rows)}
+    pairs = clear(bids)
+    # The reference: linear_sum_assignment on the bids, an unlisted pair worth more than all.
+    listed = np.full(cost.shape, False)
+    for i in range(rows):
+        for r, _ in bids[f"v{i}"]:
+            listed[i, int(r[1:])] = True
+    big = cost.sum() + 1
+    ref = np.where(listed, cost, big)
+    r, c = linear_sum_assignment(ref)
+    best = [(i, j) for i, j in zip(r, c, strict=True) if listed[i, j]]
+    assert len({v for _, v in pairs}) == len({q for q, _ in pairs}) == len(pairs) == len(best)
+    assert all(listed[int(v[1:]), int(q[1:])] for q, v in pairs)
+    assert sum(cost[int(v[1:]), int(q[1:])] for q, v in pairs) == sum(cost[i, j] for i, j in best)
+    if k >= cols:  # every vehicle bid for every ride: the batch's optimum
+        r, c = linear_sum_assignment(cost)
+        assert len(pairs) == min(rows, cols)
+        assert sum(cost[int(v[1:]), int(q[1:])] for q, v in pairs) == cost[r, c].sum()
+
+
+class Ring(LineGeo):
+    """Clusters 0..3 on a line of 100 nodes (25 each); neighbours c-1, c+1."""
+
+    def cluster_of(self, node: str) -> int:
+        return int(node) // 25
+
+    def neighbours(self, cluster: int) -> tuple[int, ...]:
+        return tuple(c for c in (cluster - 1, cluster + 1) if 0 <= c <= 3)
+
+
+def test_spill_order_is_neighbours_then_theirs() -> None:
+    assert spill_order(Ring(), 0) == [1, 2]
+    assert spill_order(Ring(), 2) == [1, 3, 0]
+
+
+def test_a_cluster_short_of_vehicles_borrows_a_neighbour_s_spare_nearest_ones() -> None:
+    # Clusters: a, b, x in 1 (x far from cluster 0), c in 2; passengers p1, p2 in 0, p3 in 2.
+    idle = [Idle("a", "30", 0.0), Idle("b", "35", 0.0), Idle("x", "49", 0.0),
+            Idle("c", "60", 0.0)]
+    waiting = [w("p1", "1", 1.0, 0), w("p2", "2", 2.0, 0), w("p3", "55", 3.0, 2)]
+    groups = batch_groups(waiting, idle, Ring())
+    # Cluster 0 has no vehicle: it borrows cluster 1's two nearest (cluster 1 has nobody to
+    # fetch); cluster 2's vehicle serves its own passenger; x is in no batch.
+    assert {c: ([v.vehicle for v in vs], [p.request_id for p in ps])
+            for c, (vs, ps) in groups.items()} == {0: (["a", "b"], ["p1", "p2"]),
+                                                  2: (["c"], ["p3"])}
+    got = {a.request_id: a.vehicle for a in make_policy("batch-auction").assign(waiting, idle,
+                                                                               Ring())}
+    assert got["p3"] == "c" and {got["p1"], got["p2"]} == {"a", "b"}  # on a line: a tie
+
+
+def test_the_auction_spills_over_only_what_its_own_cluster_cannot_serve() -> None:
+    idle = [Idle("a", "30", 0.0), Idle("b", "70", 0.0)]  # clusters 1 and 2
+    waiting = [w("p0", "5", 1.0, 0), w("p1", "27", 2.0, 1)]
+    got = make_policy("auction", radius_m=500.0).assign(waiting, idle, Ring())
+    # p1 takes its own cluster's vehicle first; p0 spills over to ring 2 (cluster 2).
+    assert {(a.request_id, a.vehicle) for a in got} == {("p1", "a"), ("p0", "b")}
+
+
+def test_cluster_neighbours_share_a_border_and_are_symmetric() -> None:
+    from fleetbid.maps import generate_city, make_clusters
+
+    clusters = make_clusters(generate_city(), 6)
+    for c in range(6):
+        assert c not in clusters.neighbours(c) and clusters.neighbours(c)
+        assert all(c in clusters.neighbours(n) for n in clusters.neighbours(c))
+        d = [math.dist(clusters.centre(c), clusters.centre(n)) for n in clusters.neighbours(c)]
+        assert d == sorted(d)

@@ -27,6 +27,7 @@ from fleetbid.protocol import messages as m
 # Sent by any agent without a declaration: error replies (ProtocolBehaviour) and the copies
 # its law controller files with the auditor (below).
 UNDECLARED_KINDS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE, lm.AuditBatch.TYPE})
+OUTCOME_KINDS = frozenset({m.RideAssigned.TYPE, m.RideUnserved.TYPE})  # a ride's end, told
 
 
 class FleetAgent(XmppAgent):
@@ -58,6 +59,9 @@ class FleetAgent(XmppAgent):
         self.fleet = directory.vehicles
         # Auctions whose replicated manager confirmed our bid is in its log (invariant check).
         self.bids_acknowledged: set[str] = set()
+        # (ride id, message id) of every outcome this agent told a passenger: the run checks
+        # no ride got two (a new leader's re-sent copy keeps its id and counts once).
+        self.outcomes_told: set[tuple[str, str]] = set()
         # Set on replica hosts: turns the role's behaviour into a replica (behaviours.ordered).
         self.replicate: Callable[[Any], None] | None = None
         self.controller = make_controller(self)
@@ -80,6 +84,9 @@ class FleetAgent(XmppAgent):
         if reason is not None:
             await blocked_send(self, msg, reason, behaviour)
             return
+        if kind in OUTCOME_KINDS:
+            self.outcomes_told.add((msg.get_metadata("conversation") or "",
+                                    msg.get_metadata("mid") or ""))
         await super().send(msg, behaviour)
 
     async def stop(self) -> None:

@@ -11,6 +11,7 @@ from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.directory import Directory
 from fleetbid.core.roles import Role
+from fleetbid.core.text import loggable
 from fleetbid.core.world import World
 from fleetbid.laws import certificates
 from fleetbid.laws.audit_store import AuditStore
@@ -59,7 +60,7 @@ class AuthorityBehaviour(ProtocolBehaviour):
                 *agent.directory.proxies}
         for jid in sorted(told):
             await self.tell(jid, note)
-        log.warning("%s revoked %s: %s", agent.name, body.subject, body.reason)
+        log.warning("%s revoked %s: %s", agent.name, loggable(body.subject), loggable(body.reason))
 
 
 class AuthorityAgent(FleetAgent):

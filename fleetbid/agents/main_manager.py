@@ -1,9 +1,11 @@
 """MainManager: the registry of live auctions; gives each request an AuctionManager of the
-pool (one auction per AuctionManager at a time)."""
+pool (one auction per AuctionManager at a time). Under --policy batch-auction, the batch
+registry: one batch per cluster and tick, each on an AuctionManager of the pool."""
 
 from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import FleetAgent
+from fleetbid.behaviours.batch_registry import BatchRegistryBehaviour
 from fleetbid.behaviours.dispatch import DispatchBehaviour
 from fleetbid.behaviours.registry import RegistryBehaviour
 from fleetbid.core.roles import Role
@@ -11,15 +13,20 @@ from fleetbid.core.roles import Role
 
 class MainManagerAgent(FleetAgent):
     ROLE = Role.MAIN_MANAGER
-    BEHAVIOURS = (RegistryBehaviour, DispatchBehaviour)  # by the run's policy
+    BEHAVIOURS = (RegistryBehaviour, DispatchBehaviour, BatchRegistryBehaviour)  # by policy
 
     async def setup(self) -> None:
-        # Any other policy: the MainManager dispatches directly (behaviours/dispatch.py).
-        auction = self.world.config.policy == "auction"
-        self.registry: RegistryBehaviour | DispatchBehaviour = (
-            RegistryBehaviour() if auction else DispatchBehaviour()
+        # batch-auction: the agents' batch auction (behaviours/batch_registry.py); any other
+        # policy but auction: the MainManager dispatches directly (behaviours/dispatch.py).
+        policy = self.world.config.policy
+        self.registry: RegistryBehaviour | DispatchBehaviour | BatchRegistryBehaviour = (
+            RegistryBehaviour() if policy == "auction"
+            else BatchRegistryBehaviour() if policy == "batch-auction"
+            else DispatchBehaviour()
         )
         self.add_behaviour(self.registry)
+        if self.replicate is not None:  # a replica host's copy: inputs go through the group
+            self.replicate(self.registry)
 
     @property
     def auction_managers(self) -> tuple[str, ...]:

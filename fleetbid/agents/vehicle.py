@@ -14,6 +14,7 @@ from fleetbid.behaviours.vehicle import (
 from fleetbid.core.directory import Directory
 from fleetbid.core.roles import Role
 from fleetbid.core.world import World
+from fleetbid.platform import newsroom
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 
@@ -31,6 +32,7 @@ class VehicleAgent(FleetAgent):
         self.state = IDLE
         self.legs: list[Leg] = []
         self.trips = 0
+        self.rides_taken: list[str] = []  # rides confirmed (invariant check: drives to nobody)
 
     async def setup(self) -> None:
         self.bidding = BiddingBehaviour()
@@ -53,6 +55,8 @@ class VehicleAgent(FleetAgent):
         duration = world.travel.time_to(self.node, target)
         self.legs.append(Leg(world.clock.now(), duration, world.travel.route_length_m(route),
                              loaded))
+        newsroom.vehicle_moving(str(self.jid.bare), loaded, self.node, target, world.clock.now(),
+                                duration)
         await world.clock.sleep(duration)
         self.node = target
 

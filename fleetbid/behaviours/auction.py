@@ -35,6 +35,7 @@ log = logging.getLogger("fleetbid.auction")
 
 OPENING, WAITING, BIDDING, AWARDING = "opening", "waiting", "bidding", "awarding"
 RECALLS = 2  # rounds re-run with the same vehicles when none bid in time
+WITHDRAWN = "the auction was withdrawn at its deadline"
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Auction:
     rounds: int = 0
     recalls: int = 0  # rounds re-run because nobody bid in time (see `no_bids`)
     called_n: int = 0  # bidders the current round's calls announced (the bid rule's n)
+    withdrawn: bool = False  # the MainManager asked to end it: award nobody new
 
 
 class AuctionBehaviour(ProtocolBehaviour):
@@ -78,6 +80,7 @@ class AuctionBehaviour(ProtocolBehaviour):
             m.BidDeclined: self.on_bid_declined,
             m.AwardConfirmed: self.on_award_confirmed,
             m.AwardDeclined: self.on_award_declined,
+            m.WithdrawAuction: self.on_withdraw,
         }
         self.auction: Auction | None = None
         self.ended = Ended()  # auctions this manager ran: late messages about them are benign
@@ -112,7 +115,8 @@ class AuctionBehaviour(ProtocolBehaviour):
 
     def eligible(self, auction: Auction, vehicles: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Of these (vehicle, node), the ones admitted: fleet vehicles in the cluster and the
-        radius, nearest first, up to the run's bound on bidders (auction/admission.py)."""
+        radius (or in a spill-over cluster), nearest first, up to the run's bound on bidders
+        (auction/admission.py)."""
         world = self.agent.world
         spec = auction.spec
         radius = auction.type.law.eligibility.radius_m or world.config.radius_m
@@ -123,7 +127,7 @@ class AuctionBehaviour(ProtocolBehaviour):
             if room <= 0:
                 return []
         return admission.eligible(world.roadmap, world.clusters, radius, spec.cluster,
-                                  spec.pickup, ours, room)
+                                  spec.pickup, ours, room, spec.spill)
 
     def patience_end(self, auction: Auction) -> float:
         """When the passenger's patience ends: the law's patience, else the run's."""
@@ -318,6 +322,10 @@ class AuctionBehaviour(ProtocolBehaviour):
         return min(standing, key=lambda item: item[0].key(), default=None)
 
     async def decide(self, auction: Auction) -> None:
+        if auction.withdrawn:  # the pending award was declined: nobody else is asked
+            await self.close_round(auction, winner=None)
+            await self.finish(auction, None, WITHDRAWN)
+            return
         best = self.best(auction)
         if best is None:
             await self.no_bids(auction)
@@ -419,6 +427,25 @@ class AuctionBehaviour(ProtocolBehaviour):
             window = self.agent.world.config.bid_window_s()
             auction.timers.append(self.later(window, lambda: self.on_award_silence(award)))
         # BIDDING: the round's own deadline ends it.
+
+    async def on_withdraw(self, msg: Message, body: m.WithdrawAuction) -> None:
+        """The MainManager's deadline for this auction passed: end it here, where the ride's
+        outcome is told, so the passenger hears once. An award already sent may still be
+        confirmed (the ride is then served): it gets one bidding window, like an award
+        pending when the passenger's patience ends; a decline ends the auction unserved."""
+        self.from_main_manager(msg)
+        auction = self.current(body.auction_id)  # ended: our auction-closed is on its way
+        if auction.withdrawn:
+            return
+        auction.withdrawn = True
+        award = auction.award
+        if auction.phase == AWARDING and award is not None:
+            window = self.agent.world.config.bid_window_s()
+            auction.timers.append(self.later(window, lambda: self.on_award_silence(award)))
+            return
+        auction.type.stop()
+        await self.close_round(auction, winner=None)
+        await self.finish(auction, None, WITHDRAWN)
 
     async def on_award_silence(self, award: Award) -> None:
         auction = self.auction

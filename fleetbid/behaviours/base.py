@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 from spade.behaviour import CyclicBehaviour
 from spade.message import Message
 
+from fleetbid.core.text import loggable
 from fleetbid.protocol import codec
 from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
@@ -143,7 +144,7 @@ class ProtocolBehaviour(CyclicBehaviour):
             except Exception:
                 # A bug must not kill the behaviour (spade would leave the agent deaf).
                 log.exception("%s: failed to handle a message from %s", self.agent.name,
-                              msg.sender)
+                              loggable(msg.sender))
 
     def duplicate(self, msg: Message) -> bool:
         """A copy of a message already handled (a new manager leader re-sends)?"""
@@ -152,7 +153,8 @@ class ProtocolBehaviour(CyclicBehaviour):
             return False
         key = (str(msg.sender.bare), mid)
         if key in self.seen:
-            log.debug("%s: duplicate %s from %s dropped", self.agent.name, mid, msg.sender)
+            log.debug("%s: duplicate %s from %s dropped", self.agent.name, loggable(mid),
+                      loggable(msg.sender))
             return True
         self.seen[key] = None
         if len(self.seen) > SEEN_IDS:
@@ -163,7 +165,8 @@ class ProtocolBehaviour(CyclicBehaviour):
         try:
             body = codec.decode(msg)
         except codec.ProtocolError as exc:
-            log.warning("%s: not-understood from %s: %s", self.agent.name, msg.sender, exc)
+            log.warning("%s: not-understood from %s: %s", self.agent.name, loggable(msg.sender),
+                        loggable(exc))
             await self.reply_error(msg, m.NotUnderstood(reason=str(exc), in_reply_to=_kind(msg)))
             return
         if isinstance(body, m.NotUnderstood | m.Refused):
@@ -173,7 +176,7 @@ class ProtocolBehaviour(CyclicBehaviour):
         refusal = controller.on_receive(msg, body) if controller is not None else None
         if refusal is not None:  # the law controller blocks it before any handler sees it
             log.warning("%s: law refuses %s from %s: %s", self.agent.name, body.TYPE,
-                        msg.sender, refusal)
+                        loggable(msg.sender), loggable(refusal))
             await self.reply_error(msg, m.Refused(reason=refusal[:500], in_reply_to=body.TYPE))
             return
         handler = self.handlers.get(type(body))
@@ -181,7 +184,8 @@ class ProtocolBehaviour(CyclicBehaviour):
             return  # for the law controller only (it keeps the revocation)
         if handler is None:
             reason = f"{self.agent.name} does not expect {body.TYPE}"
-            log.warning("%s: not-understood from %s: %s", self.agent.name, msg.sender, reason)
+            log.warning("%s: not-understood from %s: %s", self.agent.name, loggable(msg.sender),
+                        reason)
             await self.reply_error(msg, m.NotUnderstood(reason=reason, in_reply_to=body.TYPE))
             return
         # The law's audit copy is taken before the handler runs (it may file the auction's
@@ -193,16 +197,18 @@ class ProtocolBehaviour(CyclicBehaviour):
             if copy is not None:
                 controller.discard(copy)
             log.debug("%s: late %s from %s ignored: %s", self.agent.name, body.TYPE,
-                      msg.sender, exc)
+                      loggable(msg.sender), loggable(exc))
         except Rejected as exc:
             if copy is not None:
                 controller.discard(copy)
-            log.warning("%s: refuse %s from %s: %s", self.agent.name, body.TYPE, msg.sender, exc)
+            log.warning("%s: refuse %s from %s: %s", self.agent.name, body.TYPE,
+                        loggable(msg.sender), loggable(exc))
             await self.reply_error(msg, m.Refused(reason=str(exc), in_reply_to=body.TYPE))
 
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         """Someone could not or would not act on what we sent: log it (never answer it)."""
-        log.warning("%s: %s from %s: %s", self.agent.name, body.TYPE, msg.sender, body.reason)
+        log.warning("%s: %s from %s: %s", self.agent.name, body.TYPE, loggable(msg.sender),
+                    loggable(body.reason))
 
     async def reply_error(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         if _kind(msg) in (m.NotUnderstood.TYPE, m.Refused.TYPE) or not str(msg.sender):

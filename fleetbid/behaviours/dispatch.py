@@ -14,13 +14,14 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.core.text import loggable
 from fleetbid.core.world import World
 from fleetbid.policies import Idle, Waiting, make_policy
 from fleetbid.protocol import messages as m
@@ -42,8 +43,30 @@ class WorldGeography:
     def cluster_of(self, node: str) -> int:
         return self.world.clusters.cluster_of_node(node)
 
+    def neighbours(self, cluster: int) -> tuple[int, ...]:
+        return self.world.clusters.neighbours(cluster)
+
     def distance_m(self, a: str, b: str) -> float:
         return self.world.roadmap.distance_m(a, b)
+
+
+def check_request(world: World, body: m.RideRequest) -> None:
+    """Refuse a request whose nodes are not on the map (before any state change)."""
+    for label, node in (("source", body.source), ("destination", body.destination)):
+        if not world.roadmap.has_node(node):
+            raise Rejected(f"{label} node {node} is not on the map")
+
+
+def idle_announced(agent: Any, msg: Message, body: m.VehicleAvailable, now: float) -> Idle:
+    """The idle vehicle a vehicle-available announces, checked: a fleet vehicle, on the map.
+    A vehicle that never drove has been idle since the start (time 0), like the simulator's;
+    later announcements are stamped on arrival (`now`)."""
+    vehicle = sender_of(msg)
+    if vehicle not in agent.fleet:
+        raise Rejected(f"{vehicle} is not a vehicle of this fleet")
+    if not agent.world.roadmap.has_node(body.node):
+        raise Rejected(f"node {body.node} is not on the map")
+    return Idle(vehicle, body.node, 0.0 if body.trips == 0 else now)
 
 
 class DispatchBehaviour(ProtocolBehaviour):
@@ -73,9 +96,7 @@ class DispatchBehaviour(ProtocolBehaviour):
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         world = self.agent.world
-        for label, node in (("source", body.source), ("destination", body.destination)):
-            if not world.roadmap.has_node(node):
-                raise Rejected(f"{label} node {node} is not on the map")
+        check_request(world, body)
         if body.request_id in self.requests:
             raise Rejected(f"request {body.request_id} is already open")
         self.requests[body.request_id] = (sender_of(msg), body)
@@ -88,15 +109,8 @@ class DispatchBehaviour(ProtocolBehaviour):
         await self.changed()
 
     async def on_vehicle_available(self, msg: Message, body: m.VehicleAvailable) -> None:
-        vehicle = sender_of(msg)
-        if vehicle not in self.agent.fleet:
-            raise Rejected(f"{vehicle} is not a vehicle of this fleet")
-        if not self.agent.world.roadmap.has_node(body.node):
-            raise Rejected(f"node {body.node} is not on the map")
-        # A vehicle that never drove has been idle since the start (time 0), like the
-        # simulator's; later announcements are stamped on arrival.
-        since = 0.0 if body.trips == 0 else self.agent.world.clock.now()
-        self.idle[vehicle] = Idle(vehicle, body.node, since)
+        idle = idle_announced(self.agent, msg, body, self.agent.world.clock.now())
+        self.idle[idle.vehicle] = idle
         await self.changed()
 
     def dispatched_to(self, msg: Message, auction_id: str) -> str:
@@ -118,7 +132,7 @@ class DispatchBehaviour(ProtocolBehaviour):
     async def on_declined(self, msg: Message, body: m.DispatchDeclined) -> None:
         self.dispatched_to(msg, body.auction_id)
         del self.pending[body.auction_id]
-        log.info("%s declined %s: %s", sender_of(msg), body.auction_id, body.reason)
+        log.info("%s declined %s: %s", sender_of(msg), body.auction_id, loggable(body.reason))
         _, request = self.requests[body.auction_id]
         self.waiting[body.auction_id] = Waiting(
             request.request_id, request.source, request.requested_at,

@@ -1,11 +1,12 @@
 """The proxy's protocol steps: call its group, forward only the group's best bid, relay the
-award and the result. One proxy serves many auctions at once, one group in each."""
+award and the result. One proxy serves many auctions at once, one group in each. In a batch
+auction it calls its group once and merges the members' batch bids into one message."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -37,9 +38,17 @@ class Group:
     timer: asyncio.Handle | None = None
 
 
+@dataclass
+class BatchGroup:
+    manager: str
+    members: frozenset[str]
+    bids: dict[str, tuple[m.PickupTime, ...]]  # member -> its bid (empty: it bid for none)
+    timer: asyncio.Handle | None = None
+
+
 class ProxyBehaviour(AcknowledgedBids):
     SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
-        m.CallForBids, m.GroupBest, m.Award, m.AwardConfirmed,
+        m.CallForBids, m.GroupBest, m.Award, m.AwardConfirmed, m.BatchCall, m.BatchGroupBids,
     })
 
     AUDIT_ON_SEND = False  # the group's copies go in one batch, once the result is in
@@ -53,8 +62,11 @@ class ProxyBehaviour(AcknowledgedBids):
             m.AwardConfirmed: self.on_award_confirmed,
             m.AwardDeclined: self.on_award_declined,
             m.AuctionResult: self.on_result,
+            m.BatchCall: self.on_batch_call,
+            m.BatchBid: self.on_batch_bid,
         }
         self.groups: dict[str, Group] = {}
+        self.batches: dict[str, BatchGroup] = {}
         self.ended = Ended()  # auctions whose result came: late bids for them are benign
 
     def group_of(self, auction_id: str) -> Group:
@@ -91,11 +103,63 @@ class ProxyBehaviour(AcknowledgedBids):
         )
         for vehicle in body.vehicles:
             await self.tell(vehicle, call)
+        group.timer = self.deadline_timer(body.deadline, lambda: self.report(body.auction_id))
+
+    def deadline_timer(self, deadline: float, report: Callable[[], Awaitable[None]],
+                       ) -> asyncio.Handle:
+        """Report a margin before the manager's deadline (see DEADLINE_MARGIN_WALL_S)."""
         clock = self.agent.world.clock
         replicated = self.agent.world.config.replicas > 1
         margin = REPLICATED_MARGIN_WALL_S if replicated else DEADLINE_MARGIN_WALL_S
-        wait = body.deadline - margin * clock.speed - clock.now()
-        group.timer = self.later(wait, lambda: self.report(body.auction_id))
+        return self.later(deadline - margin * clock.speed - clock.now(), report)
+
+    # --- batch auctions ---------------------------------------------------------------------
+
+    async def on_batch_call(self, msg: Message, body: m.BatchCall) -> None:
+        manager = sender_of(msg)
+        if manager not in self.agent.managers or body.manager != manager:
+            raise Rejected(f"{manager} is not the auction manager of batch {body.batch_id}")
+        if body.batch_id in self.batches or body.batch_id in self.ended:
+            raise Rejected(f"batch {body.batch_id} already called")
+        if not body.vehicles or len(set(body.vehicles)) != len(body.vehicles):
+            raise Rejected("group must list distinct vehicles")
+        group = BatchGroup(manager, frozenset(body.vehicles), {})
+        self.batches[body.batch_id] = group
+        call = m.BatchCall(batch_id=body.batch_id, manager=manager, pickups=body.pickups,
+                           k=body.k, deadline=body.deadline)
+        for vehicle in body.vehicles:
+            await self.tell(vehicle, call, conversation=body.batch_id)
+        group.timer = self.deadline_timer(body.deadline,
+                                          lambda: self.report_batch(body.batch_id))
+
+    async def on_batch_bid(self, msg: Message, body: m.BatchBid) -> None:
+        group = self.batches.get(body.batch_id)
+        if group is None:
+            if body.batch_id in self.ended:
+                raise Late(f"batch {body.batch_id} has been reported")
+            raise Rejected(f"unknown batch {body.batch_id}")
+        vehicle = sender_of(msg)
+        if vehicle not in group.members or vehicle in group.bids:
+            raise Rejected(f"{vehicle} is not in my group of batch {body.batch_id}, or bid")
+        if len(body.times) > 64 or len({t.request_id for t in body.times}) < len(body.times):
+            raise Rejected("a batch bid lists each ride at most once")
+        group.bids[vehicle] = body.times
+        if group.bids.keys() == group.members:
+            await self.report_batch(body.batch_id)
+
+    async def report_batch(self, batch_id: str) -> None:
+        """The group's bids in one message (the manager checks each against its batch)."""
+        group = self.batches.pop(batch_id, None)
+        if group is None:
+            return
+        self.ended.add(batch_id)
+        if group.timer is not None:
+            group.timer.cancel()
+        bids = tuple(m.VehicleBid(v, times) for v, times in sorted(group.bids.items()) if times)
+        await self.tell(group.manager, m.BatchGroupBids(batch_id=batch_id, bids=bids),
+                        conversation=batch_id)
+
+    # --- per-request auctions ---------------------------------------------------------------
 
     async def on_bid(self, msg: Message, body: m.Bid) -> None:
         group = self.groups.get(body.auction_id)

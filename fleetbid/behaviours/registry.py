@@ -3,6 +3,16 @@
 A ride request opens an auction on a free AuctionManager of the pool (queued while none is
 free). A vehicle's participation request is remembered and forwarded to its cluster's
 auctions: in one batch when an auction opens, one by one to auctions waiting for bidders.
+
+A request's life (queued -> auctioning -> ended) is kept in one `RideLives`
+(core/ride_life.py) and ends once: the registry tells the passenger only about a request
+no manager ran; an auction a manager runs ends with that manager's `auction-closed`, which
+is also the only thing that frees the manager. An auction past its deadline is withdrawn by
+asking its manager to end it (`withdraw-auction`), never by ending it here.
+
+A request whose cluster has no eligible idle vehicle spills over to the nearest cluster
+that has some (policies/spill.py), and a waiting auction takes a vehicle newly idle next
+door when no auction of that cluster waits for it.
 """
 
 from __future__ import annotations
@@ -15,9 +25,11 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.auction import admission
-from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.base import Late, ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.config import RunConfig
+from fleetbid.core.ride_life import RideLives, Stage, Teller
 from fleetbid.laws.schema import Law
+from fleetbid.policies.spill import spill_order
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.registry")
@@ -35,6 +47,7 @@ class LiveAuction:
     destination: str = ""
     law: str = ""  # the law's hash
     deadline: float = 0.0  # simulated seconds; the auction is withdrawn then
+    spill: tuple[int, ...] = ()  # clusters it may take vehicles from, nearest first
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,7 @@ class Pending:
 
 class RegistryBehaviour(ProtocolBehaviour):
     SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
-        m.OpenAuction, m.Participation, m.RideUnserved,
+        m.OpenAuction, m.Participation, m.RideUnserved, m.WithdrawAuction,
     })
 
     async def on_start(self) -> None:
@@ -58,15 +71,26 @@ class RegistryBehaviour(ProtocolBehaviour):
             m.AuctionPhase: self.on_phase,
             m.AuctionClosed: self.on_closed,
         }
-        self.free_managers: deque[str] = deque(self.agent.auction_managers)
-        self.live: dict[str, LiveAuction] = {}
-        self.waiting_requests: deque[Pending] = deque()
-        self.idle: dict[str, tuple[str, int]] = {}  # vehicle -> (node, cluster)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """The registry's whole state (also: a replica about to replay a transferred log)."""
+        # Every request's stage and the managers' pool; ended requests are remembered (a
+        # late report about one is benign, and a replayed request is not opened again).
+        self.lives: RideLives[Pending] = RideLives(self.agent.auction_managers)
+        self.live: dict[str, LiveAuction] = {}  # what the registry knows of each auction
+        self.idle_vehicles: dict[str, tuple[str, int]] = {}  # vehicle -> (node, cluster)
         self.announced_trips: dict[str, int] = {}  # vehicle -> trips at its last announcement
         self.opened = 0
-        # Requests that ended here: a late report about one is benign, and a replayed request
-        # is not opened again.
-        self.ended = Ended(capacity=100_000)
+
+    @property
+    def free_managers(self) -> deque[str]:
+        return self.lives.free
+
+    @property
+    def waiting_requests(self) -> list[Pending]:
+        """The queue, oldest first."""
+        return list(self.lives.queue.values())
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         roadmap = self.agent.world.roadmap
@@ -74,51 +98,53 @@ class RegistryBehaviour(ProtocolBehaviour):
             if not roadmap.has_node(node):
                 raise Rejected(f"{label} node {node} is not on the map")
         auction_id = body.request_id
-        queued = any(p.request.request_id == auction_id for p in self.waiting_requests)
-        if auction_id in self.live or queued:
-            raise Rejected(f"request {auction_id} is already open")
-        if auction_id in self.ended:
+        stage = self.lives.stage(auction_id)
+        if stage is Stage.ENDED:
             raise Rejected(f"request {auction_id} has already ended")
+        if stage is not None:
+            raise Rejected(f"request {auction_id} is already open")
         pending = Pending(sender_of(msg), body, self.now())
-        if self.free_managers:
+        queued = len(self.lives.queue)
+        if self.lives.free:
             await self.open(pending)
-        elif len(self.waiting_requests) >= self.agent.world.config.queue_limit:
-            await self.turn_away(pending, f"the fleet is overloaded: {len(self.waiting_requests)} "
-                                          "requests are already waiting")
+        elif queued >= self.agent.world.config.queue_limit:
+            self.lives.turn_away(auction_id)
+            await self.tell_unserved(pending, f"the fleet is overloaded: {queued} requests are "
+                                              "already waiting")
         else:
-            self.waiting_requests.append(pending)
-            log.info("no free auction manager: %s queued (%d waiting)", auction_id,
-                     len(self.waiting_requests))
+            self.lives.enqueue(auction_id, pending)
+            log.info("no free auction manager: %s queued (%d waiting)", auction_id, queued + 1)
             patience = self.agent.controller.law_for(auction_id).deadlines.patience_s \
                 or self.agent.world.config.patience_s
             self.later(patience, lambda: self.expire(pending))
 
     async def expire(self, pending: Pending) -> None:
         """The passenger's patience ran out while its request waited for a free manager."""
-        if pending in self.waiting_requests:
-            self.waiting_requests.remove(pending)
-            await self.turn_away(pending, "no auction manager became free within the "
-                                          "passenger's patience")
+        auction_id = pending.request.request_id
+        if self.lives.queue.get(auction_id) is pending:
+            self.lives.end(auction_id, Teller.REGISTRY)
+            await self.tell_unserved(pending, "no auction manager became free within the "
+                                              "passenger's patience")
 
-    async def turn_away(self, pending: Pending, reason: str) -> None:
+    async def tell_unserved(self, pending: Pending, reason: str) -> None:
+        """The one outcome of a request no manager ran (its life already ended here)."""
         auction_id = pending.request.request_id
         log.warning("%s: %s turned away: %s", self.agent.name, auction_id, reason)
-        self.ended.add(auction_id)
         await self.tell(pending.passenger, m.RideUnserved(auction_id=auction_id, reason=reason))
 
     async def open(self, pending: Pending) -> None:
         request = pending.request
-        manager = self.free_managers.popleft()
+        manager = self.lives.start(request.request_id)
         world = self.agent.world
         cluster = world.clusters.cluster_of_node(request.source)
         law = self.agent.controller.law_for(request.request_id)
-        in_cluster = sorted((v, node) for v, (node, c) in self.idle.items() if c == cluster)
-        candidates = self.eligible(request.request_id, request.source, cluster, in_cluster)
         live = LiveAuction(manager, cluster, pending.passenger, pickup=request.source,
                            destination=request.destination, law=law.hash,
                            deadline=withdrawal_time(self.agent.world.config, law,
-                                                    pending.stamped_at))
-        self.later(live.deadline - self.agent.world.clock.now(),
+                                                    pending.stamped_at),
+                           spill=tuple(spill_order(world.clusters, cluster)))
+        candidates = self.spilled(request.request_id, live)
+        self.later(live.deadline - self.now(),  # the ordered clock on a replica
                    lambda: self.withdraw(request.request_id, live))
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
         self.live[request.request_id] = live
@@ -126,7 +152,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         await self.tell(manager, m.OpenAuction(
             auction_id=request.request_id, passenger=pending.passenger, pickup=request.source,
             dropoff=request.destination, cluster=cluster, requested_at=pending.stamped_at,
-            candidates=candidates,
+            candidates=candidates, spill=live.spill,
         ))
 
     async def on_vehicle_available(self, msg: Message, body: m.VehicleAvailable) -> None:
@@ -137,14 +163,36 @@ class RegistryBehaviour(ProtocolBehaviour):
         if not world.roadmap.has_node(body.node):
             raise Rejected(f"node {body.node} is not on the map")
         cluster = world.clusters.cluster_of_node(body.node)
-        self.idle[vehicle] = (body.node, cluster)
+        self.idle_vehicles[vehicle] = (body.node, cluster)
         self.announced_trips[vehicle] = body.trips
-        for auction_id, live in self.live.items():
-            if live.cluster == cluster and live.phase == "waiting":
-                await self.forward(auction_id, live, [(vehicle, body.node)])
+        waiting = [(a, live) for a, live in self.live.items() if live.phase == "waiting"]
+        # Its own cluster's auctions first; when none of them waits, only the oldest waiting
+        # auction that spills over to this cluster (as the simulator, in arrival order): the
+        # vehicle called by every hungry auction of the city would multiply the messages.
+        own = [(a, live) for a, live in waiting if live.cluster == cluster]
+        spill = [(a, live) for a, live in waiting if cluster in live.spill][:1]
+        for auction_id, live in own or spill:
+            await self.forward(auction_id, live, [(vehicle, body.node)])
+
+    def spilled(self, auction_id: str, live: LiveAuction,
+                ) -> tuple[m.Candidate, ...]:
+        """The auction's eligible idle vehicles not forwarded yet: its own cluster's, else
+        those of the first cluster it spills over to that has some."""
+        for cluster in (live.cluster, *live.spill):
+            idle = [(v, node) for v, node in self.idle_in(cluster)
+                    if (v, node) not in live.forwarded]
+            found = self.eligible(auction_id, live.pickup, live.cluster, idle, live.spill)
+            if found:
+                return found
+        return ()
+
+    def idle_in(self, cluster: int) -> list[tuple[str, str]]:
+        """The idle (vehicle, node) of a cluster, in a fixed order."""
+        return sorted((v, node) for v, (node, c) in self.idle_vehicles.items() if c == cluster)
 
     def eligible(self, auction_id: str, pickup: str, cluster: int,
-                 vehicles: list[tuple[str, str]]) -> tuple[m.Candidate, ...]:
+                 vehicles: list[tuple[str, str]], spill: tuple[int, ...] = (),
+                 ) -> tuple[m.Candidate, ...]:
         """Of these idle (vehicle, node), the ones that may bid in the auction: no message
         to a vehicle that cannot win (auction/admission.py; the manager checks again)."""
         world = self.agent.world
@@ -152,12 +200,12 @@ class RegistryBehaviour(ProtocolBehaviour):
         radius = law.eligibility.radius_m or world.config.radius_m
         return tuple(m.Candidate(v, node) for v, node in admission.eligible(
             world.roadmap, world.clusters, radius, cluster, pickup, vehicles,
-            world.config.max_bidders))
+            world.config.max_bidders, spill))
 
     async def forward(self, auction_id: str, live: LiveAuction,
                       vehicles: list[tuple[str, str]]) -> None:
         fresh = [(v, n) for v, n in vehicles if (v, n) not in live.forwarded]
-        candidates = self.eligible(auction_id, live.pickup, live.cluster, fresh)
+        candidates = self.eligible(auction_id, live.pickup, live.cluster, fresh, live.spill)
         if not candidates:
             return
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
@@ -167,7 +215,7 @@ class RegistryBehaviour(ProtocolBehaviour):
     def from_its_manager(self, msg: Message, auction_id: str) -> LiveAuction:
         live = self.live.get(auction_id)
         if live is None:
-            if auction_id in self.ended:
+            if self.lives.stage(auction_id) is Stage.ENDED:
                 raise Late(f"auction {auction_id} has ended")
             raise Rejected(f"unknown auction {auction_id}")
         if sender_of(msg) != live.manager:
@@ -180,54 +228,63 @@ class RegistryBehaviour(ProtocolBehaviour):
         if body.phase == "waiting":
             # The vehicles not tried yet (idle since, or beyond the bound at opening), in one
             # message: the manager starts its next round with all of them.
-            idle = sorted((v, node) for v, (node, c) in self.idle.items() if c == live.cluster)
-            await self.forward(body.auction_id, live, idle)
+            await self.forward(body.auction_id, live,
+                               [(c.vehicle, c.node) for c in self.spilled(body.auction_id, live)])
 
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         await super().on_error_reply(msg, body)
-        if body.in_reply_to != m.OpenAuction.TYPE:
+        if body.in_reply_to not in (m.OpenAuction.TYPE, m.WithdrawAuction.TYPE):
             return
-        # An auction manager would not open an auction: tell the passenger, free the slot.
         auction_id = msg.get_metadata("conversation") or ""
         live = self.live.get(auction_id)
         if live is None or live.manager != sender_of(msg):
             return
-        reason = f"the auction could not be opened: {body.reason}"
+        # The manager would not open the auction, or does not know it: it runs nothing for
+        # this request and will tell the passenger nothing, so the registry does, once.
+        what = "opened" if body.in_reply_to == m.OpenAuction.TYPE else "withdrawn"
+        reason = f"the auction could not be {what}: {body.reason}"
+        await self.close(auction_id, live, winner=None, teller=Teller.REGISTRY)
         await self.tell(live.passenger, m.RideUnserved(auction_id=auction_id, reason=reason),
                         performative="refuse")
-        await self.close(auction_id, live, winner=None)
+        await self.open_queued()
 
     async def withdraw(self, auction_id: str, live: LiveAuction) -> None:
-        """The auction outlived its deadline (its manager never closed it): withdraw it, so
-        its pool slot is not held forever, and tell the passenger."""
-        if self.live.get(auction_id) is not live:
+        """The auction outlived its deadline (its manager has not closed it): ask the manager
+        to end it. The manager tells the passenger and answers `auction-closed`, which frees
+        it; nothing is told or freed here, so the ride cannot get a second outcome."""
+        if self.live.get(auction_id) is not live or not self.lives.withdraw(auction_id):
             return
         log.warning("auction %s withdrawn at its deadline t=%.0f s", auction_id, live.deadline)
-        reason = "the auction was withdrawn at its deadline"
-        await self.tell(live.passenger, m.RideUnserved(auction_id=auction_id, reason=reason))
-        await self.close(auction_id, live, winner=None)
+        await self.tell(live.manager, m.WithdrawAuction(auction_id=auction_id))
 
     async def on_closed(self, msg: Message, body: m.AuctionClosed) -> None:
         live = self.from_its_manager(msg, body.auction_id)
-        await self.close(body.auction_id, live, body.winner, body.winner_trips)
+        await self.close(body.auction_id, live, body.winner, teller=Teller.MANAGER,
+                         winner_trips=body.winner_trips)
+        await self.open_queued()
 
     async def close(
-        self, auction_id: str, live: LiveAuction, winner: str | None, winner_trips: int = 0
+        self, auction_id: str, live: LiveAuction, winner: str | None, teller: Teller,
+        winner_trips: int = 0,
     ) -> None:
+        """The auction ended (its manager said so, or never ran it): the manager is free."""
         del self.live[auction_id]
-        self.ended.add(auction_id)
+        self.lives.end(auction_id, teller)
         # The winner is busy, unless it already finished this trip and announced itself.
         if winner is not None and self.announced_trips.get(winner, 0) <= winner_trips:
-            self.idle.pop(winner, None)
-        self.free_managers.append(live.manager)
-        if self.waiting_requests:
-            await self.open(self.waiting_requests.popleft())
+            self.idle_vehicles.pop(winner, None)
+
+    async def open_queued(self) -> None:
+        """A manager is free: the oldest waiting request gets it."""
+        nxt = self.lives.next_queued()
+        if nxt is not None:
+            await self.open(nxt[1])
 
 
 def withdrawal_time(config: RunConfig, law: Law, requested_at: float) -> float:
-    """When the registry withdraws an auction: the passenger's patience (the law's, else the
-    run's) plus three bidding windows, by which time its manager has always closed it
-    (a pending award is given up one window after the patience)."""
+    """When the registry asks an auction's manager to end it: the passenger's patience (the
+    law's, else the run's) plus three bidding windows. A manager normally closes it before;
+    this only bounds how long a stuck auction (an award nobody answers) holds its manager."""
     patience = law.deadlines.patience_s or config.patience_s
     window = law.deadlines.bid_window_s or config.bid_window_s()
     return requested_at + patience + 3 * window

@@ -1,6 +1,7 @@
-"""The vehicle's whole protocol: announce availability, answer sealed calls and English or
-Dutch rounds, accept or decline an award, drive, and hold a certificate for laws that
-require one. Every message a vehicle handles or sends is in this module.
+"""The vehicle's whole protocol: announce availability, answer sealed calls (one per request,
+or one per batch of requests) and English or Dutch rounds, accept or decline an award,
+drive, and hold a certificate for laws that require one. Every message a vehicle handles
+or sends is in this module.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from spade.message import Message
 from fleetbid.auction.rules import equilibrium_bid
 from fleetbid.behaviours.auction_types import auction_type
 from fleetbid.behaviours.base import AcknowledgedBids, Rejected, check_declared, sender_of
+from fleetbid.core.text import loggable
 from fleetbid.laws import auctions, certificates
+from fleetbid.maps import RoadMap
+from fleetbid.policies.batch import k_best
 from fleetbid.protocol import codec
 from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
@@ -46,7 +50,7 @@ class BiddingBehaviour(AcknowledgedBids):
 
     SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
         m.Bid, m.BidDeclined, m.AwardConfirmed, m.AwardDeclined, m.DispatchConfirmed,
-        m.DispatchDeclined,
+        m.DispatchDeclined, m.BatchBid,
     })
 
     async def on_start(self) -> None:
@@ -55,6 +59,8 @@ class BiddingBehaviour(AcknowledgedBids):
             m.Award: self.on_award,
             m.BidReceived: self.on_bid_received,
             m.Dispatch: self.on_dispatch,  # policies other than auction
+            m.BatchCall: self.on_batch_call,  # batch-auction
+            m.BatchAward: self.on_batch_award,
             # English and Dutch rounds (laws/), straight from the auction manager
             lm.EnglishRound: self.on_english_round,
             lm.DutchTick: self.on_dutch_tick,
@@ -67,6 +73,8 @@ class BiddingBehaviour(AcknowledgedBids):
         # it. Losers are not told they lost (no message to a vehicle that cannot win), so the
         # note is bounded: the oldest go first, long after their auctions ended.
         self.callers: collections.OrderedDict[str, str] = collections.OrderedDict()
+        # batch id -> the manager that clears it (its awards must come from it); bounded too.
+        self.batches: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     # --- calls to bid -----------------------------------------------------------------------
 
@@ -155,6 +163,45 @@ class BiddingBehaviour(AcknowledgedBids):
     async def on_outbid(self, msg: Message, body: lm.Outbid) -> None:
         log.debug("%s outbid in %s by %s", self.agent.name, body.auction_id, body.leader)
 
+    # --- batch auctions (--policy batch-auction) ---------------------------------------------
+
+    async def on_batch_call(self, msg: Message, body: m.BatchCall) -> None:
+        """One sealed bid for the whole batch: my k best pickup times (none when busy)."""
+        agent = self.agent
+        caller = sender_of(msg)
+        if caller not in agent.managers and caller not in agent.proxies:
+            raise Rejected(f"{caller} is neither an auction manager nor a proxy")
+        if body.manager not in agent.managers or body.vehicles:
+            raise Rejected("a batch call to a vehicle names its manager and no group")
+        reason = "" if agent.state == IDLE else agent.state
+        times: list[tuple[str, float]] = []
+        if not reason:
+            travel, roadmap = agent.world.travel, agent.world.roadmap
+            times = k_best({p.request_id: travel.time_to(agent.node, p.pickup)
+                            if roadmap.has_node(p.pickup) else math.inf
+                            for p in body.pickups}, body.k)
+            reason = "" if times else "no pickup of the batch is reachable on my map"
+            self.batches[body.batch_id] = body.manager
+            while len(self.batches) > CALLERS_KEPT:
+                self.batches.popitem(last=False)
+        floor = agent.world.config.min_eta_s
+        await self.tell(caller, m.BatchBid(
+            batch_id=body.batch_id, reason=reason,
+            times=tuple(m.PickupTime(r, max(t, floor)) for r, t in times),
+        ), conversation=body.batch_id)
+
+    async def on_batch_award(self, msg: Message, body: m.BatchAward) -> None:
+        agent = self.agent
+        if self.batches.get(body.batch_id) != sender_of(msg):
+            raise Rejected(f"no bid of mine in batch {body.batch_id} went to {sender_of(msg)}")
+        ride = body.ride
+        if not agent.world.roadmap.has_node(ride.dropoff):
+            raise Rejected(f"drop-off {ride.dropoff} is not on my map")
+        award = m.Award(auction_id=ride.request_id, vehicle=str(agent.jid.bare),
+                        passenger=ride.passenger, pickup=ride.pickup, dropoff=ride.dropoff,
+                        price=0.0)
+        await self.take(sender_of(msg), award)
+
     # --- awards -----------------------------------------------------------------------------
 
     async def on_award(self, msg: Message, body: m.Award) -> None:
@@ -164,7 +211,13 @@ class BiddingBehaviour(AcknowledgedBids):
             raise Rejected(f"no bid of mine in auction {body.auction_id} went to {sender_of(msg)}")
         if body.vehicle != str(agent.jid.bare):
             raise Rejected(f"award names {body.vehicle}, not me")
+        on_map(agent.world.roadmap, body.pickup, body.dropoff)
         del self.callers[body.auction_id]
+        await self.take(caller, body)
+
+    async def take(self, caller: str, body: m.Award) -> None:
+        """Confirm the award to `caller` and drive, or decline it when already assigned."""
+        agent = self.agent
         if agent.state != IDLE:
             await self.tell(caller, m.AwardDeclined(
                 auction_id=body.auction_id, vehicle=body.vehicle,
@@ -173,6 +226,7 @@ class BiddingBehaviour(AcknowledgedBids):
             return
         eta = agent.world.travel.time_to(agent.node, body.pickup)  # cached when we bid
         agent.state = TO_PICKUP  # before any await: a second award now sees us busy
+        agent.rides_taken.append(body.auction_id)
         await self.tell(caller, m.AwardConfirmed(
             auction_id=body.auction_id, vehicle=body.vehicle, eta_s=eta, trips=agent.trips
         ))
@@ -183,15 +237,14 @@ class BiddingBehaviour(AcknowledgedBids):
         agent = self.agent
         if sender_of(msg) != agent.manager_jid:
             raise Rejected(f"{sender_of(msg)} is not the main manager")
-        if not agent.world.roadmap.has_node(body.pickup) or not agent.world.roadmap.has_node(
-                body.dropoff):
-            raise Rejected("pickup or drop-off is not on my map")
+        on_map(agent.world.roadmap, body.pickup, body.dropoff)
         if agent.state != IDLE:
             await self.tell(agent.manager_jid, m.DispatchDeclined(
                 auction_id=body.auction_id, reason=f"already assigned ({agent.state})"))
             return
         eta = agent.world.travel.time_to(agent.node, body.pickup)
         agent.state = TO_PICKUP  # before any await: a second dispatch now sees us busy
+        agent.rides_taken.append(body.auction_id)
         await self.tell(agent.manager_jid, m.DispatchConfirmed(
             auction_id=body.auction_id, eta_s=eta, trips=agent.trips))
         agent.add_behaviour(TripBehaviour(m.Award(
@@ -232,7 +285,7 @@ class BiddingBehaviour(AcknowledgedBids):
     async def on_revoked(self, msg: Message, body: lm.Revoked) -> None:
         # The controller already dropped the right to bid (it keeps the revocation).
         self.from_authority(msg)
-        laws_log.warning("%s: certificate revoked: %s", self.agent.name, body.reason)
+        laws_log.warning("%s: certificate revoked: %s", self.agent.name, loggable(body.reason))
 
 
 class RequestCertificate(OneShotBehaviour):
@@ -284,3 +337,11 @@ class TripBehaviour(OneShotBehaviour):
         agent.state = IDLE
         agent.trips += 1
         agent.add_behaviour(AnnounceBehaviour())
+
+
+def on_map(roadmap: RoadMap, pickup: str, dropoff: str) -> None:
+    """Refuse a ride whose pickup or drop-off is not on this vehicle's map (before any state
+    changes: a trip to nowhere would fail half-way)."""
+    if not roadmap.has_node(pickup) or not roadmap.has_node(dropoff):
+        raise Rejected("pickup or drop-off is not on my map")
+

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from fleetbid.policies import POLICIES
 
+KILL_TARGETS = ("auction", "main")  # replica groups `--kill-leader-after` can strike
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -31,6 +33,9 @@ class RunConfig:
     max_bidders: int = 8
     # Requests waiting for a free AuctionManager; beyond it a request is turned away at once.
     queue_limit: int = 1000
+    # Messages per passenger account per minute to the MainManager (the embedded server
+    # refuses the excess; platform/rate_limit.py). A passenger asks once per account.
+    max_requests_per_minute: int = 10
     trace: str | None = None  # JSON-lines file every process appends its messages to
     law: str = "sealed-first-price"  # default law: a built-in name or a TOML file (docs/laws.md)
     audit: str | None = None  # the auditor's SQLite file (None: kept in memory)
@@ -39,10 +44,16 @@ class RunConfig:
     replicas: int = 3  # the documented default configuration (docs/replication.md)
     standby_hosts: int = 1
     kill_leader_after: int | None = None  # fault injection: SIGKILL the leader's host then
+    kill: str = "auction"  # whose leader: the AuctionManagers' group or the MainManager's
+    # The MainManager's registry replicated too (its own group on the replica hosts). Off by
+    # default: every message to it then crosses the server to every replica (measured cost
+    # in docs/replication.md); `kill == "main"` implies it.
+    replicate_main: bool = False
     # Dispatch policy (fleetbid/policies): "auction" runs the auction agents as always; the
     # others are decided by the MainManager over its registry of idle vehicles.
     policy: str = "auction"
     batch_s: float = 10.0  # simulated seconds between decisions of the batch policies
+    batch_k: int = 5  # batch-auction: pickup times per vehicle bid (its k best)
     # Several hosts (docs/hosts.md). The embedded server's address: loopback unless the fleet
     # spans hosts (then an address of a private LAN, e.g. inside test namespaces).
     listen: str = "127.0.0.1"
@@ -67,6 +78,7 @@ class RunConfig:
             (self.radius_m > 0, "--radius must be > 0"),
             (self.max_bidders >= 0, "--max-bidders must be >= 0"),
             (self.queue_limit >= 1, "--queue-limit must be >= 1"),
+            (self.max_requests_per_minute >= 1, "--max-requests-per-minute must be >= 1"),
             (self.processes >= 1, "--processes must be >= 1"),
             (self.auction_managers >= 1, "--auction-managers must be >= 1"),
             (self.bid_timeout_s > 0, "--bid-timeout must be > 0"),
@@ -78,8 +90,12 @@ class RunConfig:
             (self.kill_leader_after is None or self.replicas >= 2,
              "--kill-leader-after needs --replicas >= 2 (a lone manager has no one to fail "
              "over to)"),
+            (self.kill in KILL_TARGETS, f"--kill must be one of {', '.join(KILL_TARGETS)}"),
+            (self.kill == "auction" or self.policy == "auction",
+             "--kill main needs --policy auction (only the auction registry is replicated)"),
             (self.policy in POLICIES, f"--policy must be one of {', '.join(POLICIES)}"),
             (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
+            (1 <= self.batch_k <= 64, "--batch-k must be between 1 and 64"),
             (0 <= self.join_slots <= 10000, "--join-slots must be between 0 and 10000"),
             (1 <= self.mcast_ttl <= 255, "--mcast-ttl must be between 1 and 255"),
             (0 <= self.replica_slots <= 6, "--replica-slots must be between 0 and 6"),
@@ -90,6 +106,11 @@ class RunConfig:
             if not ok:
                 raise ValueError(message)
         self.proxy_setting()  # validates
+
+    def main_replicated(self) -> bool:
+        """Does the MainManager's registry run on the replica hosts, replicated?"""
+        return self.replicas > 1 and self.policy == "auction" and (
+            self.replicate_main or self.kill == "main")
 
     def replica_hosts(self) -> int:
         """OS processes holding AuctionManager replicas (0: managers are ordinary agents)."""

@@ -33,6 +33,40 @@ positive_float = _number(float, 0.0, False, what="must be a finite number > 0")
 non_negative_float = _number(float, 0.0, True, what="must be a finite number >= 0")
 positive_int = _number(int, 1, True, what="must be an integer >= 1")
 non_negative_int = _number(int, 0, True, what="must be an integer >= 0")
+port = _number(int, 1, True, 65535, what="must be a port number 1..65535")
+
+
+def loopback_port(text: str) -> tuple[str, int]:
+    """`[HOST:]PORT` of a server that listens on loopback only (`serve --web`)."""
+    host, _, number = text.rpartition(":")
+    host = host or "127.0.0.1"
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the host must be loopback (127.0.0.1, "
+                                         "localhost or ::1)")
+    return host, int(port(number))
+
+
+def multicast_endpoint(text: str) -> tuple[str, int]:
+    """`ADDR:PORT` of an IPv4 multicast group (224.0.0.0/4)."""
+    import ipaddress
+
+    address, _, number = text.rpartition(":")
+    try:
+        ok = ipaddress.IPv4Address(address).is_multicast
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{text!r}: not an IPv4 multicast ADDR:PORT")
+    return address, int(port(number))
+
+
+def hex_key(text: str) -> str:
+    try:
+        if len(bytes.fromhex(text)) >= 16:
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("must be at least 16 bytes as hex digits")
 
 
 def ipv4_address(text: str) -> str:

@@ -31,6 +31,7 @@ SENDERS: dict[str, frozenset[Role]] = {
     # MainManager <-> AuctionManager
     m.OpenAuction.TYPE: frozenset({MM}),
     m.Participation.TYPE: frozenset({MM}),
+    m.WithdrawAuction.TYPE: frozenset({MM}),
     m.AuctionPhase.TYPE: frozenset({AM}),
     m.AuctionClosed.TYPE: frozenset({AM}),
     # the auction: managers and proxies call, vehicles answer
@@ -47,6 +48,14 @@ SENDERS: dict[str, frozenset[Role]] = {
     m.AuctionResult.TYPE: frozenset({AM}),
     lm.EnglishRound.TYPE: frozenset({AM}),
     lm.DutchTick.TYPE: frozenset({AM}),
+    # the batch auction (behaviours/batch_auction.py): only vehicles bid, only a proxy
+    # merges its group's bids, only an auction manager clears a batch and awards
+    m.OpenBatch.TYPE: frozenset({MM}),
+    m.BatchCall.TYPE: frozenset({AM, P}),
+    m.BatchBid.TYPE: frozenset({V}),
+    m.BatchGroupBids.TYPE: frozenset({P}),
+    m.BatchAward.TYPE: frozenset({AM}),
+    m.BatchClosed.TYPE: frozenset({AM}),
     # a vehicle's life
     m.VehicleAvailable.TYPE: frozenset({V}),
     m.Dispatch.TYPE: frozenset({MM}),

@@ -42,6 +42,7 @@ class Clusters:
         self._members: dict[int, list[str]] = {c: [] for c in range(self.k)}
         for node in sorted(self._node_cluster):
             self._members[self._node_cluster[node]].append(node)
+        self._neighbours: dict[int, tuple[int, ...]] | None = None  # built on first use
 
     def _classify(self, xy: NDArray[np.float64]) -> list[int]:
         """Vectorised point-in-cell; smallest id on shared borders, nearest seed if outside."""
@@ -80,6 +81,24 @@ class Clusters:
         """The cluster's seed point (k-means centroid) in metres."""
         x, y = self._seeds[cluster]
         return float(x), float(y)
+
+    def neighbours(self, cluster: int) -> tuple[int, ...]:
+        """The clusters whose cells share a border with this one, nearest seed first (then
+        id): where a request goes when its own cluster has no idle vehicle (spill-over)."""
+        if cluster not in self._members:
+            raise KeyError(f"no cluster {cluster!r}; clusters are 0..{self.k - 1}")
+        if self._neighbours is None:
+            self._neighbours = self._adjacency()
+        return self._neighbours[cluster]
+
+    def _adjacency(self) -> dict[int, tuple[int, ...]]:
+        cells = list(self.gdf.geometry)
+        out: dict[int, tuple[int, ...]] = {}
+        for c in range(self.k):
+            touching = [o for o in range(self.k) if o != c and cells[c].intersects(cells[o])]
+            d2 = ((self._seeds[touching] - self._seeds[c]) ** 2).sum(axis=1)
+            out[c] = tuple(o for _, o in sorted(zip(d2.tolist(), touching, strict=True)))
+        return out
 
 
 def make_clusters(roadmap: RoadMap, k: int = 4, seed: int = 0) -> Clusters:

@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from fleetbid.platform.rate_limit import DEFAULT_PER_MINUTE, RequestLimiter
 from fleetbid.platform.xmpp_server import DEFAULT_MAX_STANZA_BYTES
 
 _PR_SET_PDEATHSIG = 1
@@ -50,6 +51,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--max-stanza-bytes", default=DEFAULT_MAX_STANZA_BYTES, type=int,
                    help="larger stanzas close the client's stream (policy-violation)")
+    p.add_argument("--limit-target", default="",
+                   help="local part of the JID whose client senders are rate-limited "
+                        "(the MainManager; empty: no limit)")
+    p.add_argument("--max-requests-per-minute", default=DEFAULT_PER_MINUTE, type=int,
+                   help="per client account, messages to --limit-target per minute")
     p.add_argument("--open-registration", action="store_true",
                    help="anyone may register (a stand-in for an external server, in tests)")
     return p.parse_args(argv)
@@ -69,7 +75,8 @@ def _prepare_certs(run_dir: Path) -> Path:
 
 
 def _patch_pyjabber(
-    pool_workers: int, secret: str | None, max_stanza_bytes: int, open_registration: bool
+    pool_workers: int, secret: str | None, max_stanza_bytes: int, open_registration: bool,
+    limiter: RequestLimiter | None = None,
 ) -> None:
     import pyjabber.server as pjs
 
@@ -86,7 +93,8 @@ def _patch_pyjabber(
     pjs.ProcessPoolExecutor = make_pool  # type: ignore[attr-defined,assignment]
     _speed_up_routing()
     _cheap_password_hashing()
-    server_guard.install(secret, max_stanza_bytes, open_registration=open_registration)
+    server_guard.install(secret, max_stanza_bytes, open_registration=open_registration,
+                         limiter=limiter)
 
 
 PBKDF2_ROUNDS = 1  # see _cheap_password_hashing
@@ -269,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("in-band registration is open to anyone (--open-registration)")
     elif secret is None:
         logger.warning(f"no {SECRET_ENV}: in-band registration is closed to everyone")
-    _patch_pyjabber(args.pool_workers, secret, args.max_stanza_bytes, args.open_registration)
+    limiter = (RequestLimiter(args.limit_target, args.max_requests_per_minute)
+               if args.limit_target else None)
+    _patch_pyjabber(args.pool_workers, secret, args.max_stanza_bytes, args.open_registration,
+                    limiter)
     install_uvloop()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

@@ -8,7 +8,8 @@ Installed by `_server_main` in the server child process, before the server is bu
 * no server-to-server traffic: a message to another domain bounces with
   remote-server-not-found, no outbound connection is ever opened, inbound s2s connections
   are closed at once;
-* stanza size and depth limits (stanza_limit.py).
+* stanza size and depth limits (stanza_limit.py);
+* requests per passenger account per minute to the MainManager (rate_limit.py).
 
 pyjabber offers no hooks for any of this, so these functions patch its classes, like
 `_server_main._speed_up_routing` does; they are written against pyjabber 0.4.5.
@@ -24,7 +25,9 @@ from typing import Any
 
 from loguru import logger
 
+from fleetbid.core.text import loggable
 from fleetbid.platform.accounts import registration_allowed
+from fleetbid.platform.rate_limit import RequestLimiter
 from fleetbid.platform.stanza_limit import LOG_TAG, install_parser, make_client_protocol
 
 _CLIENT = "jabber:client"
@@ -34,17 +37,18 @@ _REGISTER = "jabber:iq:register"
 _STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
-def install(secret: str | None, max_stanza_bytes: int, *, open_registration: bool = False) -> None:
+def install(secret: str | None, max_stanza_bytes: int, *, open_registration: bool = False,
+            limiter: RequestLimiter | None = None) -> None:
     """Apply every guard (once per process: the server child calls it before building the
     server). `open_registration` leaves pyjabber's registration as it is."""
-    vouch_for_senders()
+    vouch_for_senders(limiter)
     if not open_registration:
         restrict_registration(secret)
     disable_s2s(max_stanza_bytes)
 
 
 # -- senders -----------------------------------------------------------------------------------
-def vouch_for_senders() -> None:
+def vouch_for_senders(limiter: RequestLimiter | None = None) -> None:
     from pyjabber.stream.handlers.StanzaHandler import StanzaHandler
 
     original = StanzaHandler.feed
@@ -56,6 +60,9 @@ def vouch_for_senders() -> None:
             refusal = routing_refusal(element) if element.tag == _MESSAGE else None
             if refusal is not None:
                 bounce(self._transport, element, refusal)
+                return
+            if element.tag == _MESSAGE and limiter is not None and over_limit(limiter, element):
+                bounce(self._transport, element, "policy-violation", limiter.reason())
                 return
         await original(self, element)
 
@@ -71,7 +78,7 @@ def stamp_sender(element: ET.Element, sender: str) -> None:
     """
     claimed = element.attrib.get("from")
     if claimed is not None and claimed.partition("/")[0] != sender.partition("/")[0]:
-        logger.warning(f"{LOG_TAG}: {sender} wrote from={claimed[:100]!r}; stamped {sender}")
+        logger.warning(f"{LOG_TAG}: {sender} wrote from='{loggable(claimed)}'; stamped {sender}")
     element.attrib["from"] = sender
 
 
@@ -105,10 +112,25 @@ def routing_refusal(element: ET.Element) -> str | None:
     return "remote-server-not-found"
 
 
-def bounce(transport: Any, element: ET.Element, condition: str) -> None:
-    """Answer `element` with a stanza error (never an error with an error) and log it."""
+def over_limit(limiter: RequestLimiter, element: ET.Element) -> bool:
+    """Count a message from a client account to the MainManager; True when over the limit.
+    Runs after routing_refusal, so `to` is a well-formed JID of this domain."""
+    sender = split_jid(element.attrib.get("from"))
+    to = split_jid(element.attrib.get("to"))
+    if sender is None or to is None or not limiter.counts(sender[0], to[0]):
+        return False
+    return not limiter.allow(f"{sender[0]}@{sender[1]}")
+
+
+def bounce(transport: Any, element: ET.Element, condition: str, text: str = "") -> None:
+    """Answer `element` with a stanza error (never an error with an error) and log it.
+
+    A flood is logged once per 100 refusals (the log must not grow with the flood)."""
     sender, to = element.attrib.get("from", ""), element.attrib.get("to", "")
-    logger.warning(f"{LOG_TAG}: {condition}: {sender} sent a message to {to[:100]!r}")
+    _BOUNCES[condition] = _BOUNCES.get(condition, 0) + 1
+    if _BOUNCES[condition] % 100 == 1:
+        logger.warning(f"{LOG_TAG}: {condition} (#{_BOUNCES[condition]}): "
+                       f"{loggable(sender)} sent a message to '{loggable(to)}'")
     if element.attrib.get("type") == "error" or transport is None:
         return
     reply = ET.Element("message", {"type": "error", "to": sender})
@@ -118,7 +140,12 @@ def bounce(transport: Any, element: ET.Element, condition: str) -> None:
         reply.set("id", element.attrib["id"])
     error = ET.SubElement(reply, "error", {"type": "cancel"})
     ET.SubElement(error, condition, {"xmlns": _STANZA_ERRORS})
+    if text:
+        ET.SubElement(error, "text", {"xmlns": _STANZA_ERRORS}).text = text
     transport.write(ET.tostring(reply))
+
+
+_BOUNCES: dict[str, int] = {}  # stanza errors sent, per condition (for the log's sampling)
 
 
 # -- registration ------------------------------------------------------------------------------
@@ -138,7 +165,7 @@ def restrict_registration(secret: str | None) -> None:
             user = query.findtext(f"{{{_REGISTER}}}username") or ""
             password = query.findtext(f"{{{_REGISTER}}}password") or ""
             if secret is None or not registration_allowed(secret, user, password):
-                logger.warning(f"{LOG_TAG}: refused registration of {user[:100]!r} "
+                logger.warning(f"{LOG_TAG}: refused registration of '{loggable(user)}' "
                                f"from {self._peer}")
                 self._transport.write(iq_error(element.attrib.get("id"), "not-allowed"))
                 return
@@ -204,4 +231,4 @@ async def refuse_server_connections() -> None:
         while True:
             host = await servers.get()
             logger.warning(f"{LOG_TAG}: refused to open a server-to-server connection "
-                           f"to {str(host)[:100]!r}")
+                           f"to '{loggable(host)}'")

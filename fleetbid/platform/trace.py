@@ -7,7 +7,9 @@ within a line; records are buffered briefly and flushed in batches to keep the c
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import json
 import os
 import time
@@ -50,6 +52,11 @@ class TraceWriter:
             "type": msg.get_metadata("type"),
             "body": body,
         }
+        if not self.buffer:
+            # A quiet process must not hold its last records back: a reader (the live map's
+            # diagrams) wants a conversation soon after it ends, not at the next message.
+            with contextlib.suppress(RuntimeError):  # no event loop: flushed at exit
+                asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self.flush)
         self.buffer.append(json.dumps(entry, separators=(",", ":")))
         now = time.monotonic()
         if len(self.buffer) >= FLUSH_EVERY or now - self.last_flush > FLUSH_AFTER_S:

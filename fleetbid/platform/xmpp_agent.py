@@ -88,6 +88,8 @@ class XmppAgent(Agent):
     counted in `dispatch`, which spade calls for both in-process and XMPP deliveries.
     """
 
+    always_xmpp = False  # send over the server even to an agent of this process
+
     def __init__(self, name: str, endpoint: XmppEndpoint, password: str | None = None) -> None:
         install_shared_tls_context()
         super().__init__(
@@ -173,8 +175,9 @@ class XmppAgent(Agent):
         straight to the stream: the same bytes, without building a slixmpp stanza tree,
         which was the largest cost of a send (see docs/performance.md).
         """
-        # Same test spade's Container.send uses to pick in-process delivery.
-        over_xmpp = not self.container.has_agent(str(msg.to))
+        # Same test spade's Container.send uses to pick in-process delivery (replicas of a
+        # replicated role set `always_xmpp`: every copy of the receiver must get it).
+        over_xmpp = self.always_xmpp or not self.container.has_agent(str(msg.to))
         if msg.empty_sender():
             msg.sender = str(self.jid)
         # Hooks first: in-process delivery runs the receiver's hooks inside the send below,
@@ -207,12 +210,31 @@ class XmppAgent(Agent):
 
     async def stop(self) -> None:
         await super().stop()
+        release_client(self.client)
         # spade never unregisters: a stale entry would make later sends to this JID
         # look in-process (and be dispatched to a dead agent).
         if self.container.has_agent(str(self.jid)) and (
             self.container.get_agent(str(self.jid)) is self
         ):
             self.container.unregister(str(self.jid))
+
+
+def release_client(client: Any) -> None:
+    """Let a stopped agent's slixmpp client (and so the agent) be garbage-collected.
+
+    slixmpp leaves two things behind that the event loop keeps, each holding the client:
+    its outgoing-filter task (cancelled only in XMLStream.__del__, which therefore never
+    runs) and scheduled events such as the whitespace keepalive (a loop timer). Every stopped
+    agent, one per passenger, stayed in memory: a served fleet's passenger worker grew about
+    10 MB a minute (docs/soak.md). Attribute names as of slixmpp 1.8.
+    """
+    if client is None:
+        return
+    filters = getattr(client, "_run_out_filters", None)
+    if filters is not None:
+        filters.cancel()
+    for name in list(getattr(client, "scheduled_events", {})):
+        client.cancel_schedule(name)
 
 
 def account_password(endpoint: XmppEndpoint, name: str, password: str | None = None) -> str:

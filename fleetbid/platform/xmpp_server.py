@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from fleetbid.platform.accounts import SECRET_ENV, AccountKeys, new_secret
+from fleetbid.platform.rate_limit import DEFAULT_PER_MINUTE
 
 SERVER_LOG = "xmpp-server.log"
 SERVER_STDERR = "xmpp-server.stderr"
@@ -110,6 +111,8 @@ class EmbeddedXmppServer:
         max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
         secret: str | None = None,
         open_registration: bool = False,
+        limit_target: str = "",
+        max_requests_per_minute: int = DEFAULT_PER_MINUTE,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.domain = domain
@@ -127,6 +130,12 @@ class EmbeddedXmppServer:
         self._secret = secret or new_secret()
         # Anyone may register: only for standing in for an external server in tests.
         self.open_registration = open_registration
+        # Client accounts may send at most this many messages a minute to `limit_target`
+        # (the MainManager's local part; rate_limit.py). Empty: no limit.
+        if max_requests_per_minute < 1:
+            raise ValueError("max_requests_per_minute must be >= 1")
+        self.limit_target = limit_target
+        self.max_requests_per_minute = max_requests_per_minute
         self.server_port: int | None = None  # s2s listener (loopback, refuses everyone)
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_file: int | None = None
@@ -142,6 +151,11 @@ class EmbeddedXmppServer:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    def exit_code(self) -> int | None:
+        """None while the server process runs (or was never started); its code once it died."""
+        proc = self._proc
+        return None if proc is None else proc.poll()
 
     @property
     def log_path(self) -> Path:
@@ -213,6 +227,8 @@ class EmbeddedXmppServer:
             "--connection-timeout", str(self.connection_timeout),
             "--pool-workers", str(self.pool_workers),
             "--log-level", self.log_level,
+            "--limit-target", self.limit_target,
+            "--max-requests-per-minute", str(self.max_requests_per_minute),
             "--max-stanza-bytes", str(self.max_stanza_bytes),
             *(["--open-registration"] if self.open_registration else []),
         ]  # fmt: skip

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from fleetbid.auction.rules import equilibrium_bid, rank_key
 from fleetbid.policies.base import Assignment, Geography, Idle, Policy, Waiting
+from fleetbid.policies.spill import spill_order
 
 
 class ClusterAuction(Policy):
@@ -31,22 +32,36 @@ class ClusterAuction(Policy):
         for v in sorted(idle, key=lambda v: v.vehicle):
             by_cluster.setdefault(geo.cluster_of(v.node), []).append(v)
         out: list[Assignment] = []
+        # Own cluster first for every request, then spill-over for those left: a request
+        # takes no neighbour's vehicle that the neighbour's own requests could have had.
+        left: list[Waiting] = []
         for w in waiting:
-            pool = by_cluster.get(w.cluster)
-            if not pool:
-                continue
+            pool = by_cluster.get(w.cluster, [])
             admitted = [v for v in pool if geo.distance_m(v.node, w.pickup) <= self.radius_m]
-            if not admitted:
-                continue
-            times = geo.times([v.node for v in admitted], [w.pickup])[:, 0]
-            n = len(admitted)
-            offers = [
-                rank_key(equilibrium_bid(n, t, self.min_eta_s), max(t, self.min_eta_s), v.vehicle)
-                for v, t in zip(admitted, times, strict=True) if math.isfinite(t)
-            ]
-            if not offers:
-                continue
-            winner = min(offers)[2]
-            pool[:] = [v for v in pool if v.vehicle != winner]
-            out.append(Assignment(w.request_id, winner))
+            winner = self.winner(admitted, w, geo)
+            if winner is None:
+                left.append(w)
+            else:
+                pool[:] = [v for v in pool if v.vehicle != winner]
+                out.append(Assignment(w.request_id, winner))
+        for w in left:
+            for neighbour in spill_order(geo, w.cluster):
+                pool = by_cluster.get(neighbour, [])
+                winner = self.winner(pool, w, geo)
+                if winner is not None:
+                    pool[:] = [v for v in pool if v.vehicle != winner]
+                    out.append(Assignment(w.request_id, winner))
+                    break
         return out
+
+    def winner(self, admitted: list[Idle], w: Waiting, geo: Geography) -> str | None:
+        """The auction among these vehicles: the best bid, i.e. the shortest travel time."""
+        if not admitted:
+            return None
+        times = geo.times([v.node for v in admitted], [w.pickup])[:, 0]
+        n = len(admitted)
+        offers = [
+            rank_key(equilibrium_bid(n, t, self.min_eta_s), max(t, self.min_eta_s), v.vehicle)
+            for v, t in zip(admitted, times, strict=True) if math.isfinite(t)
+        ]
+        return min(offers)[2] if offers else None

@@ -51,6 +51,10 @@ class Geography(Protocol):
 
     def cluster_of(self, node: str) -> int: ...
 
+    def neighbours(self, cluster: int) -> tuple[int, ...]:
+        """Clusters bordering this one, nearest first (maps/clusters.py; spill-over)."""
+        ...
+
     def distance_m(self, a: str, b: str) -> float:
         """Straight-line distance in metres."""
         ...

@@ -1,17 +1,20 @@
 """Batch policies: every `batch_s` simulated seconds, match the waiting passengers and the
-idle vehicles of each cluster so as to minimise the total pickup time of the batch; then
-match, the same way, the vehicles and passengers left over in all clusters (spill-over).
+idle vehicles of each cluster so as to minimise the total pickup time of the batch.
+A cluster with fewer idle vehicles than passengers borrows a neighbour's spare vehicles
+(policies/spill.py).
 
-`batch-auction` solves each cluster's matching with the ε-auction (vehicles bid);
-`optimal` solves the same problem with scipy's `linear_sum_assignment`, the reference.
-Times are rounded to RESOLUTION_S so the auction is exact on the rounded costs.
+`batch-auction` is what the live agents do (behaviours/batch_auction.py): each vehicle
+bids its k best pickup times (`k_best`), and the manager clears the bids with the
+ε-auction (`clear`); `optimal` solves each batch on the full matrix with scipy's
+`linear_sum_assignment`, the reference. Times are rounded to RESOLUTION_S so the auction is
+exact on the rounded costs.
 """
 
 from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,9 +23,45 @@ from scipy.optimize import linear_sum_assignment
 
 from fleetbid.policies.base import Assignment, Geography, Idle, Policy, Waiting
 from fleetbid.policies.eps_auction import min_cost_assignment
+from fleetbid.policies.spill import batch_groups
 
 RESOLUTION_S = 0.1
 UNREACHABLE_S = 1e7  # strongly connected maps have none; keep the matrix finite anyway
+DEFAULT_K = 5  # pickup times per vehicle bid
+
+
+def k_best(times: Mapping[str, float], k: int) -> list[tuple[str, float]]:
+    """A vehicle's sealed batch bid: its k shortest finite pickup times (then request id)."""
+    finite = [(t, r) for r, t in times.items() if math.isfinite(t)]
+    return [(r, t) for t, r in sorted(finite)[:k]]
+
+
+def clear(bids: Mapping[str, Sequence[tuple[str, float]]]) -> list[tuple[str, str]]:
+    """Clear a batch: (request id, vehicle) pairs of a matching of the bids that serves as
+    many passengers as the bids allow and, among those, minimises the total pickup time
+    (times rounded to RESOLUTION_S). ε-auction over the listed pairs; an unlisted pair costs
+    more than all listed ones together, so it is never preferred to a listed one."""
+    vehicles = sorted(v for v, times in bids.items() if times)
+    requests = sorted({r for v in vehicles for r, _ in bids[v]})
+    if not vehicles or not requests:
+        return []
+    col = {r: j for j, r in enumerate(requests)}
+    listed = np.zeros((len(vehicles), len(requests)), dtype=bool)
+    cost = np.zeros(listed.shape, dtype=np.int64)
+    for i, v in enumerate(vehicles):
+        for r, t in bids[v]:
+            cost[i, col[r]] = int(round(t / RESOLUTION_S))
+            listed[i, col[r]] = True
+    # More than any matching of listed pairs costs: unlisted pairs only fill the matrix.
+    cost[~listed] = int(cost[listed].max()) * min(cost.shape) + 1
+    if cost.shape[0] <= cost.shape[1]:
+        pairs = min_cost_assignment(cost)
+    else:
+        # More vehicles than rides (the usual case below capacity): the rides take the
+        # bidder's side of the ε-auction, one forward phase with no dummies or ε-scaling
+        # (the same optimum; Bertsekas' auction is symmetric in its two sides).
+        pairs = [(i, j) for j, i in min_cost_assignment(cost.T)]
+    return sorted((requests[j], vehicles[i]) for i, j in pairs if listed[i, j])
 
 
 @dataclass
@@ -46,33 +85,15 @@ class _Batch(Policy):
         self.audit = BatchAudit() if audit else None
 
     @abstractmethod
-    def solve(self, cost: NDArray[np.int64]) -> list[tuple[int, int]]:
-        """(row, column) pairs of a minimum-cost assignment of `cost` (the subclass's solver)."""
+    def solve(self, times: NDArray[np.float64]) -> list[tuple[int, int]]:
+        """(vehicle row, passenger column) pairs matched on this batch's pickup times."""
 
     def assign(
         self, waiting: Sequence[Waiting], idle: Sequence[Idle], geo: Geography
     ) -> list[Assignment]:
-        vehicles: dict[int, list[Idle]] = {}
-        for v in sorted(idle, key=lambda v: v.vehicle):
-            vehicles.setdefault(geo.cluster_of(v.node), []).append(v)
-        passengers: dict[int, list[Waiting]] = {}
-        for w in waiting:
-            passengers.setdefault(w.cluster, []).append(w)
         out: list[Assignment] = []
-        spare_v: list[Idle] = []
-        spare_p: list[Waiting] = []
-        for cluster in sorted(vehicles.keys() | passengers.keys()):
-            vs, ps = vehicles.get(cluster, []), passengers.get(cluster, [])
-            got = self.match(vs, ps, geo)
-            out.extend(got)
-            taken = {a.vehicle for a in got}
-            served = {a.request_id for a in got}
-            spare_v.extend(v for v in vs if v.vehicle not in taken)
-            spare_p.extend(p for p in ps if p.request_id not in served)
-        # Spill-over: vehicles with nobody to fetch in their own cluster bid, in the same way,
-        # for passengers left over elsewhere, so no cluster starves while others have spares.
-        spare_p.sort(key=lambda p: (p.requested_at, p.request_id))
-        out.extend(self.match(sorted(spare_v, key=lambda v: v.vehicle), spare_p, geo))
+        for vs, ps in batch_groups(waiting, idle, geo).values():
+            out.extend(self.match(vs, ps, geo))
         return out
 
     def match(self, vs: list[Idle], ps: list[Waiting], geo: Geography) -> list[Assignment]:
@@ -80,8 +101,7 @@ class _Batch(Policy):
             return []
         times = geo.times([v.node for v in vs], [p.pickup for p in ps])
         times = np.where(np.isfinite(times), times, UNREACHABLE_S)
-        cost = np.rint(times / RESOLUTION_S).astype(np.int64)
-        pairs = self.solve(cost)
+        pairs = self.solve(times)
         if self.audit is not None:
             rows, cols = linear_sum_assignment(times)
             self.audit.optimal_s.append(float(times[rows, cols].sum()))
@@ -90,15 +110,27 @@ class _Batch(Policy):
 
 
 class BatchAuction(_Batch):
+    """The live agents' batch procurement auction: k-best bids, ε-auction clearing."""
+
     name = "batch-auction"
 
-    def solve(self, cost: NDArray[np.int64]) -> list[tuple[int, int]]:
-        return min_cost_assignment(cost)
+    def __init__(self, batch_s: float = 10.0, audit: bool = False, k: int = DEFAULT_K) -> None:
+        super().__init__(batch_s, audit)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k = k
+
+    def solve(self, times: NDArray[np.float64]) -> list[tuple[int, int]]:
+        columns = [str(j) for j in range(times.shape[1])]
+        bids = {str(i): k_best(dict(zip(columns, row.tolist(), strict=True)), self.k)
+                for i, row in enumerate(times)}
+        return [(int(v), int(r)) for r, v in clear(bids)]
 
 
 class Optimal(_Batch):
     name = "optimal"
 
-    def solve(self, cost: NDArray[np.int64]) -> list[tuple[int, int]]:
+    def solve(self, times: NDArray[np.float64]) -> list[tuple[int, int]]:
+        cost = np.rint(times / RESOLUTION_S).astype(np.int64)
         rows, cols = linear_sum_assignment(cost)
         return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True)]

@@ -91,6 +91,10 @@ class OpenAuction(Body):
     cluster: Annotated[int, msgspec.Meta(ge=0)]
     requested_at: NonNeg
     candidates: tuple[Candidate, ...] = ()
+    # Spill-over (policies/spill.py): the clusters whose idle vehicles may bid when this
+    # one has none, nearest first; the registry forwards them only then.
+    spill: Annotated[tuple[Annotated[int, msgspec.Meta(ge=0)], ...],
+                     msgspec.Meta(max_length=64)] = ()
 
 
 class Participation(Body):
@@ -124,6 +128,16 @@ class AuctionClosed(Body):
     # arrive before this message) means the vehicle is idle again.
     winner_trips: Annotated[int, msgspec.Meta(ge=0)] = 0
 
+
+class WithdrawAuction(Body):
+    """MainManager -> AuctionManager: the auction outlived its deadline; end it. The manager
+    answers as for any end (the passenger's outcome, then `auction-closed`); a pending
+    award gets one more bidding window to be confirmed. The registry never tells the
+    passenger itself about an auction a manager runs, so the ride ends once."""
+
+    TYPE = "withdraw-auction"
+    PERFORMATIVES = ("cancel",)
+    auction_id: AuctionId
 
 # --- bidding: auction manager <-> proxies <-> vehicles --------------------------------------
 
@@ -238,6 +252,109 @@ class AuctionResult(Body):
     PERFORMATIVES = ("inform",)
     auction_id: AuctionId
     winner: Jid | None = None
+
+
+# --- batch procurement auction (--policy batch-auction; behaviours/batch_auction.py) ---------
+
+Rides = Annotated[int, msgspec.Meta(ge=1, le=1024)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class BatchRide(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A waiting passenger of a batch."""
+
+    request_id: AuctionId
+    passenger: Jid
+    pickup: NodeId
+    dropoff: NodeId
+
+
+class OpenBatch(Body):
+    """MainManager -> AuctionManager: clear this batch of a cluster's waiting passengers (and
+    those spilled over to it) among its idle vehicles (`candidates`)."""
+
+    TYPE = "open-batch"
+    PERFORMATIVES = ("request",)
+    batch_id: AuctionId
+    cluster: Count
+    rides: Annotated[tuple[BatchRide, ...], msgspec.Meta(min_length=1, max_length=1024)]
+    candidates: Annotated[tuple[Candidate, ...], msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class BatchPickup(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    request_id: AuctionId
+    pickup: NodeId
+
+
+class BatchCall(Body):
+    """AuctionManager -> Proxy (its group in `vehicles`) or -> Vehicle (`vehicles` empty):
+    one call for all the batch's pickups; answer with one sealed bid of your k best."""
+
+    TYPE = "batch-call"
+    PERFORMATIVES = ("cfp",)
+    batch_id: AuctionId
+    manager: Jid  # who clears the batch and awards
+    pickups: Annotated[tuple[BatchPickup, ...], msgspec.Meta(min_length=1, max_length=1024)]
+    k: Rides
+    deadline: NonNeg  # simulated seconds
+    vehicles: Annotated[tuple[Jid, ...], msgspec.Meta(max_length=1024)] = ()
+
+
+class PickupTime(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    request_id: AuctionId
+    eta_s: Positive
+
+
+class BatchBid(Body):
+    """Vehicle -> AuctionManager (or its proxy): my pickup times to the batch's passengers I
+    can reach, my k best (empty: I cannot take any; `reason` says why)."""
+
+    TYPE = "batch-bid"
+    PERFORMATIVES = ("propose",)
+    batch_id: AuctionId
+    times: Annotated[tuple[PickupTime, ...], msgspec.Meta(max_length=64)] = ()
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class VehicleBid(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    vehicle: Jid
+    times: Annotated[tuple[PickupTime, ...], msgspec.Meta(max_length=64)]
+
+
+class BatchGroupBids(Body):
+    """Proxy -> AuctionManager: its group's batch bids merged in one message (members that
+    did not bid in time are left out)."""
+
+    TYPE = "batch-group-bids"
+    PERFORMATIVES = ("propose",)
+    batch_id: AuctionId
+    bids: Annotated[tuple[VehicleBid, ...], msgspec.Meta(max_length=1024)] = ()
+
+
+class BatchAward(Body):
+    """AuctionManager -> Vehicle: the batch's clearing gives you this passenger; confirm
+    (`award-confirmed`, `award-declined`, with the request id as auction id)."""
+
+    TYPE = "batch-award"
+    PERFORMATIVES = ("accept-proposal",)
+    batch_id: AuctionId
+    ride: BatchRide
+
+
+class ServedRide(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    request_id: AuctionId
+    vehicle: Jid
+    trips: Count = 0  # the vehicle's completed trips when it took the ride
+
+
+class BatchClosed(Body):
+    """AuctionManager -> MainManager: the batch is cleared; rides not in `served` wait for
+    the next batch."""
+
+    TYPE = "batch-closed"
+    PERFORMATIVES = ("inform",)
+    batch_id: AuctionId
+    served: Annotated[tuple[ServedRide, ...], msgspec.Meta(max_length=1024)] = ()
 
 
 # --- direct dispatch (policies other than auction, fleetbid/policies) --------------------------

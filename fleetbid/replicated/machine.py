@@ -155,8 +155,8 @@ class AuctionReplicas:
             if slot is None:
                 log.warning("entry %d for unknown manager %s ignored", seq, entry.slot)
                 return
-            opening = entry.kind == INPUT and entry.metadata.get("type") == "open-auction" \
-                and entry.key not in self.applied
+            opening = entry.kind == INPUT and entry.key not in self.applied \
+                and entry.metadata.get("type") in ("open-auction", "open-batch")
             await slot.apply(seq, entry, uid=uid)
             if opening:
                 self.opened += 1

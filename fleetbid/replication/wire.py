@@ -40,6 +40,7 @@ class Kind(IntEnum):
     AGREED_OK = 15  # ISIS: a member holds a message agreed (delivery waits for a majority)
     INSTALL_OK = 16  # view change: a survivor accepted the INSTALL (still frozen)
     COMMIT = 17  # view change: a majority accepted; install it
+    ANNOUNCE = 18  # not the protocol's: fleet announcements to monitors (platform/announce.py)
 
 
 _KINDS = frozenset(int(k) for k in Kind)

@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -29,9 +28,12 @@ from fleetbid.core.outcome import RideOutcome
 from fleetbid.laws import certificates
 from fleetbid.laws.book import book_for
 from fleetbid.maps import RoadMap, load_map
+from fleetbid.platform.announce import AnnounceGroup
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
+from fleetbid.run import rundir
+from fleetbid.run.health import Health
 from fleetbid.run.pipes import read_in_thread
-from fleetbid.run.population import Names, Plan, make_plan, vehicle_start_nodes
+from fleetbid.run.population import MAIN_MANAGER_NAME, Names, Plan, make_plan, vehicle_start_nodes
 from fleetbid.run.process import worker_main
 from fleetbid.run.replica_setup import Failovers, ReplicaSettings, replica_settings
 
@@ -53,8 +55,10 @@ class Fleet:
         run_dir: str | Path | None = None,
         start_nodes: list[str] | None = None,
         log_level: str = "WARNING",
+        announce: AnnounceGroup | None = None,
     ) -> None:
         self.config = config
+        self.announce = announce  # where the workers announce auctions and vehicles, if any
         self.roadmap: RoadMap = load_map(config.map, config.seed)
         self.start_nodes = start_nodes or vehicle_start_nodes(
             self.roadmap, config.vehicles, config.seed
@@ -65,7 +69,9 @@ class Fleet:
         self.authority_key = certificates.new_key()  # (private, public) hex, for this run
         self._external = endpoint
         self._own_run_dir = run_dir is None
-        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="fleetbid-"))
+        if run_dir is None:
+            rundir.clean_stale()  # what a fleet killed with SIGKILL left behind
+        self.run_dir = Path(run_dir) if run_dir else rundir.make_run_dir()
         self.log_level = log_level
         self.server: EmbeddedXmppServer | None = None
         self.endpoint: XmppEndpoint | None = None
@@ -78,7 +84,9 @@ class Fleet:
         self.epoch = 0.0
         self._stopping = False
         self.dead: set[int] = set()  # processes that exited (replica hosts may: by design)
-        self.failovers = Failovers(config.kill_leader_after)
+        self.failovers = Failovers(config.kill_leader_after, config.kill)
+        self.health = Health(config.replicas, {})
+        self.counters: dict[int, dict[str, Any]] = {}  # worker -> its last "counters" answer
         self.replicas: dict[int, ReplicaSettings] = {}  # replica-host index -> its settings
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -99,7 +107,9 @@ class Fleet:
 
     async def start(self) -> None:
         if self._external is None:
-            self.server = EmbeddedXmppServer(self.run_dir / "xmpp", host=self.config.listen)
+            self.server = EmbeddedXmppServer(
+                self.run_dir / "xmpp", host=self.config.listen, limit_target=MAIN_MANAGER_NAME,
+                max_requests_per_minute=self.config.max_requests_per_minute)
             self.endpoint = await asyncio.to_thread(self.server.start)
             names = Names()
         else:
@@ -109,6 +119,8 @@ class Fleet:
         self.names = names
         self.plan = make_plan(self.config, self.endpoint, self.start_nodes, names,
                               self.authority_key)
+        self.health = Health(self.config.replicas, dict(self.plan.replica_hosts),
+                             server_pid=self.server.pid if self.server else None)
         ctx = mp.get_context("spawn")
         loop = asyncio.get_running_loop()
         replicas = replica_settings(self.plan, net=self.config) if self.plan.replica_hosts else {}
@@ -118,10 +130,12 @@ class Fleet:
             proc = ctx.Process(
                 target=worker_main, name=f"fleetbid-worker-{index}", daemon=True,
                 args=(index, self.config, self.endpoint, specs, self.plan.directory, child,
-                      self.log_level, replicas.get(index)),
+                      self.log_level, replicas.get(index), self.announce),
             )
             proc.start()
             child.close()
+            if proc.pid is not None:
+                self.health.worker_pids[index] = proc.pid
             self.procs.append(proc)
             self.conns.append(parent)
             queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -139,10 +153,10 @@ class Fleet:
             self.dead.add(index)
             self._replies[index].put_nowait(("dead", f"worker {index} exited"))
             assert self.plan is not None
+            if not self._stopping:
+                self.health.on_exit(index)
             if index in self.plan.replica_hosts:
                 # A replica host may die (or be killed): its group carries on without it.
-                if not self._stopping:
-                    log.warning("replica host %d exited", index)
                 return
             if not self._stopping:
                 # Rides hosted there will never report: fail them rather than hang.
@@ -154,6 +168,8 @@ class Fleet:
             if payload.get("kind") in ("view", "leader"):
                 log.info("replica event: %s", payload)
             elif payload.get("kind") == "group-status":
+                self.health.on_group_status(payload["member"], payload["frozen"],
+                                            payload["reason"])
                 if payload["frozen"]:
                     log.error("replica %s: the managers' group is frozen: %s",
                               payload["member"], payload["reason"])
@@ -163,6 +179,9 @@ class Fleet:
             victim = self.failovers.on_event(payload)
             if victim is not None and victim in self._pids():
                 os.kill(victim, signal.SIGKILL)
+            return
+        if kind == "counters":
+            self.counters[index] = payload
             return
         if kind == "outcome":
             waiter = self._waiters.pop(payload.request_id, None)
@@ -206,6 +225,40 @@ class Fleet:
         if self._own_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
+    async def watch(self, every_s: float = 0.5, counters_every_s: float = 2.0) -> str:
+        """Follow the fleet's health until something it cannot do without dies; return why.
+
+        Worker exits and replica events arrive on their pipes at once; the server is a
+        child process without a pipe to us, so its exit is polled (every `every_s`)."""
+        last_counters = 0.0
+        while not self.health.fatal:
+            code = self.server.exit_code() if self.server is not None else None
+            if code is not None:
+                self.health.on_server_exit(code)
+                break
+            if time.monotonic() - last_counters >= counters_every_s:
+                last_counters = time.monotonic()
+                await self.sample_counters()
+            await asyncio.sleep(every_s)
+        return self.health.fatal
+
+    async def sample_counters(self) -> None:
+        """Ask every live worker for its counters, and put the answers to the previous
+        request into `health` (outcomes sent, for served/min; the MainManager's queue).
+
+        Never waits: answers land in `self.counters` as they come (see `_deliver`), apart
+        from the replies `stats()` and `stop()` wait for."""
+        for index in range(len(self.conns)):
+            if index not in self.dead:
+                with contextlib.suppress(OSError, ValueError):
+                    self.conns[index].send(("counters",))
+        if not self.counters:
+            return
+        sent = {i: (c["by_type"].get("ride-assigned", 0), c["by_type"].get("ride-unserved", 0))
+                for i, c in self.counters.items()}
+        queues = [c["queue"] for c in self.counters.values() if c.get("queue") is not None]
+        self.health.on_counters(sent, sum(queues) if queues else None)
+
     # --- using the fleet --------------------------------------------------------------------
 
     def now(self) -> float:
@@ -222,6 +275,10 @@ class Fleet:
         assert self.plan is not None
         if request_id in self._waiters:
             raise ValueError(f"request {request_id} is already running")
+        if self.health.quorum_lost:
+            # The managers cannot run an auction: say so now, not after the patience.
+            return RideOutcome(request_id, source, destination, requested_at=self.now(),
+                               reason=f"refused: {self.health.quorum_lost}")
         where = self.plan.passenger_processes
         index = where[self._passenger_turn % len(where)]
         self._passenger_turn += 1

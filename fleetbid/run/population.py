@@ -22,6 +22,8 @@ from fleetbid.core.roles import Role
 from fleetbid.maps import RoadMap
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
+MAIN_MANAGER_NAME = "main-manager"  # also the embedded server's rate-limit target
+
 TIER_A = (Role.MAIN_MANAGER, Role.PASSENGER, Role.VEHICLE, Role.AUTHORITY, Role.AUDITOR,
           Role.COMPLAINTS)
 
@@ -44,6 +46,11 @@ class Plan:
 
     def initial_members(self) -> tuple[int, ...]:
         return tuple(sorted(rid for rid, standby in self.replica_hosts.values() if not standby))
+
+    def main_replicated(self) -> bool:
+        """Do the replica hosts hold the MainManager too (its own group)?"""
+        return any(spec.role == Role.MAIN_MANAGER
+                   for index in self.replica_hosts for spec in self.processes[index])
 
 
 class Names:
@@ -80,7 +87,7 @@ def make_plan(
     config: RunConfig, endpoint: XmppEndpoint, start_nodes: list[str], names: Names,
     authority_key: tuple[str, str] = ("", ""),
 ) -> Plan:
-    mm = AgentSpec(Role.MAIN_MANAGER, names("main-manager"))
+    mm = AgentSpec(Role.MAIN_MANAGER, names(MAIN_MANAGER_NAME))
     ams = [AgentSpec(Role.AUCTION_MANAGER, names(f"auction-{i}"))
            for i in range(config.auction_managers)]
     proxies = [AgentSpec(Role.PROXY, names(f"proxy-{i}")) for i in range(config.proxy_pool_size())]
@@ -105,16 +112,21 @@ def make_plan(
     plan = Plan(directory, [[] for _ in range(config.processes)],
                 tier_processes(config.processes, Role.PASSENGER))
     replicated = config.replicas > 1
-    for group in ([mm], [] if replicated else ams, proxies, vehicles, law_agents):
+    # The MainManager's registry, when replicated (--replicate-main), is a group of its own
+    # on the same hosts.
+    main_replicated = config.main_replicated()
+    for group in ([] if main_replicated else [mm], [] if replicated else ams, proxies,
+                  vehicles, law_agents):
         where = tier_processes(config.processes, group[0].role) if group else [0]
         for i, spec in enumerate(group):
             plan.processes[where[i % len(where)]].append(spec)
     if replicated:
-        # Every replica host holds every manager. Standbys get the low replica ids, so the
-        # bully rule (highest id leads) keeps the leader when one of them is recruited.
-        # Joining nodes' replicas (`--replica-slots`) take the lowest ids of all.
+        # Every replica host holds every manager (and the MainManager, in a group of its
+        # own). Standbys get the low replica ids, so the bully rule (highest id leads) keeps
+        # the leader when one of them is recruited. Joining nodes' replicas
+        # (`--replica-slots`) take the lowest ids of all.
         standby, low = config.standby_hosts, config.replica_slots
         for h in range(config.replica_hosts()):
             plan.replica_hosts[len(plan.processes)] = (h + low, h < standby)
-            plan.processes.append(list(ams))
+            plan.processes.append(list(ams) + ([mm] if main_replicated else []))
     return plan

@@ -13,6 +13,7 @@ from typing import Any
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
 from fleetbid.platform import eventloop
+from fleetbid.platform.announce import AnnounceGroup
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.population import AgentSpec
 from fleetbid.run.replica_host import ReplicaHost
@@ -22,6 +23,7 @@ from fleetbid.run.worker import Worker
 def worker_main(
     index: int, config: RunConfig, endpoint: XmppEndpoint, specs: list[AgentSpec],
     directory: Directory, conn: Connection, log_level: str, replica: Any = None,
+    announce: AnnounceGroup | None = None,
 ) -> None:
     """Process entry point (multiprocessing, spawn start method)."""
     logging.basicConfig(
@@ -33,9 +35,10 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker: Worker
     if replica is not None:  # a replica host of the AuctionManagers (see replica_host.py)
-        worker = ReplicaHost(index, config, endpoint, specs, directory, conn, settings=replica)
+        worker = ReplicaHost(index, config, endpoint, specs, directory, conn, announce,
+                             settings=replica)
     else:
-        worker = Worker(index, config, endpoint, specs, directory, conn)
+        worker = Worker(index, config, endpoint, specs, directory, conn, announce)
     try:
         eventloop.run(worker.main())
     except Exception:

@@ -31,7 +31,8 @@ from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
 from fleetbid.core.roles import Role
 from fleetbid.core.world import World
-from fleetbid.platform import trace, xmpp_agent
+from fleetbid.platform import newsroom, trace, xmpp_agent
+from fleetbid.platform.announce import AnnounceGroup
 from fleetbid.platform.xmpp_agent import COUNTERS, start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.pipes import read_in_thread
@@ -45,9 +46,10 @@ PASSENGER_LOGINS = 8  # concurrent passenger logins per process
 class Worker:
     def __init__(
         self, index: int, config: RunConfig, endpoint: XmppEndpoint, specs: list[AgentSpec],
-        directory: Directory, conn: Connection,
+        directory: Directory, conn: Connection, announce: AnnounceGroup | None = None,
     ) -> None:
         self.index, self.config, self.endpoint = index, config, endpoint
+        self.announce = announce
         self.specs, self.directory, self.conn = specs, directory, conn
         self.agents: list[FleetAgent] = []
         self.passengers: set[PassengerAgent] = set()
@@ -67,6 +69,11 @@ class Worker:
         if self.config.trace:
             world = self.world
             trace.install(self.config.trace, self.index, lambda: world.clock.now())
+        if self.announce is not None:
+            world = self.world
+            room = await newsroom.install(self.announce, self.index, lambda: world.clock.now(),
+                                          self.config.speed, self.speaks)
+            self.spawn(room.stats(self.index))
         self.login_gate = asyncio.Semaphore(PASSENGER_LOGINS)
         self.agents = [self.make(spec) for spec in self.specs]
         await start_agents(self.agents)
@@ -79,6 +86,10 @@ class Worker:
                 break
             await self.on_command(command)
         await self.shutdown()
+
+    def speaks(self) -> bool:
+        """Whether what this process receives is news (a replica host: only its leader)."""
+        return True
 
     async def before_ready(self) -> None:
         """Subclasses start what else they run once the agents are logged in."""
@@ -116,6 +127,9 @@ class Worker:
             self.spawn(self.ride(**command[1]))
         elif kind == "stats":
             self.conn.send(("stats", self.stats()))
+        elif kind == "counters":  # the light sample the serve's health watch takes often
+            self.conn.send(("counters", {"index": self.index, "by_type": dict(self.by_type),
+                                         "queue": self.queue_length()}))
         else:
             log.error("unknown control command %r", kind)
 
@@ -137,24 +151,37 @@ class Worker:
         finally:
             self.passengers.discard(agent)
 
+    def queue_length(self) -> int | None:
+        """Requests waiting for a free AuctionManager (None: no MainManager here)."""
+        for agent in self.agents:
+            if isinstance(agent, MainManagerAgent):
+                return len(agent.registry.waiting_requests)
+        return None
+
     def stats(self) -> dict[str, Any]:
         empty = loaded = 0.0
         trips = 0
         auctions = 0
         acknowledged: list[tuple[str, str]] = []
+        told: set[tuple[str, str]] = set()
+        taken: list[tuple[str, str]] = []
         for agent in self.agents:
             acknowledged += [(a, str(agent.jid.bare)) for a in agent.bids_acknowledged]
+            told |= agent.outcomes_told
             if isinstance(agent, VehicleAgent):
+                taken += [(ride, str(agent.jid.bare)) for ride in agent.rides_taken]
                 e, ld = agent.odometer()
                 empty, loaded, trips = empty + e, loaded + ld, trips + agent.trips
-            if isinstance(agent, MainManagerAgent):
+            if isinstance(agent, MainManagerAgent) and agent.replicate is None:
                 auctions += agent.registry.opened
         return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,
+                "queue": self.queue_length(),
                 "by_type": dict(self.by_type),
                 "received_by_type": dict(self.received_by_type),
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                "bids_acknowledged": acknowledged}
+                "bids_acknowledged": acknowledged, "outcomes_told": sorted(told),
+                "rides_taken": taken}
 
     async def shutdown(self) -> None:
         for task in list(self.tasks):

@@ -1,4 +1,4 @@
-"""Registers `fleetbid serve` and `fleetbid request` on the `fleetbid` parser.
+"""Registers `fleetbid serve`, `request` and `auctions` on the `fleetbid` parser.
 
 The command modules are imported only when a command runs: `fleetbid --help` stays fast.
 """
@@ -9,6 +9,9 @@ import argparse
 from typing import Any
 
 from fleetbid.core.values import (
+    hex_key,
+    loopback_port,
+    multicast_endpoint,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -44,6 +47,24 @@ def run_request(args: argparse.Namespace) -> int:
     return cmd_request(args)
 
 
+def run_auctions(args: argparse.Namespace) -> int:
+    from fleetbid.service.monitor import cmd_auctions
+
+    return cmd_auctions(args)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from fleetbid.service.status import cmd_status
+
+    return cmd_status(args)
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    from fleetbid.service.soak import cmd_soak
+
+    return cmd_soak(args)
+
+
 def add_parsers(subparsers: Any) -> None:
     """Register `serve` and `request` on the `fleetbid` subcommand parser."""
     serve = subparsers.add_parser(
@@ -55,12 +76,69 @@ def add_parsers(subparsers: Any) -> None:
     serve.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
     serve.add_argument("--join-slots", type=non_negative_int, default=0, metavar="N",
                        help="reserve N vehicle names for `fleetbid node --join` on other "
-                            "hosts; the state file then holds the fleet's join token "
-                            "(docs/hosts.md; default %(default)s: no joining)")
+                            "hosts; a join file beside the state file then holds the "
+                            "fleet's join token (docs/hosts.md; default %(default)s: none)")
     serve.add_argument("--replica-slots", type=non_negative_int, default=0, metavar="K",
                        help="let K joined nodes each add a replica of the AuctionManagers "
                             "to the group (`fleetbid node --replica-slot R`; %(default)s)")
+    serve.add_argument("--web", metavar="[HOST:]PORT", type=loopback_port, default=None,
+                       help="serve the live map on this loopback port (docs/monitoring.md); "
+                            "traces into web-trace.jsonl beside the state file unless --trace")
     serve.set_defaults(func=run_serve)
+
+    auctions = subparsers.add_parser(
+        "auctions", help="follow a running fleet's auctions live (fleetbid serve)",
+        description="Listen to the announcement group of a running `fleetbid serve` and show "
+                    "its auctions live: auction, cluster, bidders, best bid, time left, winner.",
+    )
+    auctions.add_argument("--json", action="store_true",
+                          help="print the announcements as JSON lines instead of a table")
+    auctions.add_argument("--all", action="store_true",
+                          help="with --json: vehicle and counter announcements too")
+    auctions.add_argument("--count", metavar="N", type=positive_int, default=None,
+                          help="exit once N auctions have ended (default: run until Ctrl-C)")
+    auctions.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    auctions.add_argument("--group", metavar="ADDR:PORT", type=multicast_endpoint,
+                          default=None, help="listen here instead of the state file's group")
+    auctions.add_argument("--key", type=hex_key, default=None,
+                          help="with --group: the group's HMAC key (hex)")
+    auctions.set_defaults(func=run_auctions, log_level="WARNING")
+
+    status = subparsers.add_parser(
+        "status", help="the health of a running `fleetbid serve`",
+        description="Server, workers, replica hosts and quorum, queue length and rides "
+                    "served per minute of the running serve. Exit 0 healthy, 1 degraded "
+                    "(e.g. the auction managers lost their quorum), 2 no fleet running.",
+    )
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    status.set_defaults(func=run_status, log_level="WARNING")
+
+    soak = subparsers.add_parser(
+        "soak", help="keep a fleet busy with a mixed, hostile load; report what held",
+        description="Passengers at a steady rate, a flood from one account, malformed and "
+                    "hostile stanzas, and replica-leader kills, for --minutes; then rides "
+                    "served, rejections by reason, double outcomes, memory over time and "
+                    "restarts. Exit 1 on a double outcome, a fatal death or growing memory.",
+    )
+    add_population_options(soak)
+    soak.add_argument("--minutes", type=positive_float, default=10.0,
+                      help="wall minutes of load, fractions allowed (%(default)s)")
+    soak.add_argument("--passengers-per-s", type=positive_float, default=1.0,
+                      help="ordinary passengers per wall second, Poisson (%(default)s)")
+    soak.add_argument("--flood-per-s", type=non_negative_float, default=10.0,
+                      help="ride requests per second from the one flooding account "
+                           "(%(default)s; 0: no flood)")
+    soak.add_argument("--hostile-every", type=positive_float, default=5.0,
+                      help="seconds between batches of malformed/hostile stanzas "
+                           "(%(default)s)")
+    soak.add_argument("--replica-kills", type=non_negative_int, default=2,
+                      help="SIGKILLs of the replica group's leader, evenly spread "
+                           "(%(default)s; the default group of 3 + 1 standby survives 2)")
+    soak.add_argument("--sample-every", type=positive_float, default=10.0,
+                      help="seconds between memory samples (%(default)s)")
+    soak.add_argument("--json", action="store_true", help="print the report as JSON")
+    soak.set_defaults(func=run_soak)
 
     request = subparsers.add_parser(
         "request", help="ask a running fleet (fleetbid serve) for rides",

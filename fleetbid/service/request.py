@@ -31,6 +31,7 @@ from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.summary import rejection_lines, service_lines, summarize
 from fleetbid.service.script import BadRow, Place, Ride, ScriptError, load_rides, parse_place
 from fleetbid.service.state import NoRunningFleet, ServeState, load_running, state_path
+from fleetbid.service.status import refusal
 
 LOGIN_LEAD_S = 1.0  # wall seconds a scripted passenger logs in before its request time
 PASSENGER_LOGINS = 8  # concurrent logins: each costs the XMPP server a SASL handshake
@@ -47,9 +48,11 @@ class Client:
     timeout_s: float
     gate: asyncio.Semaphore
     law: Law | None = None  # `--law`: the law this client's passengers choose
+    state_file: Path | None = None  # the serve's state file (its status file is beside it)
 
     @classmethod
-    def join(cls, state: ServeState, timeout_s: float | None = None) -> Client:
+    def join(cls, state: ServeState, timeout_s: float | None = None,
+             state_file: Path | None = None) -> Client:
         config = state.run_config()
         world = World.build(config, state.epoch)
         if timeout_s is None:
@@ -57,7 +60,7 @@ class Client:
             # its vehicle; this wall limit only catches a fleet that went away meanwhile.
             timeout_s = 2 * (config.patience_s + 4 * config.bid_window_s()) / config.speed + 30
         return cls(state, world, state.directory(), state.endpoint(), timeout_s,
-                   asyncio.Semaphore(PASSENGER_LOGINS))
+                   asyncio.Semaphore(PASSENGER_LOGINS), state_file=state_file)
 
     @property
     def roadmap(self) -> RoadMap:
@@ -71,6 +74,10 @@ class Client:
         # Unique names and ids: other clients and earlier runs share the server and the
         # MainManager, and a passenger's account is registered with a one-off password.
         request_id = f"{label}-{token}" if label else f"req-{token}"
+        refused = refusal(self.state_file) if self.state_file else ""
+        if refused:  # the managers lost their quorum: no auction could run
+            return RideOutcome(request_id, source, destination,
+                               requested_at=self.world.clock.now(), reason=f"refused: {refused}")
         agent, done = passenger(f"passenger-{token}", self.endpoint, self.world, self.directory,
                                 request_id, source, destination, at, self.law)
         return await ride_session(agent, done, self.gate, timeout_s=self.timeout_s)
@@ -109,7 +116,7 @@ def endpoint_node(roadmap: RoadMap, point: str | None, node: str | None, what: s
 
 
 async def one_request(args: argparse.Namespace, state: ServeState) -> int:
-    client = Client.join(state, args.timeout)
+    client = Client.join(state, args.timeout, state_path(args.state))
     client.law = resolve(args.law) if getattr(args, "law", None) else None
     try:
         source = endpoint_node(client.roadmap, args.source, args.from_node, "from")
@@ -178,7 +185,7 @@ def format_service_summary(s: dict[str, Any]) -> str:
 
 
 async def many_requests(args: argparse.Namespace, state: ServeState) -> int:
-    client = Client.join(state, args.timeout)
+    client = Client.join(state, args.timeout, state_path(args.state))
     client.law = resolve(args.law) if getattr(args, "law", None) else None
     bad: list[BadRow] = []
     if args.script is not None:

@@ -68,6 +68,11 @@ class ServeState:
     # Embedded server: the key clients derive passenger/complainant passwords from (a secret:
     # the file is written 0600). Empty for an external server.
     account_key: str = field(default="", repr=False)
+    # The announcement group (platform/announce.py): address, port, key (a secret too).
+    announce: dict[str, Any] = field(default_factory=dict, repr=False)
+    # `serve --web`: the live map's URL and the trace its diagrams are drawn from.
+    web: str = ""
+    trace: str = ""
     # Only with `serve --join-slots N` (docs/hosts.md): the reserved vehicle JIDs, and the
     # fleet-scope account key a joining node logs in with (the join token: a secret, kept
     # out of this file, in the serve's join file: service/join.py).
@@ -82,7 +87,7 @@ class ServeState:
     @classmethod
     def describe(
         cls, config: RunConfig, endpoint: XmppEndpoint, directory: Directory, epoch: float,
-        map_name: str, pid: int | None = None,
+        map_name: str, pid: int | None = None, **extra: Any,
     ) -> ServeState:
         return cls(
             pid=os.getpid() if pid is None else pid, hostname=socket.gethostname(),
@@ -95,6 +100,7 @@ class ServeState:
             proxies=list(directory.proxies), vehicles=sorted(directory.vehicles),
             config=dataclasses.asdict(config), law_agents=directory.services(),
             account_key=endpoint.accounts.client if endpoint.accounts else "",
+            **extra,
         )
 
     def run_config(self) -> RunConfig:
@@ -115,14 +121,18 @@ class ServeState:
 
 
 def write_state(path: Path, state: ServeState) -> None:
-    """Write atomically, so a reader never sees half a file."""
+    """Write atomically, so a reader never sees half a file (0600: holds account_key)."""
+    write_atomically(path, json.dumps(dataclasses.asdict(state), indent=2) + "\n", 0o600)
+
+
+def write_atomically(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # O_EXCL below: a leftover must not keep its old permissions
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # holds account_key
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(dataclasses.asdict(state), indent=2) + "\n")
+        f.write(text)
     os.replace(tmp, path)
 
 

@@ -66,7 +66,7 @@ class SimGeography:
     """The policies' Geography on a TravelMatrix (array lookups, no Dijkstra at run time)."""
 
     def __init__(self, roadmap: RoadMap, clusters: Clusters, matrix: TravelMatrix) -> None:
-        self.roadmap, self.matrix = roadmap, matrix
+        self.roadmap, self.matrix, self.clusters = roadmap, matrix, clusters
         self._cluster = {node: clusters.cluster_of_node(node) for node in roadmap.nodes}
 
     def times(self, origins: Sequence[str], targets: Sequence[str]):  # type: ignore[no-untyped-def]
@@ -74,6 +74,9 @@ class SimGeography:
 
     def cluster_of(self, node: str) -> int:
         return self._cluster[node]
+
+    def neighbours(self, cluster: int) -> tuple[int, ...]:
+        return self.clusters.neighbours(cluster)
 
     def distance_m(self, a: str, b: str) -> float:
         return self.roadmap.distance_m(a, b)

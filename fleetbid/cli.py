@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fleetbid.bench.hosts import add_parser as add_bench_hosts_parser
 from fleetbid.bench.server_names import DEFAULT_SERVERS, SERVERS
 from fleetbid.core.config import KILL_TARGETS, RunConfig
 from fleetbid.core.values import (
@@ -23,6 +24,8 @@ from fleetbid.platform import eventloop
 from fleetbid.policies import POLICIES
 from fleetbid.service.command import add_parsers
 from fleetbid.service.complain import add_parser as add_complain_parser
+from fleetbid.service.hosts_demo import add_parser as add_demo_parser
+from fleetbid.service.node import add_parser as add_node_parser
 from fleetbid.tracing.command import add_parser as add_trace_parser
 
 
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--latency-auctions", type=non_negative_int, default=50,
                        help="auctions, one at a time, at each size (%(default)s)")
     scale.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_bench_hosts_parser(bench_sub)
     servers = bench_sub.add_parser("servers", help="the auction benchmark on the embedded "
                                    "server, Prosody and ejabberd, side by side")
     add_population_options(servers)
@@ -111,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub)
     add_laws_parsers(sub)
     add_complain_parser(sub)
+    add_node_parser(sub)
+    add_demo_parser(sub)
 
     from fleetbid.experiment.command import add_parser as add_experiment_parser
 
@@ -131,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from fleetbid.replication.bench import cmd_bench_replication
 
                 return cmd_bench_replication(args)
+            if args.bench == "hosts":
+                from fleetbid.bench.hosts import cmd_bench_hosts
+
+                return cmd_bench_hosts(args)
             if args.bench == "servers":
                 from fleetbid.bench.servers import cmd_bench_servers
 
@@ -149,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve_foreground(args.server, args.dir, args.port, args.domain)
         if args.command in ("serve", "request", "auctions", "status", "soak", "laws", "audit",
-                            "complain", "experiment"):
+                            "complain", "experiment", "node", "demo"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)

@@ -6,6 +6,8 @@ import argparse
 
 from fleetbid.core.config import RunConfig
 from fleetbid.core.values import (
+    ipv4_address,
+    multicast_group,
     non_negative_int,
     positive_float,
     positive_int,
@@ -72,6 +74,23 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
                    help="default law: a built-in name or a TOML law file (%(default)s)")
     p.add_argument("--audit", metavar="PATH", default=None,
                    help="the auditor's SQLite file (append-only; default: in memory)")
+    add_host_options(p)
+
+
+def add_host_options(p: argparse.ArgumentParser) -> None:
+    """Where the server listens and how the replicas multicast (docs/hosts.md)."""
+    d = RunConfig()
+    p.add_argument("--listen", type=ipv4_address, default=d.listen, metavar="ADDR",
+                   help="address the embedded XMPP server binds (%(default)s; another "
+                        "address only on a private LAN of the fleet's own hosts)")
+    p.add_argument("--mcast-interface", type=ipv4_address, default=d.mcast_interface,
+                   metavar="ADDR", help="interface address of the replicas' multicast "
+                                        "(%(default)s)")
+    p.add_argument("--mcast-ttl", type=positive_int, default=d.mcast_ttl, metavar="N",
+                   help="multicast TTL of the replicas (%(default)s: this LAN segment)")
+    p.add_argument("--mcast-group", type=multicast_group, default=None,
+                   metavar="ADDR", help="the replicas' multicast group (default: random "
+                                        "239.255.x.y per run)")
 
 
 def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
@@ -83,6 +102,8 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         queue_limit=args.queue_limit, max_requests_per_minute=args.max_requests_per_minute,
         standby_hosts=args.standby_hosts, law=args.law, audit=args.audit,
         replicate_main=args.replicate_main,
+        listen=args.listen, mcast_interface=args.mcast_interface, mcast_ttl=args.mcast_ttl,
+        mcast_group=args.mcast_group or "",
         **extra,  # type: ignore[arg-type]
     )
 

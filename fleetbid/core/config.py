@@ -54,6 +54,19 @@ class RunConfig:
     policy: str = "auction"
     batch_s: float = 10.0  # simulated seconds between decisions of the batch policies
     batch_k: int = 5  # batch-auction: pickup times per vehicle bid (its k best)
+    # Several hosts (docs/hosts.md). The embedded server's address: loopback unless the fleet
+    # spans hosts (then an address of a private LAN, e.g. inside test namespaces).
+    listen: str = "127.0.0.1"
+    # Vehicle names reserved in the Directory for `fleetbid node --join` (0: no joining).
+    join_slots: int = 0
+    # Replica ids reserved for joining nodes' replica hosts: the group's target size grows by
+    # this many, so the leader recruits each node's replica as soon as it offers itself.
+    replica_slots: int = 0
+    # The replicas' multicast: interface address, TTL (1 = this LAN segment only), group
+    # ("" = a random 239.255.x.y per run; discovery uses 239.254.x.y).
+    mcast_interface: str = "127.0.0.1"
+    mcast_ttl: int = 1
+    mcast_group: str = ""
 
     def __post_init__(self) -> None:
         checks = [
@@ -83,6 +96,11 @@ class RunConfig:
             (self.policy in POLICIES, f"--policy must be one of {', '.join(POLICIES)}"),
             (self.batch_s > 0 and math.isfinite(self.batch_s), "--batch must be > 0"),
             (1 <= self.batch_k <= 64, "--batch-k must be between 1 and 64"),
+            (0 <= self.join_slots <= 10000, "--join-slots must be between 0 and 10000"),
+            (1 <= self.mcast_ttl <= 255, "--mcast-ttl must be between 1 and 255"),
+            (0 <= self.replica_slots <= 6, "--replica-slots must be between 0 and 6"),
+            (self.replica_slots == 0 or self.replicas > 1,
+             "--replica-slots needs --replicas >= 2"),
         ]
         for ok, message in checks:
             if not ok:

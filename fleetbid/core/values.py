@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 from collections.abc import Callable
 
@@ -66,3 +67,19 @@ def hex_key(text: str) -> str:
     except ValueError:
         pass
     raise argparse.ArgumentTypeError("must be at least 16 bytes as hex digits")
+
+
+def ipv4_address(text: str) -> str:
+    """A dotted IPv4 address (`--listen`, `--mcast-interface`)."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+
+
+def multicast_group(text: str) -> str:
+    """An IPv4 multicast group (224.0.0.0/4) for `--mcast-group`."""
+    address = ipv4_address(text)
+    if not ipaddress.IPv4Address(address).is_multicast:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a multicast group (224.0.0.0/4)")
+    return address

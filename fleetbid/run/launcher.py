@@ -35,7 +35,7 @@ from fleetbid.run.health import Health
 from fleetbid.run.pipes import read_in_thread
 from fleetbid.run.population import MAIN_MANAGER_NAME, Names, Plan, make_plan, vehicle_start_nodes
 from fleetbid.run.process import worker_main
-from fleetbid.run.replica_setup import Failovers, replica_settings
+from fleetbid.run.replica_setup import Failovers, ReplicaSettings, replica_settings
 
 READY_TIMEOUT_S = 120.0
 
@@ -87,6 +87,7 @@ class Fleet:
         self.failovers = Failovers(config.kill_leader_after, config.kill)
         self.health = Health(config.replicas, {})
         self.counters: dict[int, dict[str, Any]] = {}  # worker -> its last "counters" answer
+        self.replicas: dict[int, ReplicaSettings] = {}  # replica-host index -> its settings
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -107,7 +108,7 @@ class Fleet:
     async def start(self) -> None:
         if self._external is None:
             self.server = EmbeddedXmppServer(
-                self.run_dir / "xmpp", limit_target=MAIN_MANAGER_NAME,
+                self.run_dir / "xmpp", host=self.config.listen, limit_target=MAIN_MANAGER_NAME,
                 max_requests_per_minute=self.config.max_requests_per_minute)
             self.endpoint = await asyncio.to_thread(self.server.start)
             names = Names()
@@ -122,7 +123,8 @@ class Fleet:
                              server_pid=self.server.pid if self.server else None)
         ctx = mp.get_context("spawn")
         loop = asyncio.get_running_loop()
-        replicas = replica_settings(self.plan) if self.plan.replica_hosts else {}
+        replicas = replica_settings(self.plan, net=self.config) if self.plan.replica_hosts else {}
+        self.replicas = replicas  # joining nodes' replicas get the same group (run/node.py)
         for index, specs in enumerate(self.plan.processes):
             parent, child = ctx.Pipe()
             proc = ctx.Process(

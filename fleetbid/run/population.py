@@ -78,6 +78,11 @@ def vehicle_start_nodes(roadmap: RoadMap, count: int, seed: int) -> list[str]:
     return [nodes[rng.randrange(len(nodes))] for _ in range(count)]
 
 
+def join_slot_names(config: RunConfig, names: Names) -> list[str]:
+    """The vehicle names reserved for joining nodes: they follow the fleet's own vehicles."""
+    return [names(f"vehicle-{config.vehicles + i}") for i in range(config.join_slots)]
+
+
 def make_plan(
     config: RunConfig, endpoint: XmppEndpoint, start_nodes: list[str], names: Names,
     authority_key: tuple[str, str] = ("", ""),
@@ -92,7 +97,9 @@ def make_plan(
         main_manager=endpoint.jid(mm.name),
         auction_managers=tuple(endpoint.jid(a.name) for a in ams),
         proxies=tuple(endpoint.jid(p.name) for p in proxies),
-        vehicles=frozenset(endpoint.jid(v.name) for v in vehicles),
+        # Join slots: names no process here runs; `fleetbid node --join` starts them.
+        vehicles=frozenset(endpoint.jid(v.name) for v in vehicles)
+        | {endpoint.jid(n) for n in join_slot_names(config, names)},
         authority=endpoint.jid(names("certification-authority")),
         auditor=endpoint.jid(names("auditor")), complaints=endpoint.jid(names("complaints")),
         authority_key=authority_key[1],
@@ -116,9 +123,10 @@ def make_plan(
     if replicated:
         # Every replica host holds every manager (and the MainManager, in a group of its
         # own). Standbys get the low replica ids, so the bully rule (highest id leads) keeps
-        # the leader when one of them is recruited.
-        standby = config.standby_hosts
+        # the leader when one of them is recruited. Joining nodes' replicas
+        # (`--replica-slots`) take the lowest ids of all.
+        standby, low = config.standby_hosts, config.replica_slots
         for h in range(config.replica_hosts()):
-            plan.replica_hosts[len(plan.processes)] = (h, h < standby)
+            plan.replica_hosts[len(plan.processes)] = (h + low, h < standby)
             plan.processes.append(list(ams) + ([mm] if main_replicated else []))
     return plan

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetbid.core.config import RunConfig
 from fleetbid.core.outcome import RideOutcome
 from fleetbid.replication import GroupConfig
 from fleetbid.run.population import Plan
@@ -35,16 +36,23 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def group_config(name: str, target_size: int) -> GroupConfig:
+def random_group(prefix: str) -> str:
+    return f"{prefix}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+
+
+def group_config(name: str, target_size: int, net: RunConfig | None = None) -> GroupConfig:
     """One fresh group (id, key, ports) per run, so concurrent runs on one machine ignore
-    each other's datagrams (wrong key: dropped)."""
+    each other's datagrams (wrong key: dropped). `net` gives the multicast interface, TTL
+    and group (docs/hosts.md); loopback without."""
+    net = net or RunConfig()
     return GroupConfig(
         group_id=f"{name}-{secrets.token_hex(4)}",
         key=secrets.token_bytes(32),
-        multicast_addr=f"239.255.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}",
+        multicast_addr=net.mcast_group or random_group("239.255"),
         port=free_udp_port(),
-        discovery_addr=f"239.254.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}",
+        discovery_addr=random_group("239.254"),
         discovery_port=free_udp_port(),
+        interface=net.mcast_interface, ttl=net.mcast_ttl,
         target_size=target_size,
         # Eight busy processes share two cores here: a 0.3 s silence is not yet a crash.
         heartbeat_s=0.05, failure_timeout_s=0.5,
@@ -60,13 +68,16 @@ def main_member_id(rid: int, members: tuple[int, ...]) -> int:
     return members[len(members) - 1 - members.index(rid)]
 
 
-def replica_settings(plan: Plan, target_size: int | None = None) -> dict[int, ReplicaSettings]:
+def replica_settings(plan: Plan, target_size: int | None = None,
+                     net: RunConfig | None = None) -> dict[int, ReplicaSettings]:
     """Settings per replica-host process index: the AuctionManagers' group, and the
-    MainManager's when the hosts hold it."""
+    MainManager's when the hosts hold it. `net`: multicast options and replica slots (the
+    AuctionManagers' group also counts the joining nodes' replicas, docs/hosts.md)."""
     members = plan.initial_members()
     size = target_size or len(members)
-    group = group_config("auctions", size)
-    main = group_config("main", size) if plan.main_replicated() else None
+    slots = net.replica_slots if net else 0
+    group = group_config("auctions", size + slots, net)
+    main = group_config("main", size, net) if plan.main_replicated() else None
     password = secrets.token_urlsafe(16)
     return {index: ReplicaSettings(
         rid, members, standby, group, password,

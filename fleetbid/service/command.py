@@ -74,6 +74,13 @@ def add_parsers(subparsers: Any) -> None:
     )
     add_population_options(serve)
     serve.add_argument("--state", metavar="PATH", default=None, help=STATE_HELP)
+    serve.add_argument("--join-slots", type=non_negative_int, default=0, metavar="N",
+                       help="reserve N vehicle names for `fleetbid node --join` on other "
+                            "hosts; a join file beside the state file then holds the "
+                            "fleet's join token (docs/hosts.md; default %(default)s: none)")
+    serve.add_argument("--replica-slots", type=non_negative_int, default=0, metavar="K",
+                       help="let K joined nodes each add a replica of the AuctionManagers "
+                            "to the group (`fleetbid node --replica-slot R`; %(default)s)")
     serve.add_argument("--web", metavar="[HOST:]PORT", type=loopback_port, default=None,
                        help="serve the live map on this loopback port (docs/monitoring.md); "
                             "traces into web-trace.jsonl beside the state file unless --trace")

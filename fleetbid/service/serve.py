@@ -25,6 +25,7 @@ from fleetbid.platform.announce import AnnounceGroup, Listener
 from fleetbid.platform.xmpp_agent import AgentStartError
 from fleetbid.platform.xmpp_server import XmppEndpoint, XmppServerError
 from fleetbid.run.launcher import Fleet, LaunchError
+from fleetbid.service.join import remove_join, with_join, write_join
 from fleetbid.service.livemap import LiveMap
 from fleetbid.service.state import (
     ServeState,
@@ -139,7 +140,8 @@ async def serve(
         state = ServeState.describe(config, fleet.endpoint, fleet.plan.directory, fleet.epoch,
                                     fleet.roadmap.name, announce=group.as_dict(), web=url,
                                     trace=config.trace or "")
-        write_state(path, state)
+        state = with_join(state, config, fleet.endpoint, fleet.names, fleet.replicas)
+        write_state(path, write_join(path, state))
         status = status_path(path)
         writer = asyncio.ensure_future(keep_status(fleet, status))
         try:
@@ -159,13 +161,15 @@ async def serve(
             # Gone before the agents are: no client joins a fleet that is stopping.
             remove_state(path, state.pid)
             remove_status(status, state.pid)
+            remove_join(path, state.pid)
 
 
 WEB_TRACE = "web-trace.jsonl"  # beside the state file: `serve --web` without --trace
 
 
 def serve_config(args: argparse.Namespace) -> RunConfig:
-    config = config_from(args, requests=0)
+    config = config_from(args, requests=0, join_slots=getattr(args, "join_slots", 0),
+                         replica_slots=getattr(args, "replica_slots", 0))
     if getattr(args, "web", None) and not config.trace:
         # The live map draws an auction's conversation from the trace.
         trace = state_path(args.state).parent / WEB_TRACE

@@ -73,6 +73,15 @@ class ServeState:
     # `serve --web`: the live map's URL and the trace its diagrams are drawn from.
     web: str = ""
     trace: str = ""
+    # Only with `serve --join-slots N` (docs/hosts.md): the reserved vehicle JIDs, and the
+    # fleet-scope account key a joining node logs in with (the join token: a secret, kept
+    # out of this file, in the serve's join file: service/join.py).
+    join_token: str = field(default="", repr=False)
+    join_slots: list[str] = field(default_factory=list)
+    # With `--replica-slots K`: the managers' group (its HMAC key is a secret: join file).
+    replica_group: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The machine serve runs on: its pid means something only there (docs/hosts.md).
+    hostname: str = ""
     version: int = VERSION
 
     @classmethod
@@ -81,7 +90,8 @@ class ServeState:
         map_name: str, pid: int | None = None, **extra: Any,
     ) -> ServeState:
         return cls(
-            pid=os.getpid() if pid is None else pid, host=endpoint.host, port=endpoint.port,
+            pid=os.getpid() if pid is None else pid, hostname=socket.gethostname(),
+            host=endpoint.host, port=endpoint.port,
             domain=endpoint.domain, embedded=endpoint.embedded,
             main_manager=directory.main_manager, map=config.map or "builtin",
             map_name=map_name, seed=config.seed, clusters=config.clusters,
@@ -186,7 +196,9 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 def stale_reason(state: ServeState) -> str | None:
     """Why this state no longer describes a running serve, or None if it does."""
-    if not pid_alive(state.pid):
+    # From another host (a joined node, a client elsewhere) the serve's pid is not ours to
+    # check: whether its server still answers is.
+    if state.hostname in ("", socket.gethostname()) and not pid_alive(state.pid):
         return f"serve pid {state.pid} is gone"
     if not port_open(state.host, state.port):
         return f"nothing accepts connections on XMPP {state.host}:{state.port}"

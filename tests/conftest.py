@@ -321,10 +321,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Skipped unless asked for, whatever -m says: `-m "not e2e"` must stay a fast tier.
-    if config.getoption("--slow"):
+    # Skipped unless asked for: `--slow`, or a marker expression that selects them
+    # (`-m slow`); `-m "not e2e"` must stay a fast tier.
+    markexpr = config.getoption("-m") or ""
+    if config.getoption("--slow") or ("slow" in markexpr and "not slow" not in markexpr):
         return
-    skip = pytest.mark.skip(reason="nightly-sized: run with --slow")
+    skip = pytest.mark.skip(reason="nightly-sized: run with --slow or -m slow")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

@@ -8,6 +8,7 @@ from fleetbid.core.config import RunConfig
 from fleetbid.core.values import (
     ipv4_address,
     multicast_group,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -91,6 +92,19 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mcast-group", type=multicast_group, default=None,
                    metavar="ADDR", help="the replicas' multicast group (default: random "
                                         "239.255.x.y per run)")
+
+
+def add_lab_options(p: argparse.ArgumentParser, requests: int, interval: float) -> None:
+    """What `fleetbid demo hosts` and `fleetbid bench hosts` share: the requests sent from
+    host 2, their spacing, the seed, JSON output and the agents' log level."""
+    p.add_argument("--requests", type=positive_int, default=requests,
+                   help="requests sent from host 2 (%(default)s)")
+    p.add_argument("--interval", type=non_negative_float, default=interval,
+                   help="simulated seconds between requests (%(default)s; 0: a burst)")
+    p.add_argument("--seed", type=non_negative_int, default=1, help="(%(default)s)")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
 def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:

@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fleetbid.core.values import non_negative_float, non_negative_int, positive_int
+from fleetbid.core.values import positive_int
+from fleetbid.options import add_lab_options
 from fleetbid.run.hosts import HostsFleet, report
 from fleetbid.run.netlab import NetLab, unavailable
 
@@ -68,11 +69,4 @@ def add_parser(bench_sub: Any) -> None:
                                            "node sizes (needs root)")
     p.add_argument("--per-node", type=positive_int, nargs="+", default=[25, 100],
                    metavar="K", help="vehicles on each of the 2 joined hosts (%(default)s)")
-    p.add_argument("--requests", type=positive_int, default=60,
-                   help="requests from host 2 at each size (%(default)s)")
-    p.add_argument("--interval", type=non_negative_float, default=2.0,
-                   help="simulated seconds between requests (%(default)s)")
-    p.add_argument("--seed", type=non_negative_int, default=1, help="(%(default)s)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--log-level", default="WARNING",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_lab_options(p, requests=60, interval=2.0)  # the requests at each size

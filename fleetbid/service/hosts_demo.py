@@ -77,7 +77,8 @@ def say(text: str) -> None:
 
 
 def add_parser(subparsers: Any) -> None:
-    from fleetbid.core.values import non_negative_float, non_negative_int, positive_int
+    from fleetbid.core.values import positive_int
+    from fleetbid.options import add_lab_options
 
     demo = subparsers.add_parser("demo", help="demonstrations")
     demo_sub = demo.add_subparsers(dest="demo", required=True)
@@ -88,13 +89,6 @@ def add_parser(subparsers: Any) -> None:
                        help="namespaces: host 1 serves, the others join (%(default)s)")
     hosts.add_argument("--per-node", type=positive_int, default=4,
                        help="vehicles on each joined host (%(default)s)")
-    hosts.add_argument("--requests", type=positive_int, default=6,
-                       help="requests sent from host 2 (%(default)s)")
-    hosts.add_argument("--interval", type=non_negative_float, default=5.0,
-                       help="simulated seconds between requests (%(default)s; 0: a burst)")
-    hosts.add_argument("--seed", type=non_negative_int, default=1, help="(%(default)s)")
-    hosts.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    hosts.add_argument("--log-level", default="WARNING",
-                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_lab_options(hosts, requests=6, interval=5.0)
     hosts.set_defaults(func=cmd_demo_hosts)
 

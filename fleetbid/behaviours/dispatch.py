@@ -94,6 +94,11 @@ class DispatchBehaviour(ProtocolBehaviour):
         self.tick: asyncio.Handle | None = None
         self.opened = 0  # dispatches sent (the worker reports it like auctions opened)
 
+    @property
+    def waiting_requests(self) -> list[Waiting]:
+        """Requests not given a vehicle yet, oldest first (the worker's queue-length figure)."""
+        return list(self.waiting.values())
+
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         world = self.agent.world
         check_request(world, body)
@@ -107,11 +112,6 @@ class DispatchBehaviour(ProtocolBehaviour):
         rid = body.request_id
         self.patience[rid] = self.later(world.config.patience_s, lambda: self.give_up(rid))
         await self.changed()
-
-    @property
-    def waiting_requests(self) -> list[Waiting]:
-        """Requests not given a vehicle yet, oldest first (the worker's queue-length figure)."""
-        return list(self.waiting.values())
 
     async def on_vehicle_available(self, msg: Message, body: m.VehicleAvailable) -> None:
         idle = idle_announced(self.agent, msg, body, self.agent.world.clock.now())

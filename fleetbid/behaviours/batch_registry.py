@@ -19,7 +19,7 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
-from fleetbid.behaviours.dispatch import WorldGeography, check_request, idle_announced
+from fleetbid.behaviours.dispatch import WorldGeography, idle_announced, new_request
 from fleetbid.policies import Idle, Waiting
 from fleetbid.policies.spill import batch_groups
 from fleetbid.protocol import messages as m
@@ -65,13 +65,9 @@ class BatchRegistryBehaviour(ProtocolBehaviour):
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         world = self.agent.world
-        check_request(world, body)
         rid = body.request_id
-        if rid in self.requests or rid in self.ended:
-            raise Rejected(f"request {rid} is already open or has ended")
-        self.requests[rid] = (sender_of(msg), body)
-        self.waiting[rid] = Waiting(rid, body.source, body.requested_at,
-                                    world.clusters.cluster_of_node(body.source))
+        seen = self.ended if rid in self.ended else self.requests  # ended, else open
+        self.requests[rid], self.waiting[rid] = new_request(world, msg, body, seen)
         self.later(world.config.patience_s, lambda: self.give_up(rid))
         self.schedule_tick()
 

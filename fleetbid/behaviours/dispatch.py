@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,6 +55,19 @@ def check_request(world: World, body: m.RideRequest) -> None:
     for label, node in (("source", body.source), ("destination", body.destination)):
         if not world.roadmap.has_node(node):
             raise Rejected(f"{label} node {node} is not on the map")
+
+
+def new_request(world: World, msg: Message, body: m.RideRequest, seen: Container[str],
+                ) -> tuple[tuple[str, m.RideRequest], Waiting]:
+    """A ride request checked (on the map, not one `seen` before: open or ended) and made
+    into what a registry keeps: (passenger, request), and the policy's `Waiting`."""
+    check_request(world, body)
+    rid = body.request_id
+    if rid in seen:
+        raise Rejected(f"request {rid} is already open or has ended")
+    waiting = Waiting(rid, body.source, body.requested_at,
+                      world.clusters.cluster_of_node(body.source))
+    return (sender_of(msg), body), waiting
 
 
 def idle_announced(agent: Any, msg: Message, body: m.VehicleAvailable, now: float) -> Idle:
@@ -101,15 +114,8 @@ class DispatchBehaviour(ProtocolBehaviour):
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         world = self.agent.world
-        check_request(world, body)
-        if body.request_id in self.requests:
-            raise Rejected(f"request {body.request_id} is already open")
-        self.requests[body.request_id] = (sender_of(msg), body)
-        self.waiting[body.request_id] = Waiting(
-            body.request_id, body.source, body.requested_at,
-            world.clusters.cluster_of_node(body.source),
-        )
         rid = body.request_id
+        self.requests[rid], self.waiting[rid] = new_request(world, msg, body, self.requests)
         self.patience[rid] = self.later(world.config.patience_s, lambda: self.give_up(rid))
         await self.changed()
 

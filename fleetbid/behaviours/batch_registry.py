@@ -19,7 +19,12 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
-from fleetbid.behaviours.dispatch import WorldGeography, idle_announced, new_request
+from fleetbid.behaviours.dispatch import (
+    WaitingRides,
+    WorldGeography,
+    idle_announced,
+    new_request,
+)
 from fleetbid.policies import Idle, Waiting
 from fleetbid.policies.spill import batch_groups
 from fleetbid.protocol import messages as m
@@ -34,7 +39,7 @@ class LiveBatch:
     vehicles: tuple[str, ...]
 
 
-class BatchRegistryBehaviour(ProtocolBehaviour):
+class BatchRegistryBehaviour(WaitingRides, ProtocolBehaviour):
     SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({m.OpenBatch, m.RideUnserved})
 
     async def on_start(self) -> None:
@@ -55,11 +60,6 @@ class BatchRegistryBehaviour(ProtocolBehaviour):
         self.tick = None
         self.ticks = 0
         self.opened = 0  # batches opened (the worker reports it like auctions opened)
-
-    @property
-    def waiting_requests(self) -> list[Waiting]:
-        """Rides waiting for a batch, oldest first (the worker's queue-length figure)."""
-        return list(self.waiting.values())
 
     # --- inputs -----------------------------------------------------------------------------
 

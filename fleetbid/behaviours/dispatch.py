@@ -70,6 +70,17 @@ def new_request(world: World, msg: Message, body: m.RideRequest, seen: Container
     return (sender_of(msg), body), waiting
 
 
+class WaitingRides:
+    """A registry that keeps the requests not given a vehicle yet in `waiting` (arrival
+    order): the worker reads their number as the queue length."""
+
+    waiting: dict[str, Waiting]
+
+    @property
+    def waiting_requests(self) -> list[Waiting]:
+        return list(self.waiting.values())
+
+
 def idle_announced(agent: Any, msg: Message, body: m.VehicleAvailable, now: float) -> Idle:
     """The idle vehicle a vehicle-available announces, checked: a fleet vehicle, on the map.
     A vehicle that never drove has been idle since the start (time 0), like the simulator's;
@@ -82,7 +93,7 @@ def idle_announced(agent: Any, msg: Message, body: m.VehicleAvailable, now: floa
     return Idle(vehicle, body.node, 0.0 if body.trips == 0 else now)
 
 
-class DispatchBehaviour(ProtocolBehaviour):
+class DispatchBehaviour(WaitingRides, ProtocolBehaviour):
     SENDS: ClassVar[frozenset[type[m.Body]]] = frozenset({
         m.Dispatch, m.RideAssigned, m.RideUnserved,
     })
@@ -106,11 +117,6 @@ class DispatchBehaviour(ProtocolBehaviour):
         self.patience: dict[str, asyncio.Handle] = {}
         self.tick: asyncio.Handle | None = None
         self.opened = 0  # dispatches sent (the worker reports it like auctions opened)
-
-    @property
-    def waiting_requests(self) -> list[Waiting]:
-        """Requests not given a vehicle yet, oldest first (the worker's queue-length figure)."""
-        return list(self.waiting.values())
 
     async def on_ride_request(self, msg: Message, body: m.RideRequest) -> None:
         world = self.agent.world

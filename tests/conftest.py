@@ -345,6 +345,7 @@ class _SharedServer:
     """
 
     server: ManagedServer | None = None
+    pid: int | None = None  # the shared server is not Fleet's to watch: no health check on it
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         pass

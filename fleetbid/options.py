@@ -53,8 +53,10 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
                    help="how long a passenger waits for a vehicle, simulated s (%(default)s)")
     p.add_argument("--seed", type=non_negative_int, default=d.seed,
                    help="scenario seed (%(default)s)")
-    p.add_argument("--xmpp", metavar="HOST:PORT", default=None,
-                   help="use this XMPP server instead of the embedded one")
+    p.add_argument("--xmpp", metavar="HOST:PORT[,HOST:PORT...]", default=None,
+                   help="use this XMPP server instead of the embedded one; several "
+                        "addresses (nodes of one cluster): worker processes alternate "
+                        "between them and fail over to the next when a node is lost")
     p.add_argument("--domain", default="localhost",
                    help="XMPP domain of --xmpp (%(default)s)")
     p.add_argument("--trace", metavar="FILE", default=None,

@@ -22,6 +22,7 @@ from spade.agent import Agent
 from spade.behaviour import CyclicBehaviour
 from spade.message import SPADE_X_METADATA, Message
 
+from fleetbid.platform.failover import Failover
 from fleetbid.platform.xmpp_server import XmppEndpoint
 
 _MESSAGE_TAG = "{jabber:client}message"
@@ -99,6 +100,7 @@ class XmppAgent(Agent):
             verify_security=False,
         )
         self.endpoint = endpoint
+        self.failover = Failover(name, endpoint.addresses)
         self.sent = 0
         self.sent_over_xmpp = 0
         self.received = 0
@@ -118,9 +120,10 @@ class XmppAgent(Agent):
         client = self.client
         assert client is not None
         connect = client.connect
-        host, port = self.endpoint.host, self.endpoint.port
+        failover = self.failover
 
         def connect_to_endpoint(*_args: Any, **_kwargs: Any) -> asyncio.Future[Any]:
+            host, port = failover.address  # the endpoint's, or the next node after a loss
             return connect(host=host, port=port)
 
         client.connect = connect_to_endpoint  # type: ignore[method-assign]
@@ -131,6 +134,7 @@ class XmppAgent(Agent):
         )
         await super()._async_connect()
         await self._await_reachable()
+        failover.attach(client)
 
     async def _await_reachable(self, timeout: float = 10.0, retry_every: float = 0.2) -> None:
         """Return once the server routes messages to us.
@@ -185,7 +189,7 @@ class XmppAgent(Agent):
         for hook in on_send:
             hook(msg)
         if over_xmpp and self.client is not None:
-            self.client.send_raw(stanza_xml(msg, str(self.client.boundjid)))
+            self.failover.send(self.client, lambda sender: stanza_xml(msg, sender))
             msg.sent = True
         else:
             await behaviour.send(msg)
@@ -209,6 +213,7 @@ class XmppAgent(Agent):
         return tasks
 
     async def stop(self) -> None:
+        self.failover.closing = True
         await super().stop()
         release_client(self.client)
         # spade never unregisters: a stale entry would make later sends to this JID

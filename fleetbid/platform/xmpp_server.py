@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import select
 import signal
@@ -44,9 +45,25 @@ class XmppEndpoint:
     domain: str
     embedded: bool
     accounts: AccountKeys | None = field(default=None, repr=False)
+    # More servers of the same domain (nodes of one cluster): where an agent goes when its
+    # stream to host:port is lost, in this order (docs/scale-out.md, "A clustered server").
+    alternates: tuple[tuple[str, int], ...] = ()
 
     def jid(self, name: str) -> str:
         return f"{name}@{self.domain}"
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """Every address of the server, the one to use first at the head."""
+        return ((self.host, self.port), *self.alternates)
+
+    def rotated(self, turn: int) -> XmppEndpoint:
+        """The same server, entered at address number `turn` (modulo): worker `turn` of a
+        fleet connects there, and fails over to the others in order."""
+        addresses = self.addresses
+        k = turn % len(addresses)
+        (host, port), *rest = addresses[k:] + addresses[:k]
+        return dataclasses.replace(self, host=host, port=port, alternates=tuple(rest))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,11 +94,15 @@ def parse_xmpp_address(address: str) -> tuple[str, int]:
 
 
 def external_endpoint(address: str, domain: str) -> XmppEndpoint:
-    """Endpoint of a server we do not manage (e.g. a shared prosody/pyjabber)."""
+    """Endpoint of a server we do not manage (e.g. a shared prosody/pyjabber).
+
+    `address` may list several HOST:PORT, comma-separated: nodes of one clustered server.
+    """
     if not domain or "@" in domain or "/" in domain:
         raise ValueError(f"XMPP domain {domain!r} is not a bare domain name")
-    host, port = parse_xmpp_address(address)
-    return XmppEndpoint(host=host, port=port, domain=domain, embedded=False)
+    (host, port), *alternates = [parse_xmpp_address(a) for a in address.split(",")]
+    return XmppEndpoint(host=host, port=port, domain=domain, embedded=False,
+                        alternates=tuple(alternates))
 
 
 class XmppServerError(RuntimeError):

@@ -127,9 +127,14 @@ class Fleet:
         self.replicas = replicas  # joining nodes' replicas get the same group (run/node.py)
         for index, specs in enumerate(self.plan.processes):
             parent, child = ctx.Pipe()
+            # Several server addresses (a cluster): a tier-A process and its tier-B partner
+            # (population.py) enter at one node, the next pair at the next node, so the
+            # vehicles, proxies, passengers and manager replicas are spread over the nodes
+            # and an auction's messages cross between them.
+            endpoint = self.endpoint.rotated(index // 2)
             proc = ctx.Process(
                 target=worker_main, name=f"fleetbid-worker-{index}", daemon=True,
-                args=(index, self.config, self.endpoint, specs, self.plan.directory, child,
+                args=(index, self.config, endpoint, specs, self.plan.directory, child,
                       self.log_level, replicas.get(index), self.announce),
             )
             proc.start()

@@ -2,18 +2,39 @@
 
 The node speaks Erlang distribution on a fixed loopback port without epmd (ERL_DIST_PORT),
 so it opens no port on another interface and several nodes can run side by side.
+
+A cluster node (`ClusterNode`, run/ejabberd_cluster.py) is the same config on a namespace's
+address: c2s and Erlang distribution bound to that address, a node name `ejabberd@ADDR`,
+one fixed distribution port (every node of the cluster uses the same one, which is what
+`-erl_epmd_port` assumes of its peers, so no epmd is needed) and a cookie shared by the
+cluster in a 0600 vm.args file (never on a command line, where `ps` would show it).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from fleetbid.platform.external_servers.server import Layout
 from fleetbid.platform.xmpp_server import free_port
 
 CONFIG = "ejabberd.yml"
 CTL_CONFIG = "ejabberdctl.cfg"
+VM_ARGS = "vm.args"  # ejabberdctl passes CONFIG_DIR/vm.args to every erl it starts
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """What makes a node a cluster member: its name, where it speaks Erlang, the cookie."""
+
+    name: str  # ejabberd@ADDR
+    dist_interface: str  # the address Erlang distribution listens on
+    dist_port: int  # the same on every node of the cluster
+    cookie: str = field(repr=False)
+    register_from: Sequence[str] = LOOPBACK  # networks agents may register from
 
 
 class Ejabberd:
@@ -24,8 +45,12 @@ class Ejabberd:
 
     pidfile = "ejabberd.pid"
 
-    @staticmethod
-    def node_name(layout: Layout) -> str:
+    def __init__(self, cluster: ClusterNode | None = None) -> None:
+        self.cluster = cluster
+
+    def node_name(self, layout: Layout) -> str:
+        if self.cluster is not None:
+            return self.cluster.name
         return f"fleetbid-{layout.port}@localhost"
 
     def ctl_command(self, layout: Layout, *args: str) -> list[str]:
@@ -42,6 +67,7 @@ class Ejabberd:
             (d / sub).mkdir(exist_ok=True)
         (d / "inetrc").write_text("{lookup, [file, native]}.\n")  # ejabberdctl points here
         q = json.dumps  # a JSON string is a valid YAML scalar
+        register_from = self.cluster.register_from if self.cluster else LOOPBACK
         text = f"""# written by fleetbid: loopback only, no s2s
 hosts: [{q(layout.domain)}]
 loglevel: warning
@@ -56,7 +82,7 @@ listen:
     shaper: none
 acl:
   loopback:
-    ip: ["127.0.0.0/8", "::1/128"]
+    ip: [{", ".join(q(net) for net in register_from)}]
 access_rules:
   local: {{allow: all}}
   c2s: {{allow: all}}
@@ -79,11 +105,18 @@ modules:
     welcome_message: {{}}
 """
         (d / CONFIG).write_text(text)
+        c = self.cluster
+        if c is not None:
+            vm_args = d / VM_ARGS
+            vm_args.touch(mode=0o600)
+            vm_args.write_text(f"-setcookie {c.cookie}\n")
+        dist_port = c.dist_port if c else free_port(layout.host)
+        interface = c.dist_interface if c else "127.0.0.1"
         # Sourced by ejabberdctl (sh syntax).
         (d / CTL_CONFIG).write_text(
-            f'ERL_DIST_PORT={free_port(layout.host)}\n'
-            f'INET_DIST_INTERFACE=127.0.0.1\n'
-            f'ERL_EPMD_ADDRESS=127.0.0.1\n'
+            f'ERL_DIST_PORT={dist_port}\n'
+            f'INET_DIST_INTERFACE={interface}\n'
+            f'ERL_EPMD_ADDRESS={interface}\n'
             f'EJABBERD_PID_PATH="{d / self.pidfile}"\n'
             'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n'
         )

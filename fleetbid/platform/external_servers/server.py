@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -74,11 +75,19 @@ class ManagedServer:
         self, flavor: Flavor, run_dir: str | os.PathLike[str], *, port: int | None = None,
         domain: str = "localhost", host: str = "127.0.0.1", startup_timeout: float = 60.0,
         max_stanza_bytes: int = 1024 * 1024 + 64 * 1024,
+        command_prefix: Sequence[str] = (),
+        reachable: Callable[[str, int], bool] | None = None,
     ) -> None:
+        """`command_prefix` (e.g. `ip netns exec NS`) runs the server inside a network
+        namespace; only then may `host` be other than loopback (an address that exists in
+        that namespace alone), and `reachable(host, port)` must tell from there whether
+        the c2s port accepts connections."""
         if not _DOMAIN.fullmatch(domain):  # it is written into config files verbatim
             raise ValueError(f"XMPP domain {domain!r}: letters, digits, '-' and '.' only")
-        if host not in ("127.0.0.1", "::1", "localhost"):
+        if host not in ("127.0.0.1", "::1", "localhost") and not command_prefix:
             raise ValueError(f"{flavor.name} is run on loopback only, not on {host!r}")
+        self.command_prefix = list(command_prefix)
+        self._reachable = reachable or _accepts
         self.flavor = flavor
         self.run_dir = Path(run_dir).resolve()
         self.host = host
@@ -89,6 +98,7 @@ class ManagedServer:
         self._secret = new_secret()
         self._proc: subprocess.Popen[bytes] | None = None
         self._endpoint: XmppEndpoint | None = None
+        self.layout: Layout | None = None
 
     @property
     def endpoint(self) -> XmppEndpoint:
@@ -114,7 +124,8 @@ class ManagedServer:
         layout = Layout(self.run_dir, self.host, port, self.domain, self.run_dir / CERT,
                         self.run_dir / KEY, self.max_stanza_bytes)
         write_self_signed(layout.cert, layout.key, self.domain)
-        command = self.flavor.write_config(layout)
+        self.layout = layout
+        command = self.command_prefix + self.flavor.write_config(layout)
         user = None
         if os.geteuid() == 0:
             _hand_over(self.run_dir, self.flavor.service_user)
@@ -178,7 +189,7 @@ class ManagedServer:
             if proc.poll() is not None:
                 raise XmppServerError(f"{self.flavor.name} exited with code {proc.returncode} "
                                       f"before it listened{self._diagnostics()}")
-            with contextlib.suppress(OSError), socket.create_connection((self.host, port), 0.5):
+            if self._reachable(self.host, port):
                 return
             if time.monotonic() > deadline:
                 raise XmppServerError(f"{self.flavor.name} not listening on {port} after "
@@ -193,6 +204,12 @@ class ManagedServer:
                 if tail:
                     parts.append(f"\n--- tail of {path} ---\n" + "\n".join(tail))
         return "".join(parts)
+
+
+def _accepts(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+        return True
+    return False
 
 
 def _hand_over(run_dir: Path, user: str) -> None:

@@ -5,12 +5,14 @@ that node is dead. `Failover` keeps the server's addresses (`XmppEndpoint.addres
 agent's own node first, then the cluster's other nodes), and:
 
 * on a lost stream (not one we closed), connects to the next address at once;
-* on a failed connection attempt, points slixmpp's retry loop (it re-reads
+* on a failed connection attempt (the first one included), points slixmpp's retry loop (it re-reads
   `custom_address` on every attempt, with its own back-off) at the next address;
 * while the stream is down, holds what the agent sends and writes it once the new
   session has started (after spade's initial presence, so replies can be routed to us).
   The stanza is rendered then, with the new full JID: ejabberd refuses a `from` that is
   not the session's own.
+* remembers, for the whole process, the node its agents last reached: an agent started
+  later (a passenger) connects there first.
 
 What was in flight on the dead node is lost; the protocol's own timeouts cover that
 (a round without bids is re-run, a passenger gives up with a reason). The account, stored
@@ -29,12 +31,16 @@ log = logging.getLogger("fleetbid.xmpp")
 
 Render = Callable[[str], str]  # bound full JID -> stanza text
 
+# The address agents of this process last reached the server at, per address list: an agent
+# started after a failover (a passenger) goes straight to the node that is still up.
+_live: dict[tuple[tuple[str, int], ...], int] = {}
+
 
 class Failover:
     def __init__(self, name: str, addresses: tuple[tuple[str, int], ...]) -> None:
         self.name = name
         self.addresses = addresses
-        self.turn = 0
+        self.turn = _live.get(addresses, 0)
         self.online = False
         self.closing = False  # the agent is stopping: a lost stream is expected
         self.held: list[Render] = []
@@ -44,13 +50,18 @@ class Failover:
     def address(self) -> tuple[str, int]:
         return self.addresses[self.turn % len(self.addresses)]
 
+    def prepare(self, client: Any) -> None:
+        """Before the first connection: a node that refuses it sends us to the next one."""
+        if len(self.addresses) > 1:
+            client.add_event_handler("connection_failed", lambda _exc: self._next(client))
+
     def attach(self, client: Any) -> None:
-        """Called once the first session is up (spade's own start handles the first one)."""
+        """Once the first session is up (spade's own start waits for that one)."""
         self.online = True
         if len(self.addresses) < 2:
             return
+        _live[self.addresses] = self.turn % len(self.addresses)
         client.add_event_handler("disconnected", lambda reason: self._lost(client, reason))
-        client.add_event_handler("connection_failed", lambda _exc: self._next(client))
         client.add_event_handler("session_start", lambda _event: self._resumed(client))
 
     def send(self, client: Any, render: Render) -> None:
@@ -86,6 +97,7 @@ class Failover:
         if self.closing:
             return
         self.online = True
+        _live[self.addresses] = self.turn % len(self.addresses)
         log.warning("%s: session resumed on %s:%s, %d held message(s) sent", self.name,
                     *self.address, len(self.held))
         held, self.held = self.held, []

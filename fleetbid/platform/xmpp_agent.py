@@ -127,6 +127,7 @@ class XmppAgent(Agent):
             return connect(host=host, port=port)
 
         client.connect = connect_to_endpoint  # type: ignore[method-assign]
+        failover.prepare(client)
         # slixmpp raises its "message" event only for stanzas with a <body>; spade delivers
         # body-less (metadata-only) messages in-process, so deliver them over XMPP too.
         client.register_handler(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from typing import Any
@@ -19,6 +20,8 @@ from fleetbid.run.replica_setup import check_invariants
 from fleetbid.run.summary import summarize
 
 LOGIN_LEAD_S = 1.0  # wall seconds a passenger agent starts before its request time
+
+log = logging.getLogger("fleetbid.run")
 
 
 async def run_scenario(
@@ -49,6 +52,9 @@ async def run_scenario(
             outcome = await fleet.ride(request.request_id, request.source, request.destination,
                                        at=request.at)
             outcomes.append(outcome)
+            # One line per ride (--log-level INFO): what a watcher of the run waits on.
+            log.info("ride %s ended: %s", outcome.request_id, f"served by {outcome.vehicle}"
+                     if outcome.served else f"not served: {outcome.reason}")
             bar.update(1)
             bar.set_postfix(served=sum(o.served for o in outcomes))
 

@@ -104,6 +104,8 @@ modules:
     ip_access: register_ip
     welcome_message: {{}}
 """
+        if self.cluster is not None:  # `ejabberdctl stats onlineusersnode`: sessions per node
+            text += "  mod_admin_extra: {}\n"
         (d / CONFIG).write_text(text)
         c = self.cluster
         if c is not None:

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fleetbid.bench.cluster import add_parser as add_bench_cluster_parser
 from fleetbid.bench.hosts import add_parser as add_bench_hosts_parser
 from fleetbid.bench.server_names import DEFAULT_SERVERS, SERVERS
 from fleetbid.core.config import KILL_TARGETS, RunConfig
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auctions, one at a time, at each size (%(default)s)")
     scale.add_argument("--json", action="store_true", help="print the result as JSON")
     add_bench_hosts_parser(bench_sub)
+    add_bench_cluster_parser(bench_sub)
     servers = bench_sub.add_parser("servers", help="the auction benchmark on the embedded "
                                    "server, Prosody and ejabberd, side by side")
     add_population_options(servers)
@@ -137,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from fleetbid.replication.bench import cmd_bench_replication
 
                 return cmd_bench_replication(args)
+            if args.bench == "cluster":
+                return args.func(args)
             if args.bench == "hosts":
                 from fleetbid.bench.hosts import cmd_bench_hosts
 

@@ -31,10 +31,14 @@ async def bench_size(
         assert fleet.plan is not None
         agents = sum(len(specs) for specs in fleet.plan.processes)
         say(f"{config.vehicles} vehicles: {agents} agents up in {startup_s:.1f} s")
+        before, measured = await fleet.stats(), time.perf_counter()
         figures = await measure_auctions(fleet, config, latency_auctions, burst, say)
         stats = await fleet.stats()
+        per_server = per_address(fleet, before, stats, time.perf_counter() - measured)
     rss = [s["maxrss_mb"] for s in stats if "maxrss_mb" in s]
     return {
+        "servers": [f"{h}:{p}" for h, p in endpoint.addresses],
+        **({"per_server": per_server} if len(endpoint.addresses) > 1 else {}),
         "vehicles": config.vehicles,
         "agents": agents,
         "startup_s": round(startup_s, 2),
@@ -43,6 +47,24 @@ async def bench_size(
         "peak_rss_mb_per_process": round(max(rss), 1) if rss else None,
         "processes": len(rss),
     }
+
+
+def per_address(fleet: Fleet, before: list[dict[str, Any]], after: list[dict[str, Any]],
+                wall_s: float) -> dict[str, dict[str, float]]:
+    """Per server address (a cluster's node): the sessions of the workers that entered
+    there, and the stanzas they sent over it per wall second of the auction phases."""
+    assert fleet.plan is not None
+    sent_before = {s["index"]: s["xmpp_sent"] for s in before}
+    rows: dict[str, dict[str, float]] = {}
+    for s in after:
+        i = s["index"]
+        worker = fleet.worker_endpoint(i)
+        host, port = worker.host, worker.port
+        row = rows.setdefault(f"{host}:{port}", {"sessions": 0, "stanzas_in_per_s": 0.0})
+        row["sessions"] += len(fleet.plan.processes[i])
+        row["stanzas_in_per_s"] += (s["xmpp_sent"] - sent_before.get(i, 0)) / wall_s
+    return {k: {**v, "stanzas_in_per_s": round(v["stanzas_in_per_s"], 1)}
+            for k, v in rows.items()}
 
 
 def cmd_bench_scale(args: argparse.Namespace) -> int:

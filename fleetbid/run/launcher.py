@@ -127,11 +127,7 @@ class Fleet:
         self.replicas = replicas  # joining nodes' replicas get the same group (run/node.py)
         for index, specs in enumerate(self.plan.processes):
             parent, child = ctx.Pipe()
-            # Several server addresses (a cluster): a tier-A process and its tier-B partner
-            # (population.py) enter at one node, the next pair at the next node, so the
-            # vehicles, proxies, passengers and manager replicas are spread over the nodes
-            # and an auction's messages cross between them.
-            endpoint = self.endpoint.rotated(index // 2)
+            endpoint = self.worker_endpoint(index)
             proc = ctx.Process(
                 target=worker_main, name=f"fleetbid-worker-{index}", daemon=True,
                 args=(index, self.config, endpoint, specs, self.plan.directory, child,
@@ -151,6 +147,14 @@ class Fleet:
         self.epoch = time.time()
         for conn in self.conns:
             conn.send(("go", self.epoch))
+
+    def worker_endpoint(self, index: int) -> XmppEndpoint:
+        """Where worker `index` connects. With several server addresses (a cluster), a
+        tier-A process and its tier-B partner (population.py) enter at one node and the
+        next pair at the next node: vehicles, proxies, passengers and manager replicas are
+        spread over the nodes, and an auction's messages cross between them."""
+        assert self.endpoint is not None
+        return self.endpoint.rotated(index // 2)
 
     def _deliver(self, index: int, item: tuple[str, Any]) -> None:
         kind, payload = item

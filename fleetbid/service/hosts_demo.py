@@ -91,4 +91,7 @@ def add_parser(subparsers: Any) -> None:
                        help="vehicles on each joined host (%(default)s)")
     add_lab_options(hosts, requests=6, interval=5.0)
     hosts.set_defaults(func=cmd_demo_hosts)
+    from fleetbid.service.cluster_demo import add_parser as add_cluster_parser
+
+    add_cluster_parser(demo_sub)
 

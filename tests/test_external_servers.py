@@ -94,3 +94,33 @@ def test_the_xmpp_server_option_reaches_fleet(xmpp_server_choice: str) -> None:
 
     swapped = launcher.EmbeddedXmppServer is not EmbeddedXmppServer
     assert swapped == (xmpp_server_choice != "embedded")
+
+
+def test_an_ejabberd_cluster_node_binds_its_address_and_keeps_the_cookie_private(
+        tmp_path: Path) -> None:
+    from fleetbid.platform.external_servers.ejabberd import ClusterNode
+
+    node = ClusterNode("ejabberd@10.77.0.2", "10.77.0.2", 4370, "s3cret",
+                       register_from=("10.77.0.0/24",))
+    layout = Layout(tmp_path, "10.77.0.2", 5222, "fleet.test", tmp_path / "c.pem",
+                    tmp_path / "k.pem", 1_200_000)
+    command = Ejabberd(node).write_config(layout)
+    text = (tmp_path / "ejabberd.yml").read_text()
+    ctl = (tmp_path / "ejabberdctl.cfg").read_text()
+    vm_args = tmp_path / "vm.args"
+    assert command[command.index("--node") + 1] == "ejabberd@10.77.0.2"
+    assert 'ip: "10.77.0.2"' in text and 'ip: ["10.77.0.0/24"]' in text
+    assert "mod_admin_extra" in text
+    # One distribution port for every node (no epmd), on the node's own address only.
+    assert "ERL_DIST_PORT=4370" in ctl and "INET_DIST_INTERFACE=10.77.0.2" in ctl
+    # The cookie: in a file only the owner reads, never in a command line or config text.
+    assert vm_args.read_text() == "-setcookie s3cret\n"
+    assert vm_args.stat().st_mode & 0o077 == 0
+    assert "s3cret" not in ctl + text + " ".join(command) and "s3cret" not in repr(node)
+
+
+def test_a_server_off_loopback_needs_a_namespace(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        ManagedServer(Ejabberd(), tmp_path, host="10.77.0.1")
+    ManagedServer(Ejabberd(), tmp_path, host="10.77.0.1",
+                  command_prefix=["ip", "netns", "exec", "fb-x-h1"])

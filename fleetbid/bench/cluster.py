@@ -87,4 +87,6 @@ def add_parser(bench_sub: Any) -> None:
     p.add_argument("--latency-auctions", type=non_negative_int, default=20,
                    help="auctions, one at a time, at each size (%(default)s)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=cmd_bench_cluster)

@@ -101,4 +101,6 @@ def add_parser(demo_sub: Any) -> None:
     p.add_argument("--kill-after", type=non_negative_int, default=3, metavar="N",
                    help="SIGKILL node 2 once N rides are served; 0: never (%(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=cmd_demo_cluster)

@@ -65,7 +65,8 @@ class Failover:
         client.add_event_handler("session_start", lambda _event: self._resumed(client))
 
     def send(self, client: Any, render: Render) -> None:
-        if self.online and client.transport is not None:
+        # One address: nowhere to fail over to, slixmpp's own behaviour (it raises if down).
+        if len(self.addresses) < 2 or (self.online and client.transport is not None):
             client.send_raw(render(str(client.boundjid)))
         else:
             self.held.append(render)

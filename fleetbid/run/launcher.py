@@ -109,7 +109,8 @@ class Fleet:
         if self._external is None:
             self.server = EmbeddedXmppServer(
                 self.run_dir / "xmpp", host=self.config.listen, limit_target=MAIN_MANAGER_NAME,
-                max_requests_per_minute=self.config.max_requests_per_minute)
+                max_requests_per_minute=self.config.max_requests_per_minute,
+                session_watcher=MAIN_MANAGER_NAME)
             self.endpoint = await asyncio.to_thread(self.server.start)
             names = Names()
         else:

@@ -102,7 +102,8 @@ def test_slots_are_given_in_order_and_a_refused_request_takes_none() -> None:
                                    (0, 0, "given to another node"),
                                    (0, 2, "not among the fleet's 2"),
                                    (0, None, "nothing to run"),
-                                   (-1, None, "malformed")]:
+                                   (-1, None, "malformed"),
+                                   (True, None, "malformed")]:
         with pytest.raises(JoinRefused, match=why):
             service.allocate(vehicles, replica)
     assert service.allocate(None, 1) == (3, 1, 1)  # all that are left

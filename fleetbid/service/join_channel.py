@@ -206,14 +206,15 @@ class JoinService:
         free = len(self.state.join_slots) - self.next_slot
         if vehicles is None:
             vehicles = free
-        if not isinstance(vehicles, int) or vehicles < 0:
+        if not isinstance(vehicles, int) or isinstance(vehicles, bool) or vehicles < 0:
             raise JoinRefused("malformed hello: vehicles")
         if vehicles > free:
             raise JoinRefused(f"only {free} of the fleet's {len(self.state.join_slots)} "
                               f"join slots are free, not {vehicles}")
         slots = int((self.state.replica_group or {}).get("slots", 0))
         if replica is not None:
-            if not isinstance(replica, int) or not 0 <= replica < slots:
+            if not isinstance(replica, int) or isinstance(replica, bool) \
+                    or not 0 <= replica < slots:
                 raise JoinRefused(f"replica slot {replica} is not among the fleet's {slots}")
             if replica in self.replicas_given:
                 raise JoinRefused(f"replica slot {replica} was given to another node")

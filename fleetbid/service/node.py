@@ -200,5 +200,7 @@ def cmd_join_token(args: argparse.Namespace) -> int:
               "with --join-slots or --replica-slots)", file=sys.stderr)
         return 1
     token = mint(state.join_key, args.ttl)
-    print(JoinString(state.host, state.join_port, state.domain, token))
+    # The join service listens on serve's --listen address (with an external XMPP server,
+    # not the server's host).
+    print(JoinString(state.join_host or state.host, state.join_port, state.domain, token))
     return 0

@@ -150,7 +150,8 @@ async def serve(
                 raise LaunchError(f"the join service cannot listen on {config.listen}:"
                                   f"{join_port}: {exc.strerror or exc}") from None
             stack.push_async_callback(joins.close)
-            state = joins.state = dataclasses.replace(state, join_port=port)
+            state = joins.state = dataclasses.replace(state, join_host=config.listen,
+                                                      join_port=port)
         write_state(path, write_join(path, state))
         status = status_path(path)
         writer = asyncio.ensure_future(keep_status(fleet, status))

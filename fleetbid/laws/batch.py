@@ -81,7 +81,8 @@ def clearing(law: Law, bids: Bids) -> list[Cleared]:
 # --- checking a batch from its audit record --------------------------------------------------
 
 
-def _body(entry: lm.AuditEntry) -> dict[str, Any]:
+def entry_body(entry: lm.AuditEntry) -> dict[str, Any]:
+    """An audit entry's message body as a dict (empty if it is not a JSON object)."""
     try:
         body = json.loads(entry.body)
     except ValueError:
@@ -105,7 +106,7 @@ def recorded(entries: Sequence[lm.AuditEntry]) -> tuple[str, dict[str, list[tupl
     for e in entries:
         if e.receiver != manager:
             continue  # a proxy's copies of its members' bids: the group report counts
-        body = _body(e)
+        body = entry_body(e)
         if e.kind == m.BatchBid.TYPE and body.get("times"):
             bids[e.sender] = _times(body["times"])
         elif e.kind == m.BatchGroupBids.TYPE:
@@ -114,7 +115,7 @@ def recorded(entries: Sequence[lm.AuditEntry]) -> tuple[str, dict[str, list[tupl
                     bids[str(bid["vehicle"])] = _times(bid["times"])
     given = {}
     for e in awards:
-        body = _body(e)
+        body = entry_body(e)
         ride = body.get("ride") or {}
         given[str(ride.get("request_id"))] = (e.receiver, float(body.get("price", 0.0)))
     return manager, bids, given

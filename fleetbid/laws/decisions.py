@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from fleetbid.laws import batch as batch_law
 from fleetbid.laws.schema import Law
@@ -22,12 +20,7 @@ class Decision:
     offender: str | None = None
 
 
-def _body(entry: lm.AuditEntry) -> dict[str, Any]:
-    try:
-        body = json.loads(entry.body)
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+_body = batch_law.entry_body
 
 
 def decide(reason: str, auction_id: str, entries: Sequence[lm.AuditEntry], now: float,

@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve_foreground(args.server, args.dir, args.port, args.domain)
         if args.command in ("serve", "request", "auctions", "status", "soak", "laws", "audit",
-                            "complain", "experiment", "node", "demo"):
+                            "complain", "experiment", "node", "join-token", "demo"):
             return args.func(args)
     except (ValueError, MapError) as exc:
         print(f"fleetbid: error: {exc}", file=sys.stderr)

@@ -1,9 +1,11 @@
 """A fleet over 3 "hosts": network namespaces this test makes itself on one bridge.
 
 Host 1 (10.77.0.1) runs `fleetbid serve` (embedded server listening on 10.77.0.1, three
-AuctionManager replicas); hosts 2 and 3 each run `fleetbid node --join` with 4 vehicles and
-one more replica of the managers, recruited over the LAN's multicast. The scenario, run once:
-requests from host 2; host 2 crashes (every process SIGKILLed); requests from host 3; host 3's
+AuctionManager replicas); hosts 2 and 3 each run `fleetbid node --join fleetbid://...` (a
+join string: host, port, domain and a single-use token) with 4 vehicles and one more replica
+of the managers, recruited over the LAN's multicast. The scenario, run once: requests from
+host 2; host 2 crashes (every process SIGKILLed), which the MainManager notices (its
+vehicles' sessions end); requests from host 3; host 3's
 cable is unplugged (a partition) and requests come from host 1; the cable goes back and
 requests come from host 1 again. Skipped where `ip netns` is not permitted. Every address is
 inside the namespaces; nothing is bound on the machine's own network.
@@ -12,6 +14,8 @@ inside the namespaces; nothing is bound on the machine's own network.
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,13 +49,20 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     if reason is not None:
         pytest.skip(f"network namespaces unavailable: {reason}")
     lab = NetLab(hosts=3)
-    fleet = HostsFleet(lab, Path(tmp_path_factory.mktemp("hosts")))
+    workdir = Path(tmp_path_factory.mktemp("hosts"))
+    fleet = HostsFleet(lab, workdir, join_by_token=True,
+                       extra=["--trace", str(workdir / "trace.jsonl")])
     try:
         lab.create()
         fleet.start()
         run = Scenario(fleet)
         run.outcomes["before"] = fleet.requests(2, 4, seed=3, name="before")
         lab.crash(2)
+        # The MainManager hears from the server that host 2's vehicles' sessions ended.
+        fleet.wait_for("serve", lambda: all(
+            f"{v}@localhost's session ended" in fleet.log("serve").read_text()
+            for v in fleet.slots_of(1)))
+        run.logs["detected_at"] = str(time.time())
         run.outcomes["after_crash"] = fleet.requests(3, 4, seed=4, name="after_crash")
         lab.link(3, up=False)
         # The minority side notices it lost its quorum before we ask for anything.
@@ -106,6 +117,23 @@ def test_a_crashed_host_s_vehicles_serve_nobody_and_the_others_carry_on(
     served = [o for o in after if o["served"]]
     assert served, after
     assert all(scenario.fleet.host_of(o["vehicle"]) != 2 for o in served), after
+
+
+def test_no_auction_after_the_crash_is_noticed_calls_the_crashed_host_s_vehicles(
+        scenario: Scenario) -> None:
+    fleet, detected = scenario.fleet, float(scenario.logs["detected_at"])
+    trace = fleet.workdir / "trace.jsonl"
+    records = [json.loads(line) for line in trace.read_text().splitlines()
+               if line.endswith("}")]
+    dead = {f"{v}@localhost" for v in fleet.slots_of(1)}
+    opened = [r for r in records if r["type"] == "open-auction" and r["dir"] == "send"
+              and r["wall"] > detected]
+    assert len(opened) >= 4, opened
+    calls = [r for r in records if r["dir"] == "send" and r["wall"] > detected
+             and (r["to"] in dead or (r["type"] in ("open-auction", "participation")
+                                      and {c["vehicle"] for c in r["body"]["candidates"]}
+                                      & dead))]
+    assert not calls, calls
 
 
 def test_the_partitioned_minority_stops_deciding(scenario: Scenario) -> None:

@@ -235,7 +235,7 @@ def test_run_config_validates_the_policy() -> None:
 # --- the live batch auction's rules: k-best bids, clearing, spill-over -------------------------
 
 from fleetbid.policies.batch import clear, k_best  # noqa: E402
-from fleetbid.policies.spill import batch_groups, spill_order  # noqa: E402
+from fleetbid.policies.spill import SPILL_GRACE_S, batch_groups, spill_order  # noqa: E402
 
 
 def test_a_batch_bid_lists_the_k_shortest_finite_pickup_times() -> None:
@@ -305,10 +305,28 @@ def test_a_cluster_short_of_vehicles_borrows_a_neighbour_s_spare_nearest_ones() 
 
 def test_the_auction_spills_over_only_what_its_own_cluster_cannot_serve() -> None:
     idle = [Idle("a", "30", 0.0), Idle("b", "70", 0.0)]  # clusters 1 and 2
-    waiting = [w("p0", "5", 1.0, 0), w("p1", "27", 2.0, 1)]
+    late = 1.0 + SPILL_GRACE_S  # now: p0 has waited the whole grace
+    waiting = [w("p0", "5", 1.0, 0), w("p1", "27", late, 1)]
     got = make_policy("auction", radius_m=500.0).assign(waiting, idle, Ring())
     # p1 takes its own cluster's vehicle first; p0 spills over to ring 2 (cluster 2).
     assert {(a.request_id, a.vehicle) for a in got} == {("p1", "a"), ("p0", "b")}
+
+
+def test_the_auction_spills_over_only_after_the_grace() -> None:
+    idle = [Idle("b", "70", 0.0)]  # cluster 2; p0's cluster 0 has none
+    early = [w("p0", "5", 1.0, 0), w("p1", "27", SPILL_GRACE_S, 1)]  # now = p1's arrival
+    assert make_policy("auction").assign(early, idle, Ring()) == []
+    late = [w("p0", "5", 1.0, 0), w("p1", "27", 1.0 + SPILL_GRACE_S, 1)]
+    assert [(a.request_id, a.vehicle) for a in make_policy("auction").assign(
+        late, idle, Ring())] == [("p0", "b")]
+
+
+def test_a_batch_calls_at_most_per_ride_vehicles_per_passenger_the_nearest() -> None:
+    idle = [Idle(f"v{i}", str(30 + 2 * i), 0.0) for i in range(6)]  # cluster 1, by distance
+    waiting = [w("p", "29", 1.0, 1)]
+    groups = batch_groups(waiting, idle, Ring(), per_ride=2)
+    assert [v.vehicle for v in groups[1][0]] == ["v0", "v1"]
+    assert len(batch_groups(waiting, idle, Ring(), per_ride=0)[1][0]) == 6
 
 
 def test_cluster_neighbours_share_a_border_and_are_symmetric() -> None:

@@ -124,7 +124,12 @@ async def blocked_send(agent: FleetAgent, msg: Message, reason: str, behaviour: 
 
     logging.getLogger("fleetbid.laws").warning("%s: blocked %s to %s: %s", agent.name,
                                                msg.get_metadata("type"), msg.to, reason)
+    conversation = msg.get_metadata("conversation") or ""
+    why = f"blocked by law: {reason}"[:500]
     if msg.get_metadata("type") == m.Bid.TYPE:
-        conversation = msg.get_metadata("conversation") or ""
-        declined = m.BidDeclined(auction_id=conversation, reason=f"blocked by law: {reason}"[:500])
-        await agent.send(codec.encode(str(msg.to), declined), behaviour)
+        declined: m.Body = m.BidDeclined(auction_id=conversation, reason=why)
+    elif msg.get_metadata("type") == m.BatchBid.TYPE:
+        declined = m.BatchBid(batch_id=conversation, reason=why)  # no times: a decline
+    else:
+        return
+    await agent.send(codec.encode(str(msg.to), declined, conversation), behaviour)

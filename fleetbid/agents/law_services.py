@@ -154,7 +154,7 @@ class ComplaintsBehaviour(ProtocolBehaviour):
             raise Rejected(f"no complaint about {body.auction_id} is pending")
         for complainant, complaint in waiting:
             decision = decide(complaint.reason, body.auction_id, body.entries,
-                              agent.world.clock.now())
+                              agent.world.clock.now(), agent.controller.book.get)
             revoke = decision.upheld and decision.offender is not None \
                 and bool(agent.directory.authority)
             if revoke:

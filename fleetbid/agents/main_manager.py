@@ -7,6 +7,7 @@ from __future__ import annotations
 from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.batch_registry import BatchRegistryBehaviour
 from fleetbid.behaviours.dispatch import DispatchBehaviour
+from fleetbid.behaviours.liveness import Liveness
 from fleetbid.behaviours.registry import RegistryBehaviour
 from fleetbid.core.roles import Role
 
@@ -25,8 +26,11 @@ class MainManagerAgent(FleetAgent):
             else DispatchBehaviour()
         )
         self.add_behaviour(self.registry)
+        self.liveness = Liveness(self.registry, self.fleet)
         if self.replicate is not None:  # a replica host's copy: inputs go through the group
             self.replicate(self.registry)
+        elif self.client is not None:  # a vehicle whose session ends leaves the idle pool
+            self.liveness.attach(self.client)
 
     @property
     def auction_managers(self) -> tuple[str, ...]:

@@ -4,9 +4,15 @@ open-batch (a cluster's waiting passengers and idle vehicles, from the MainManag
 `batch-call` per vehicle for all the pickups (through proxies where the batch is large: a
 proxy merges its group's bids into one message) -> one sealed `batch-bid` per vehicle, its k
 best pickup times -> clearing as an assignment (ε-auction, policies/batch.py `clear`) ->
-`batch-award` to each matched vehicle -> `award-confirmed` -> `ride-assigned` to the
-passenger -> `batch-closed` to the MainManager, which puts the rides not served back in
-its queue for the next batch. One call and one bid per vehicle per batch, not per passenger.
+`batch-award` to each matched vehicle, with the price the batch's law pays it
+(laws/batch.py) -> `award-confirmed` -> `ride-assigned` to the passenger -> `batch-closed`
+to the MainManager, which puts the rides not served back in its queue for the next batch.
+One call and one bid per vehicle per batch, not per passenger.
+
+The batch runs under the law the MainManager's `open-batch` carries (the run's default law):
+the law controllers check its bids like per-request ones (a call is the token, a certificate
+where the law wants one), and the manager files its copies of the bids it received with the
+auditor once it has cleared the batch; each winner files its copy of the award.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from spade.message import Message
 from fleetbid.auction.rules import group_count, split_groups
 from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.text import loggable
-from fleetbid.policies.batch import clear
+from fleetbid.laws import batch as batch_law
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.batch")
@@ -43,6 +49,7 @@ class Batch:
     bids: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # vehicle -> times
     phase: str = BIDDING
     awards: dict[str, str] = field(default_factory=dict)  # request id -> vehicle, unconfirmed
+    prices: dict[str, float] = field(default_factory=dict)  # request id -> the law's price
     served: list[m.ServedRide] = field(default_factory=list)
     timers: list[asyncio.Handle] = field(default_factory=list)
 
@@ -101,6 +108,9 @@ class BatchAuctionBehaviour(ProtocolBehaviour):
             raise Rejected("a batch lists each ride and each vehicle once")
         if not set(called) <= agent.fleet:
             raise Rejected("a candidate is not a vehicle of this fleet")
+        unlawful = batch_law.problem(agent.controller.law_for(body.batch_id))
+        if unlawful is not None:
+            raise Rejected(unlawful)
         self.batch = batch = Batch(body, rides, called)
         config = agent.world.config
         window = config.bid_window_s()
@@ -186,14 +196,17 @@ class BatchAuctionBehaviour(ProtocolBehaviour):
 
     async def decide(self, batch: Batch) -> None:
         batch.phase = AWARDING
-        pairs = clear(batch.bids)
-        if not pairs:
+        law = self.agent.controller.law_for(batch.spec.batch_id)
+        cleared = batch_law.clearing(law, batch.bids)
+        if not cleared:
             await self.close(batch)
             return
-        for request_id, vehicle in pairs:
-            batch.awards[request_id] = vehicle
-            await self.tell(vehicle, m.BatchAward(batch_id=batch.spec.batch_id,
-                                                  ride=batch.rides[request_id]),
+        for c in cleared:
+            batch.awards[c.request_id] = c.vehicle
+            batch.prices[c.request_id] = c.price
+            await self.tell(c.vehicle, m.BatchAward(batch_id=batch.spec.batch_id,
+                                                    ride=batch.rides[c.request_id],
+                                                    price=c.price),
                             conversation=batch.spec.batch_id)
         window = self.agent.world.config.bid_window_s()
         batch.timers.append(self.later(window, lambda: self.on_award_silence(batch)))
@@ -216,7 +229,8 @@ class BatchAuctionBehaviour(ProtocolBehaviour):
         bidders = sum(1 for times in batch.bids.values()
                       if any(r == body.auction_id for r, _ in times))
         await self.tell(ride.passenger, m.RideAssigned(
-            auction_id=body.auction_id, vehicle=body.vehicle, eta_s=body.eta_s, price=0.0,
+            auction_id=body.auction_id, vehicle=body.vehicle, eta_s=body.eta_s,
+            price=batch.prices[body.auction_id],
             bidders=max(1, bidders)))
         if not batch.awards:
             await self.close(batch)

@@ -158,6 +158,7 @@ class ProxyBehaviour(AcknowledgedBids):
         bids = tuple(m.VehicleBid(v, times) for v, times in sorted(group.bids.items()) if times)
         await self.tell(group.manager, m.BatchGroupBids(batch_id=batch_id, bids=bids),
                         conversation=batch_id)
+        await self.file_audit(batch_id)  # my copies of the members' bids, if the law keeps them
 
     # --- per-request auctions ---------------------------------------------------------------
 

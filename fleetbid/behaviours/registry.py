@@ -11,8 +11,9 @@ is also the only thing that frees the manager. An auction past its deadline is w
 asking its manager to end it (`withdraw-auction`), never by ending it here.
 
 A request whose cluster has no eligible idle vehicle spills over to the nearest cluster
-that has some (policies/spill.py), and a waiting auction takes a vehicle newly idle next
-door when no auction of that cluster waits for it.
+that has some (policies/spill.py), once it has waited the spill-over grace (an own vehicle
+freed meanwhile is usually nearer); a waiting auction past its grace takes a vehicle newly
+idle next door when no auction of that cluster waits for it.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.auction import admission
-from fleetbid.behaviours.base import Late, ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.base import Cancellable, Late, ProtocolBehaviour, Rejected, sender_of
 from fleetbid.core.config import RunConfig
 from fleetbid.core.ride_life import RideLives, Stage, Teller
 from fleetbid.laws.schema import Law
-from fleetbid.policies.spill import spill_order
+from fleetbid.policies.spill import SPILL_GRACE_S, may_spill, spill_order
 from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.registry")
@@ -48,6 +49,8 @@ class LiveAuction:
     law: str = ""  # the law's hash
     deadline: float = 0.0  # simulated seconds; the auction is withdrawn then
     spill: tuple[int, ...] = ()  # clusters it may take vehicles from, nearest first
+    stamped_at: float = 0.0  # when the MainManager received the request (spill-over grace)
+    grace: Cancellable | None = None  # ends the spill-over grace (cancelled at the close)
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,14 @@ class RegistryBehaviour(ProtocolBehaviour):
                            destination=request.destination, law=law.hash,
                            deadline=withdrawal_time(self.agent.world.config, law,
                                                     pending.stamped_at),
-                           spill=tuple(spill_order(world.clusters, cluster)))
+                           spill=tuple(spill_order(world.clusters, cluster)),
+                           stamped_at=pending.stamped_at)
         candidates = self.spilled(request.request_id, live)
         self.later(live.deadline - self.now(),  # the ordered clock on a replica
                    lambda: self.withdraw(request.request_id, live))
+        if live.spill:
+            live.grace = self.later(max(0.0, pending.stamped_at + SPILL_GRACE_S - self.now()),
+                                    lambda: self.grace_over(request.request_id, live))
         live.forwarded.update((c.vehicle, c.node) for c in candidates)
         self.live[request.request_id] = live
         self.opened += 1
@@ -170,15 +177,17 @@ class RegistryBehaviour(ProtocolBehaviour):
         # auction that spills over to this cluster (as the simulator, in arrival order): the
         # vehicle called by every hungry auction of the city would multiply the messages.
         own = [(a, live) for a, live in waiting if live.cluster == cluster]
-        spill = [(a, live) for a, live in waiting if cluster in live.spill][:1]
+        spill = [(a, live) for a, live in waiting if cluster in live.spill
+                 and may_spill(live.stamped_at, self.now())][:1]
         for auction_id, live in own or spill:
             await self.forward(auction_id, live, [(vehicle, body.node)])
 
     def spilled(self, auction_id: str, live: LiveAuction,
                 ) -> tuple[m.Candidate, ...]:
         """The auction's eligible idle vehicles not forwarded yet: its own cluster's, else
-        those of the first cluster it spills over to that has some."""
-        for cluster in (live.cluster, *live.spill):
+        those of the first cluster it spills over to that has some (after the grace)."""
+        spill = live.spill if may_spill(live.stamped_at, self.now()) else ()
+        for cluster in (live.cluster, *spill):
             idle = [(v, node) for v, node in self.idle_in(cluster)
                     if (v, node) not in live.forwarded]
             found = self.eligible(auction_id, live.pickup, live.cluster, idle, live.spill)
@@ -231,6 +240,13 @@ class RegistryBehaviour(ProtocolBehaviour):
             await self.forward(body.auction_id, live,
                                [(c.vehicle, c.node) for c in self.spilled(body.auction_id, live)])
 
+    async def grace_over(self, auction_id: str, live: LiveAuction) -> None:
+        """The request may now spill over: an auction still waiting for bidders gets the
+        neighbours' idle vehicles (one bidding in its own cluster gets them if it waits)."""
+        if self.live.get(auction_id) is live and live.phase == "waiting":
+            await self.forward(auction_id, live,
+                               [(c.vehicle, c.node) for c in self.spilled(auction_id, live)])
+
     async def on_error_reply(self, msg: Message, body: m.NotUnderstood | m.Refused) -> None:
         await super().on_error_reply(msg, body)
         if body.in_reply_to not in (m.OpenAuction.TYPE, m.WithdrawAuction.TYPE):
@@ -269,6 +285,8 @@ class RegistryBehaviour(ProtocolBehaviour):
     ) -> None:
         """The auction ended (its manager said so, or never ran it): the manager is free."""
         del self.live[auction_id]
+        if live.grace is not None:
+            live.grace.cancel()
         self.lives.end(auction_id, teller)
         # The winner is busy, unless it already finished this trip and announced itself.
         if winner is not None and self.announced_trips.get(winner, 0) <= winner_trips:

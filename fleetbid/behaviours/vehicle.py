@@ -199,8 +199,9 @@ class BiddingBehaviour(AcknowledgedBids):
             raise Rejected(f"drop-off {ride.dropoff} is not on my map")
         award = m.Award(auction_id=ride.request_id, vehicle=str(agent.jid.bare),
                         passenger=ride.passenger, pickup=ride.pickup, dropoff=ride.dropoff,
-                        price=0.0)
+                        price=body.price)
         await self.take(sender_of(msg), award)
+        await self.file_audit(body.batch_id)  # my copy of the award, if the law keeps it
 
     # --- awards -----------------------------------------------------------------------------
 

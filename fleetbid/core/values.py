@@ -34,6 +34,7 @@ non_negative_float = _number(float, 0.0, True, what="must be a finite number >= 
 positive_int = _number(int, 1, True, what="must be an integer >= 1")
 non_negative_int = _number(int, 0, True, what="must be an integer >= 0")
 port = _number(int, 1, True, 65535, what="must be a port number 1..65535")
+port_or_any = _number(int, 0, True, 65535, what="must be a port number 0..65535 (0: any)")
 
 
 def loopback_port(text: str) -> tuple[str, int]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from fleetbid.protocol import law_messages as lm
+from fleetbid.protocol import messages as m
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -102,6 +103,13 @@ class AuditStore:
         ).fetchall()
         return tuple(lm.AuditEntry(seq=r[0], law=r[1], kind=r[2], performative=r[3], sender=r[4],
                                   receiver=r[5], body=r[6], at=r[7]) for r in rows)
+
+    def batch_ids(self) -> list[str]:
+        """The batch auctions in the log (conversations with batch bids or awards)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT auction_id FROM audit WHERE kind IN (?, ?, ?) ORDER BY auction_id",
+            (m.BatchBid.TYPE, m.BatchGroupBids.TYPE, m.BatchAward.TYPE)).fetchall()
+        return [str(r[0]) for r in rows]
 
     def close(self) -> None:
         self.db.close()

@@ -25,6 +25,7 @@ what the law wants audited. The rules:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,7 +42,9 @@ from fleetbid.protocol import messages as m
 
 log = logging.getLogger("fleetbid.laws")
 
-CALLS = frozenset({m.CallForBids.TYPE, lm.EnglishRound.TYPE, lm.DutchTick.TYPE})
+CALLS = frozenset({m.CallForBids.TYPE, lm.EnglishRound.TYPE, lm.DutchTick.TYPE,
+                   m.BatchCall.TYPE})
+BIDS = frozenset({m.Bid.TYPE, m.BatchBid.TYPE})
 ERRORS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE})
 MAX_AUCTIONS = 20000  # control state kept per agent (oldest auctions forgotten first)
 
@@ -145,7 +148,10 @@ class Controller:
             passenger = body.passenger
         if passenger and not control.passenger:
             control.passenger = passenger
-        if kind == m.Bid.TYPE:
+        batch_id = getattr(body, "batch_id", conversation)
+        if batch_id != conversation:
+            return f"a message of batch {batch_id} sent in conversation {conversation}"
+        if kind in BIDS and not is_decline(body):
             if sender == control.passenger:
                 return f"shill bid: {sender} is the passenger of auction {conversation}"
             if control.law.eligibility.certified:
@@ -269,7 +275,7 @@ class Controller:
             control, reason = self.adopt(conversation, self.chosen or self.book.default_hash)
             if control is None:
                 return reason
-        if kind == m.Bid.TYPE:
+        if kind in BIDS and not sends_decline(msg):
             reason = self.may_bid(conversation, control)
             if reason is not None:
                 return reason
@@ -293,6 +299,22 @@ class Controller:
             if problem is not None:
                 return f"law {control.law.name} requires a valid certificate: {problem}"
         return None
+
+
+def is_decline(body: m.Body) -> bool:
+    """A batch bid listing no pickup time declines the batch: no token or certificate needed
+    (it is what a vehicle sends when its own bid is blocked, or when it is busy)."""
+    return isinstance(body, m.BatchBid) and not body.times
+
+
+def sends_decline(msg: Message) -> bool:
+    if msg.get_metadata("type") != m.BatchBid.TYPE:
+        return False
+    try:
+        body = json.loads(msg.body or "{}")
+    except ValueError:
+        return False
+    return isinstance(body, dict) and not body.get("times")
 
 
 def attribute_problem(cert: lm.Certificate, law: Law) -> str | None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from fleetbid.laws import batch as batch_law
+from fleetbid.laws.schema import Law
 from fleetbid.protocol import law_messages as lm
 from fleetbid.protocol import messages as m
 
@@ -20,22 +20,36 @@ class Decision:
     offender: str | None = None
 
 
-def _body(entry: lm.AuditEntry) -> dict[str, Any]:
-    try:
-        body = json.loads(entry.body)
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+_body = batch_law.entry_body
 
 
-def decide(reason: str, auction_id: str, entries: Sequence[lm.AuditEntry], now: float) -> Decision:
+def decide(reason: str, auction_id: str, entries: Sequence[lm.AuditEntry], now: float,
+           laws: Callable[[str], Law | None] = lambda _: None) -> Decision:
+    """`laws` finds a law by its hash (the run's law book), for `clearing`."""
     if not entries:
         return Decision(False, f"the auditor has no record of auction {auction_id}")
     if reason == "no-show":
         return no_show(auction_id, entries, now)
     if reason == "shill":
         return shill(auction_id, entries)
+    if reason == "clearing":
+        return clearing(auction_id, entries, laws)
     return Decision(False, f"unknown complaint {reason!r}")
+
+
+def clearing(auction_id: str, entries: Sequence[lm.AuditEntry],
+             laws: Callable[[str], Law | None]) -> Decision:
+    """A batch re-cleared from its record under its law (laws/batch.py). The offender is
+    its manager, which holds no certificate to revoke: the decision is the record."""
+    law = laws(entries[0].law)
+    if law is None:
+        return Decision(False, f"the record of {auction_id} is under a law this fleet does "
+                               "not know")
+    problems = batch_law.check(law, auction_id, entries)
+    if not problems:
+        return Decision(False, f"batch {auction_id} was cleared and priced as law {law.name} "
+                               "says")
+    return Decision(True, f"batch {auction_id} broke law {law.name}: " + "; ".join(problems))
 
 
 def no_show(auction_id: str, entries: Sequence[lm.AuditEntry], now: float) -> Decision:

@@ -30,6 +30,9 @@ AUCTION_KINDS = frozenset({
     m.AwardDeclined.TYPE, m.AuctionResult.TYPE, m.RideRequest.TYPE,
     m.RideAssigned.TYPE, m.RideUnserved.TYPE, m.PickedUp.TYPE, m.BidReceived.TYPE,
     "english-round", "outbid", "dutch-tick",
+    # the batch auction (behaviours/batch_auction.py): its conversation is the batch id
+    m.OpenBatch.TYPE, m.BatchCall.TYPE, m.BatchBid.TYPE, m.BatchGroupBids.TYPE,
+    m.BatchAward.TYPE, m.BatchClosed.TYPE,
 })
 
 

@@ -56,6 +56,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(the MainManager; empty: no limit)")
     p.add_argument("--max-requests-per-minute", default=DEFAULT_PER_MINUTE, type=int,
                    help="per client account, messages to --limit-target per minute")
+    p.add_argument("--session-watcher", default="",
+                   help="local part told (unavailable presence) when a session of a "
+                        "--watched-prefix account ends (the MainManager; empty: nobody)")
+    p.add_argument("--watched-prefix", default="vehicle-",
+                   help="local parts whose ended sessions the watcher is told of")
     p.add_argument("--open-registration", action="store_true",
                    help="anyone may register (a stand-in for an external server, in tests)")
     return p.parse_args(argv)
@@ -76,11 +81,11 @@ def _prepare_certs(run_dir: Path) -> Path:
 
 def _patch_pyjabber(
     pool_workers: int, secret: str | None, max_stanza_bytes: int, open_registration: bool,
-    limiter: RequestLimiter | None = None,
+    limiter: RequestLimiter | None = None, watcher: str = "", watched_prefix: str = "",
 ) -> None:
     import pyjabber.server as pjs
 
-    from fleetbid.platform import server_guard
+    from fleetbid.platform import server_guard, session_watch
 
     # Otherwise Server also listens (c2s and s2s) on the machine's outward IP.
     pjs.setup_query_local_ip = lambda: None
@@ -95,6 +100,8 @@ def _patch_pyjabber(
     _cheap_password_hashing()
     server_guard.install(secret, max_stanza_bytes, open_registration=open_registration,
                          limiter=limiter)
+    if watcher:
+        session_watch.install(watcher, watched_prefix)
 
 
 PBKDF2_ROUNDS = 1  # see _cheap_password_hashing
@@ -280,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     limiter = (RequestLimiter(args.limit_target, args.max_requests_per_minute)
                if args.limit_target else None)
     _patch_pyjabber(args.pool_workers, secret, args.max_stanza_bytes, args.open_registration,
-                    limiter)
+                    limiter, args.session_watcher, args.watched_prefix)
     install_uvloop()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

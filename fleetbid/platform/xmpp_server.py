@@ -134,6 +134,7 @@ class EmbeddedXmppServer:
         open_registration: bool = False,
         limit_target: str = "",
         max_requests_per_minute: int = DEFAULT_PER_MINUTE,
+        session_watcher: str = "",
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.domain = domain
@@ -157,6 +158,8 @@ class EmbeddedXmppServer:
             raise ValueError("max_requests_per_minute must be >= 1")
         self.limit_target = limit_target
         self.max_requests_per_minute = max_requests_per_minute
+        # Told when a vehicle's session ends (session_watch.py): the MainManager's local part.
+        self.session_watcher = session_watcher
         self.server_port: int | None = None  # s2s listener (loopback, refuses everyone)
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_file: int | None = None
@@ -250,6 +253,7 @@ class EmbeddedXmppServer:
             "--log-level", self.log_level,
             "--limit-target", self.limit_target,
             "--max-requests-per-minute", str(self.max_requests_per_minute),
+            "--session-watcher", self.session_watcher,
             "--max-stanza-bytes", str(self.max_stanza_bytes),
             *(["--open-registration"] if self.open_registration else []),
         ]  # fmt: skip

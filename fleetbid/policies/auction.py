@@ -13,17 +13,19 @@ from collections.abc import Sequence
 
 from fleetbid.auction.rules import equilibrium_bid, rank_key
 from fleetbid.policies.base import Assignment, Geography, Idle, Policy, Waiting
-from fleetbid.policies.spill import spill_order
+from fleetbid.policies.spill import SPILL_GRACE_S, may_spill, spill_order
 
 
 class ClusterAuction(Policy):
     name = "auction"
 
-    def __init__(self, radius_m: float = math.inf, min_eta_s: float = 1.0) -> None:
+    def __init__(self, radius_m: float = math.inf, min_eta_s: float = 1.0,
+                 spill_grace_s: float = SPILL_GRACE_S) -> None:
         if not radius_m > 0:
             raise ValueError(f"radius_m must be > 0, got {radius_m}")
         self.radius_m = radius_m
         self.min_eta_s = min_eta_s
+        self.spill_grace_s = spill_grace_s
 
     def assign(
         self, waiting: Sequence[Waiting], idle: Sequence[Idle], geo: Geography
@@ -44,7 +46,12 @@ class ClusterAuction(Policy):
             else:
                 pool[:] = [v for v in pool if v.vehicle != winner]
                 out.append(Assignment(w.request_id, winner))
+        # A policy runs at an event (a request arrived, a vehicle became idle), so the latest
+        # arrival or idle time is now (the simulator's clock; policies keep no clock).
+        now = max([w.requested_at for w in waiting] + [v.since for v in idle], default=0.0)
         for w in left:
+            if not may_spill(w.requested_at, now, self.spill_grace_s):
+                continue  # the registry's timer tries again when the grace ends
             for neighbour in spill_order(geo, w.cluster):
                 pool = by_cluster.get(neighbour, [])
                 winner = self.winner(pool, w, geo)

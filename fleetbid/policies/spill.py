@@ -15,6 +15,16 @@ from typing import Protocol
 from fleetbid.policies.base import Geography, Idle, Waiting
 
 RINGS = 2  # neighbours, and their neighbours
+# A batch calls at most this many idle vehicles per passenger of the batch, those nearest
+# (by air) to its pickups: at low load a cluster has many idle vehicles, and calling every
+# one of them costs a call and a bid each while the far ones almost never win.
+CALL_PER_RIDE = 5
+# A per-request auction spills over only once its request has waited this long (simulated
+# seconds): a vehicle of the own cluster often becomes free within it and is nearer than the
+# neighbour's, and the neighbour keeps its vehicle for its own next requests. Measured in
+# the simulator (docs/paper.md, issue 12): 10 s shortened waits on both maps, 20 s and more
+# lengthened them on the sparse one.
+SPILL_GRACE_S = 10.0
 
 
 class Bordered(Protocol):
@@ -40,8 +50,14 @@ def spill_order(geo: Bordered, cluster: int, rings: int = RINGS) -> list[int]:
     return order
 
 
+def may_spill(requested_at: float, now: float, grace_s: float = SPILL_GRACE_S) -> bool:
+    """Whether a request still without a vehicle of its own cluster may take a neighbour's."""
+    return now - requested_at >= grace_s
+
+
 def batch_groups(
-    waiting: Sequence[Waiting], idle: Sequence[Idle], geo: Geography
+    waiting: Sequence[Waiting], idle: Sequence[Idle], geo: Geography,
+    per_ride: int = CALL_PER_RIDE,
 ) -> dict[int, tuple[list[Idle], list[Waiting]]]:
     """Each cluster's batch: the idle vehicles (by id) that bid and the passengers they bid for.
 
@@ -50,7 +66,9 @@ def batch_groups(
     with vehicles to spare (more idle vehicles than passengers of their own): of a
     neighbour's vehicles, those nearest (by air) to the borrower's pickups. The batch then
     chooses which of its passengers to serve, at the least total pickup time. Each
-    passenger and each vehicle is in exactly one batch."""
+    passenger is in exactly one batch and each vehicle in at most one: a batch keeps at most
+    `per_ride` vehicles per passenger (0: all), those nearest to its pickups; the others
+    stay idle for the next tick."""
     vehicles: dict[int, list[Idle]] = {}
     for v in sorted(idle, key=lambda v: v.vehicle):
         vehicles.setdefault(geo.cluster_of(v.node), []).append(v)
@@ -65,9 +83,7 @@ def batch_groups(
             room = min(spare.get(n, 0), missing)
             if room <= 0:
                 continue
-            pickups = [w.pickup for w in own[c]]
-            lent = sorted(vehicles[n], key=lambda v: (
-                min(geo.distance_m(v.node, p) for p in pickups), v.vehicle))[:room]
+            lent = by_nearness(vehicles[n], own[c], geo)[:room]
             taken = {v.vehicle for v in lent}
             vehicles[n] = [v for v in vehicles[n] if v.vehicle not in taken]
             if n in groups:
@@ -77,5 +93,21 @@ def batch_groups(
             missing -= room
             if missing <= 0:
                 break
-    return {c: (sorted(vs, key=lambda v: v.vehicle), ps)
+    return {c: (sorted(nearest(vs, ps, geo, per_ride), key=lambda v: v.vehicle), ps)
             for c, (vs, ps) in sorted(groups.items())}
+
+
+def nearest(vehicles: list[Idle], rides: list[Waiting], geo: Geography, per_ride: int,
+            ) -> list[Idle]:
+    """At most per_ride · len(rides) of the vehicles, nearest (by air) to any of the pickups."""
+    room = per_ride * len(rides)
+    if per_ride <= 0 or len(vehicles) <= room:
+        return vehicles
+    return by_nearness(vehicles, rides, geo)[:room]
+
+
+def by_nearness(vehicles: list[Idle], rides: list[Waiting], geo: Geography) -> list[Idle]:
+    """The vehicles by straight-line distance to the nearest of the rides' pickups (then id)."""
+    pickups = [w.pickup for w in rides]
+    return sorted(vehicles, key=lambda v: (
+        min(geo.distance_m(v.node, p) for p in pickups), v.vehicle))

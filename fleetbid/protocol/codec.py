@@ -44,7 +44,9 @@ def encode(
     performative = performative or body.PERFORMATIVES[0]
     if performative not in body.PERFORMATIVES:
         raise ValueError(f"{body.TYPE} cannot travel as {performative}")
-    conv = conversation if conversation is not None else getattr(body, "auction_id", "") or ""
+    # An auction's messages travel in its conversation: the auction's or the batch's id.
+    conv = conversation if conversation is not None else (
+        getattr(body, "auction_id", "") or getattr(body, "batch_id", "") or "")
     metadata = {
         "performative": performative,
         "protocol": PROTOCOL,

@@ -154,13 +154,14 @@ class AuditRecord(Body):
 
 
 class Complaint(Body):
-    """Anyone -> ComplaintsAgent: `no-show` (the winner never arrived) or `shill` (the
-    passenger's identity bid in its own auction)."""
+    """Anyone -> ComplaintsAgent: `no-show` (the winner never arrived), `shill` (the
+    passenger's identity bid in its own auction) or `clearing` (a batch auction, the id its
+    batch's, was not cleared or priced by its law)."""
 
     TYPE = "complaint"
     PERFORMATIVES = ("request",)
     auction_id: AuctionId
-    reason: Annotated[str, msgspec.Meta(pattern=r"^(no-show|shill)$")]
+    reason: Annotated[str, msgspec.Meta(pattern=r"^(no-show|shill|clearing)$")]
     note: Reason = ""
 
 

@@ -339,6 +339,7 @@ class BatchAward(Body):
     PERFORMATIVES = ("accept-proposal",)
     batch_id: AuctionId
     ride: BatchRide
+    price: NonNeg = 0.0  # what the batch's law pays the winner (laws/batch.py), bid units
 
 
 class ServedRide(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

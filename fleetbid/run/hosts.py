@@ -1,6 +1,8 @@
 """A fleet over several "hosts" (network namespaces): serve on host 1, `fleetbid node --join`
 on the others, requests from a client host; used by `fleetbid demo hosts`, `fleetbid bench
-hosts` and tests/test_e2e_hosts.py.
+hosts` and tests/test_e2e_hosts.py. With `join_by_token`, each node joins with a join string
+(`fleetbid join-token` on host 1; the node knows host, port, domain and token only), one node
+after the other so that the serve hands out the slots in the nodes' order.
 
 Host 1 runs `fleetbid serve` (the embedded XMPP server on 10.77.0.1, the MainManager,
 managers, proxies and their replicas); hosts 2.. each run `fleetbid node --join` with a
@@ -43,6 +45,7 @@ class HostsFleet:
     bid_timeout_s: float = 120.0
     replicas: int = 3
     spread_replicas: bool = True  # each joined node also runs a replica of the managers
+    join_by_token: bool = False  # nodes join with a join string, not the state file
     extra: list[str] = field(default_factory=list)  # more serve options
     procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -84,6 +87,13 @@ class HostsFleet:
         for n in range(1, self.nodes + 1):
             replica = ["--replica-slot", str(n - 1), "--mcast-interface",
                        self.lab.address(n + 1)] if self.spread_replicas else []
+            if self.join_by_token:
+                self.fleetbid(n + 1, f"node{n}", "node", "--join", self.join_string(),
+                              "--vehicles", str(self.per_node), *replica)
+                # Slots are given in the order nodes ask: one after the other.
+                self.wait_for(f"node{n}", lambda n=n: "gave this node" in
+                              self.log(f"node{n}").read_text())
+                continue
             self.fleetbid(n + 1, f"node{n}", "node", "--join", str(self.state),
                           "--first-slot", str((n - 1) * self.per_node),
                           "--vehicles", str(self.per_node), *replica)
@@ -92,6 +102,15 @@ class HostsFleet:
         for n in range(1, self.nodes + 1):
             self.wait_for(f"node{n}", lambda n=n: ready in self.log(f"node{n}").read_text())
         self.timings["nodes_joined_s"] = time.monotonic() - t1
+
+    def join_string(self) -> str:
+        """A fresh single-use join string, minted on host 1 (where the join file is)."""
+        done = subprocess.run(self.lab.command(1, [
+            sys.executable, "-m", "fleetbid", "join-token", "--state", str(self.state)]),
+            capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise DemoError(f"join-token failed: {done.stderr[-2000:]}")
+        return done.stdout.strip()
 
     def wait_for(self, name: str, ready: Any) -> None:
         """Until `ready()` holds; fails as soon as the process exits, or at the deadline."""

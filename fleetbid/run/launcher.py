@@ -25,8 +25,10 @@ from typing import Any
 
 from fleetbid.core.config import RunConfig
 from fleetbid.core.outcome import RideOutcome
+from fleetbid.laws import batch as batch_law
 from fleetbid.laws import certificates
 from fleetbid.laws.book import book_for
+from fleetbid.laws.schema import LawError
 from fleetbid.maps import RoadMap, load_map
 from fleetbid.platform.announce import AnnounceGroup
 from fleetbid.platform.xmpp_server import EmbeddedXmppServer, XmppEndpoint
@@ -65,7 +67,9 @@ class Fleet:
         )
         if len(self.start_nodes) != config.vehicles:
             raise ValueError(f"{len(self.start_nodes)} start nodes for {config.vehicles} vehicles")
-        book_for(config.law)  # a bad law fails here, before anything starts
+        book = book_for(config.law)  # a bad law fails here, before anything starts
+        if config.policy == "batch-auction" and batch_law.problem(book.default) is not None:
+            raise LawError(str(batch_law.problem(book.default)))
         self.authority_key = certificates.new_key()  # (private, public) hex, for this run
         self._external = endpoint
         self._own_run_dir = run_dir is None
@@ -109,7 +113,8 @@ class Fleet:
         if self._external is None:
             self.server = EmbeddedXmppServer(
                 self.run_dir / "xmpp", host=self.config.listen, limit_target=MAIN_MANAGER_NAME,
-                max_requests_per_minute=self.config.max_requests_per_minute)
+                max_requests_per_minute=self.config.max_requests_per_minute,
+                session_watcher=MAIN_MANAGER_NAME)
             self.endpoint = await asyncio.to_thread(self.server.start)
             names = Names()
         else:

@@ -14,6 +14,7 @@ from fleetbid.core.values import (
     multicast_endpoint,
     non_negative_float,
     non_negative_int,
+    port_or_any,
     positive_float,
     positive_int,
 )
@@ -81,6 +82,10 @@ def add_parsers(subparsers: Any) -> None:
     serve.add_argument("--replica-slots", type=non_negative_int, default=0, metavar="K",
                        help="let K joined nodes each add a replica of the AuctionManagers "
                             "to the group (`fleetbid node --replica-slot R`; %(default)s)")
+    serve.add_argument("--join-port", type=port_or_any, default=0, metavar="PORT",
+                       help="with join or replica slots: the port of the join service on "
+                            "the --listen address, where `fleetbid node --join fleetbid://...`"
+                            " fetches what it needs with a join token (default: any free)")
     serve.add_argument("--web", metavar="[HOST:]PORT", type=loopback_port, default=None,
                        help="serve the live map on this loopback port (docs/monitoring.md); "
                             "traces into web-trace.jsonl beside the state file unless --trace")

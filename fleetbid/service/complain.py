@@ -26,9 +26,10 @@ def add_parser(sub: Any) -> None:
     complain = sub.add_parser("complain", help="file a complaint about an auction of a "
                                                "running fleet (fleetbid serve)")
     complain.add_argument("--auction", required=True, help="the auction (request) id")
-    complain.add_argument("--reason", required=True, choices=["no-show", "shill"],
+    complain.add_argument("--reason", required=True, choices=["no-show", "shill", "clearing"],
                           help="no-show: the winner never arrived; shill: the passenger's "
-                               "identity bid in its own auction")
+                               "identity bid in its own auction; clearing: a batch (its "
+                               "id as --auction) was not cleared or priced by its law")
     complain.add_argument("--note", default="", help="free text for the record")
     complain.add_argument("--timeout", type=positive_float, default=30.0,
                           help="wall seconds to wait for the decision (%(default)s)")

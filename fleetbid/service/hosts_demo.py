@@ -33,7 +33,8 @@ def cmd_demo_hosts(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     lab = NetLab(hosts=args.hosts)
     with tempfile.TemporaryDirectory(prefix="fleetbid-hosts-") as tmp:
-        fleet = HostsFleet(lab, Path(tmp), nodes=args.hosts - 1, per_node=args.per_node)
+        fleet = HostsFleet(lab, Path(tmp), nodes=args.hosts - 1, per_node=args.per_node,
+                           join_by_token=True)
         try:
             lab.create()
             say(f"{args.hosts} hosts: namespaces {lab.ns(1)} .. {lab.ns(args.hosts)} on a "

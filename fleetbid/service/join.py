@@ -23,6 +23,7 @@ from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.replication import GroupConfig
 from fleetbid.run.population import Names, join_slot_names
 from fleetbid.run.replica_setup import ReplicaSettings
+from fleetbid.service.join_token import new_join_key
 from fleetbid.service.state import ServeState
 
 
@@ -44,7 +45,8 @@ def with_join(state: ServeState, config: RunConfig, endpoint: XmppEndpoint, name
         group = {"config": {**dataclasses.asdict(some.group), "key": some.group.key.hex()},
                  "initial_members": list(some.initial_members), "password": some.password,
                  "slots": config.replica_slots}
-    return dataclasses.replace(state, join_token=token, join_slots=slots, replica_group=group)
+    return dataclasses.replace(state, join_token=token, join_slots=slots, replica_group=group,
+                               join_key=new_join_key())
 
 
 def node_replica(state: ServeState, slot: int, interface: str) -> ReplicaSettings:
@@ -75,7 +77,7 @@ def node_endpoint(state: ServeState) -> XmppEndpoint:
     return XmppEndpoint(state.host, state.port, state.domain, state.embedded, accounts)
 
 
-SECRETS = ("join_token", "replica_group")
+SECRETS = ("join_token", "replica_group", "join_key")
 
 
 def join_path(state_path: Path) -> Path:
@@ -96,7 +98,7 @@ def write_join(state_path: Path, state: ServeState) -> ServeState:
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps({"pid": state.pid, "port": state.port, **secrets}) + "\n")
     os.replace(tmp, path)
-    return dataclasses.replace(state, join_token="", replica_group={})
+    return dataclasses.replace(state, join_token="", replica_group={}, join_key="")
 
 
 def read_join(state: ServeState, path: Path) -> ServeState:
@@ -112,7 +114,8 @@ def read_join(state: ServeState, path: Path) -> ServeState:
                                                                             state.port):
         raise NotJoinable(f"the join file {path} is not the one of this serve")
     return dataclasses.replace(state, join_token=str(raw.get("join_token", "")),
-                               replica_group=dict(raw.get("replica_group") or {}))
+                               replica_group=dict(raw.get("replica_group") or {}),
+                               join_key=str(raw.get("join_key", "")))
 
 
 def remove_join(state_path: Path, pid: int) -> None:

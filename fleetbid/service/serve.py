@@ -26,6 +26,7 @@ from fleetbid.platform.xmpp_agent import AgentStartError
 from fleetbid.platform.xmpp_server import XmppEndpoint, XmppServerError
 from fleetbid.run.launcher import Fleet, LaunchError
 from fleetbid.service.join import remove_join, with_join, write_join
+from fleetbid.service.join_channel import JoinService
 from fleetbid.service.livemap import LiveMap
 from fleetbid.service.state import (
     ServeState,
@@ -111,7 +112,7 @@ WebAt = tuple[str, int]
 
 async def serve(
     config: RunConfig, endpoint: XmppEndpoint | None, path: Path, log_level: str,
-    web_at: WebAt | None = None,
+    web_at: WebAt | None = None, join_port: int = 0,
 ) -> None:
     # Every serve announces on a group of its own (docs/monitoring.md): `fleetbid auctions`
     # and the live map listen there.
@@ -141,6 +142,16 @@ async def serve(
                                     fleet.roadmap.name, announce=group.as_dict(), web=url,
                                     trace=config.trace or "")
         state = with_join(state, config, fleet.endpoint, fleet.names, fleet.replicas)
+        if state.join_key:  # nodes may join with a token alone (service/join_channel.py)
+            joins = JoinService(state, lambda text: say(f"join service: {text}"))
+            try:
+                port = await joins.start(config.listen, join_port)
+            except OSError as exc:
+                raise LaunchError(f"the join service cannot listen on {config.listen}:"
+                                  f"{join_port}: {exc.strerror or exc}") from None
+            stack.push_async_callback(joins.close)
+            state = joins.state = dataclasses.replace(state, join_host=config.listen,
+                                                      join_port=port)
         write_state(path, write_join(path, state))
         status = status_path(path)
         writer = asyncio.ensure_future(keep_status(fleet, status))
@@ -150,6 +161,9 @@ async def serve(
                 f" main manager {state.main_manager}; {config.vehicles} vehicles, "
                 f"{len(state.proxies)} proxies, {config.auction_managers} auction managers, "
                 f"map {state.map_name}, speed x{config.speed:g}")
+            if state.join_port:
+                say(f"join service on {config.listen}:{state.join_port}: mint a join string "
+                    f"with `fleetbid join-token --state {path}`")
             if url:
                 say(f"live map on {url} (diagrams from the trace {config.trace})")
             say(f"announcing on {group.address}:{group.port}: follow with `fleetbid auctions`")
@@ -190,7 +204,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if args.web and not args.trace and config.trace:
                 Path(config.trace).unlink(missing_ok=True)  # ours: a fresh one per serve
             try:
-                eventloop.run(serve(config, endpoint, path, args.log_level, args.web))
+                eventloop.run(serve(config, endpoint, path, args.log_level, args.web,
+                                   getattr(args, "join_port", 0)))
             except (KeyboardInterrupt, eventloop.Terminated):
                 say("stopped: agents, workers and server shut down")
                 return 0

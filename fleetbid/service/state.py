@@ -80,6 +80,11 @@ class ServeState:
     join_slots: list[str] = field(default_factory=list)
     # With `--replica-slots K`: the managers' group (its HMAC key is a secret: join file).
     replica_group: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The key join tokens are minted with (`fleetbid join-token`; join file only), and the
+    # address and port of the serve's join service (service/join_channel.py; 0: none).
+    join_key: str = field(default="", repr=False)
+    join_host: str = ""
+    join_port: int = 0
     # The machine serve runs on: its pid means something only there (docs/hosts.md).
     hostname: str = ""
     version: int = VERSION

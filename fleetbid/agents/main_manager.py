@@ -6,16 +6,21 @@ from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.batch_registry import BatchRegistryBehaviour
+from fleetbid.behaviours.demand import DemandAnnouncer, DemandBoard
 from fleetbid.behaviours.dispatch import DispatchBehaviour
 from fleetbid.behaviours.registry import RegistryBehaviour
 from fleetbid.core.roles import Role
+from fleetbid.policies.reposition import DemandWindow
 
 
 class MainManagerAgent(FleetAgent):
     ROLE = Role.MAIN_MANAGER
-    BEHAVIOURS = (RegistryBehaviour, DispatchBehaviour, BatchRegistryBehaviour)  # by policy
+    BEHAVIOURS = (RegistryBehaviour, DispatchBehaviour, BatchRegistryBehaviour, DemandAnnouncer)
+    demand_board: DemandBoard | None = None  # set by the worker under --reposition
 
     async def setup(self) -> None:
+        # --reposition: the recent requests, announced with the idle supply every tick.
+        self.demand: DemandWindow | None = None
         # batch-auction: the agents' batch auction (behaviours/batch_registry.py); any other
         # policy but auction: the MainManager dispatches directly (behaviours/dispatch.py).
         policy = self.world.config.policy
@@ -27,6 +32,15 @@ class MainManagerAgent(FleetAgent):
         self.add_behaviour(self.registry)
         if self.replicate is not None:  # a replica host's copy: inputs go through the group
             self.replicate(self.registry)
+        if self.world.config.reposition:
+            self.demand = DemandWindow()
+            self.add_behaviour(DemandAnnouncer())
+
+    def note_request(self, pickup: str) -> None:
+        """A request accepted (any registry): recent demand, under --reposition."""
+        if self.demand is not None:
+            self.demand.on_request(self.world.clock.now(),
+                                   self.world.clusters.cluster_of_node(pickup), pickup)
 
     @property
     def auction_managers(self) -> tuple[str, ...]:

@@ -68,6 +68,7 @@ class BatchRegistryBehaviour(WaitingRides, ProtocolBehaviour):
         rid = body.request_id
         seen = self.ended if rid in self.ended else self.requests  # ended, else open
         self.requests[rid], self.waiting[rid] = new_request(world, msg, body, seen)
+        self.agent.note_request(body.source)
         self.later(world.config.patience_s, lambda: self.give_up(rid))
         self.schedule_tick()
 

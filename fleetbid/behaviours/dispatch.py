@@ -75,10 +75,17 @@ class WaitingRides:
     order): the worker reads their number as the queue length."""
 
     waiting: dict[str, Waiting]
+    idle: dict[str, Idle]
+    agent: Any
 
     @property
     def waiting_requests(self) -> list[Waiting]:
         return list(self.waiting.values())
+
+    def idle_clusters(self) -> list[int]:
+        """The cluster of every idle vehicle (the repositioning figures, behaviours/demand.py)."""
+        cluster_of = self.agent.world.clusters.cluster_of_node
+        return [cluster_of(v.node) for v in self.idle.values()]
 
 
 def idle_announced(agent: Any, msg: Message, body: m.VehicleAvailable, now: float) -> Idle:
@@ -122,6 +129,7 @@ class DispatchBehaviour(WaitingRides, ProtocolBehaviour):
         world = self.agent.world
         rid = body.request_id
         self.requests[rid], self.waiting[rid] = new_request(world, msg, body, self.requests)
+        self.agent.note_request(body.source)
         self.patience[rid] = self.later(world.config.patience_s, lambda: self.give_up(rid))
         await self.changed()
 

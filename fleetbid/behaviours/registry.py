@@ -104,6 +104,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         if stage is not None:
             raise Rejected(f"request {auction_id} is already open")
         pending = Pending(sender_of(msg), body, self.now())
+        self.agent.note_request(body.source)
         queued = len(self.lives.queue)
         if self.lives.free:
             await self.open(pending)
@@ -185,6 +186,10 @@ class RegistryBehaviour(ProtocolBehaviour):
             if found:
                 return found
         return ()
+
+    def idle_clusters(self) -> list[int]:
+        """The cluster of every idle vehicle (the repositioning figures, behaviours/demand.py)."""
+        return [cluster for _, cluster in self.idle_vehicles.values()]
 
     def idle_in(self, cluster: int) -> list[tuple[str, str]]:
         """The idle (vehicle, node) of a cluster, in a fixed order."""

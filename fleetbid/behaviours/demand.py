@@ -45,6 +45,7 @@ class DemandBoard:
         self.figures_of_latest: dict[int, rule.ClusterFigures] = {}
         self.heading: dict[str, int] = {}  # vehicle -> the cluster it repositions to
         self.refused = 0
+        self.heard = 0  # figures taken
 
     def on_news(self, news: Announcement) -> None:
         if isinstance(news, DemandNews):
@@ -65,6 +66,7 @@ class DemandBoard:
         if self.latest is not None and news.at < self.latest.at:
             return  # overtaken by newer figures
         self.latest = news
+        self.heard += 1
         self.figures_of_latest = {c.cluster: rule.ClusterFigures(c.requests, c.idle, c.heading,
                                                                  tuple(c.pickups))
                                   for c in news.clusters}

@@ -58,6 +58,7 @@ class Worker:
         self.inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.world: World | None = None
         self.listener: Listener | None = None  # --reposition: the demand figures
+        self.board: DemandBoard | None = None
         self.by_type: collections.Counter[str] = collections.Counter()
         self.received_by_type: collections.Counter[str] = collections.Counter()
         xmpp_agent.on_send.append(lambda msg: self.by_type.update((msg.get_metadata("type"),)))
@@ -98,10 +99,19 @@ class Worker:
         board = DemandBoard(self.world, len(self.directory.vehicles))
         listener = Listener(group, board.on_news)
         await listener.open()
-        self.listener = listener
+        self.listener, self.board = listener, board
         for agent in self.agents:
             if isinstance(agent, VehicleAgent | MainManagerAgent):
                 agent.demand_board = board
+
+    def demand_counts(self) -> dict[str, int]:
+        """--reposition: demand figures this process took, refused (out of range) and
+        datagrams its listener dropped (forged, garbled, replayed)."""
+        listener, board = self.listener, self.board
+        if listener is None or board is None:
+            return {}
+        return {"demand_heard": board.heard, "demand_refused": board.refused,
+                "demand_dropped": sum(listener.dropped.values())}
 
     def speaks(self) -> bool:
         """Whether what this process receives is news (a replica host: only its leader)."""
@@ -193,7 +203,7 @@ class Worker:
                 auctions += agent.registry.opened
         return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,
-                "repositioned": repositioned,
+                "repositioned": repositioned, **self.demand_counts(),
                 "queue": self.queue_length(),
                 "by_type": dict(self.by_type),
                 "received_by_type": dict(self.received_by_type),

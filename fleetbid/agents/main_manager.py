@@ -36,12 +36,6 @@ class MainManagerAgent(FleetAgent):
             self.demand = DemandWindow()
             self.add_behaviour(DemandAnnouncer())
 
-    def note_request(self, pickup: str) -> None:
-        """A request accepted (any registry): recent demand, under --reposition."""
-        if self.demand is not None:
-            self.demand.on_request(self.world.clock.now(),
-                                   self.world.clusters.cluster_of_node(pickup), pickup)
-
     @property
     def auction_managers(self) -> tuple[str, ...]:
         return self.directory.auction_managers

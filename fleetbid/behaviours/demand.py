@@ -100,6 +100,14 @@ class DemandBoard:
         return collections.Counter(self.heading.values())
 
 
+def note_request(agent: Any, pickup: str) -> None:
+    """A registry accepted a request: recent demand, when its MainManager announces it."""
+    window: rule.DemandWindow | None = getattr(agent, "demand", None)
+    if window is not None:
+        world = agent.world
+        window.on_request(world.clock.now(), world.clusters.cluster_of_node(pickup), pickup)
+
+
 class DemandAnnouncer(CyclicBehaviour):
     """The MainManager's tick: announce the figures at every multiple of the tick, in
     simulated time (the simulator's ticks, sim/reposition.py)."""

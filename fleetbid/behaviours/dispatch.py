@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.demand import note_request
 from fleetbid.core.text import loggable
 from fleetbid.core.world import World
 from fleetbid.policies import Idle, Waiting, make_policy
@@ -129,7 +130,7 @@ class DispatchBehaviour(WaitingRides, ProtocolBehaviour):
         world = self.agent.world
         rid = body.request_id
         self.requests[rid], self.waiting[rid] = new_request(world, msg, body, self.requests)
-        self.agent.note_request(body.source)
+        note_request(self.agent, body.source)
         self.patience[rid] = self.later(world.config.patience_s, lambda: self.give_up(rid))
         await self.changed()
 

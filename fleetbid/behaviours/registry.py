@@ -26,6 +26,7 @@ from spade.message import Message
 
 from fleetbid.auction import admission
 from fleetbid.behaviours.base import Late, ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.demand import note_request
 from fleetbid.core.config import RunConfig
 from fleetbid.core.ride_life import RideLives, Stage, Teller
 from fleetbid.laws.schema import Law
@@ -104,7 +105,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         if stage is not None:
             raise Rejected(f"request {auction_id} is already open")
         pending = Pending(sender_of(msg), body, self.now())
-        self.agent.note_request(body.source)
+        note_request(self.agent, body.source)
         queued = len(self.lives.queue)
         if self.lives.free:
             await self.open(pending)

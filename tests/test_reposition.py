@@ -88,3 +88,26 @@ def test_the_measurement_compares_the_same_scenarios_with_and_without() -> None:
     assert row.passengers == 60 and row.policy == "nearest"
     assert row.wait_s[0] > 0 and row.wait_s[1] > 0
     assert math.isclose(row.wait_change, row.wait_s[1] / row.wait_s[0] - 1)
+
+
+def test_run_and_serve_take_reposition_off_by_default() -> None:
+    from fleetbid.cli import build_parser
+    from fleetbid.options import config_from
+
+    parser = build_parser()
+    for command in (["run"], ["serve"]):
+        assert not config_from(parser.parse_args(command)).reposition
+        assert config_from(parser.parse_args([*command, "--reposition"])).reposition
+
+
+def test_a_sweep_policy_with_the_suffix_repositions_in_the_simulator() -> None:
+    from fleetbid.experiment.sweep import SweepSettings, sim_sweep, split_policy
+
+    assert split_policy("auction+reposition") == ("auction", True)
+    assert split_policy("auction") == ("auction", False)
+    settings = SweepSettings(maps={"sparse": "suburb"}, policies=("nearest",
+                             "nearest+reposition"), passengers=(300,), vehicles=30)
+    plain, moved = sim_sweep(settings)
+    assert (plain.policy, moved.policy) == ("nearest", "nearest+reposition")
+    assert plain.served == moved.served == 300
+    assert plain.wait_avg_s != moved.wait_avg_s  # the same requests, vehicles elsewhere

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import time
 from typing import Any
 
 from spade.behaviour import CyclicBehaviour
@@ -30,7 +31,8 @@ from fleetbid.protocol.announce import Announcement, ClusterDemand, DemandNews, 
 
 log = logging.getLogger("fleetbid.demand")
 
-STALE_TICKS = 3  # figures older than this many ticks are not decided from
+STALE_TICKS = 3  # figures older than this many ticks are not decided from...
+STALE_WALL_S = 1.0  # ...and than this many wall seconds (a busy loop at a fast clock)
 MAX_REQUESTS = 1_000_000  # requests of one cluster in a window: beyond, a figure is garbage
 
 
@@ -92,7 +94,8 @@ class DemandBoard:
     def figures(self) -> dict[int, rule.ClusterFigures]:
         """The last figures, if recent enough to decide from (else none)."""
         latest = self.latest
-        if latest is None or self.world.clock.now() - latest.at > STALE_TICKS * self.tick_s:
+        if latest is None or (self.world.clock.now() - latest.at > STALE_TICKS * self.tick_s
+                              and time.time() - latest.wall > STALE_WALL_S):
             return {}
         return self.figures_of_latest
 

@@ -77,6 +77,10 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
                    help="default law: a built-in name or a TOML law file (%(default)s)")
     p.add_argument("--audit", metavar="PATH", default=None,
                    help="the auditor's SQLite file (append-only; default: in memory)")
+    p.add_argument("--reposition", action="store_true",
+                   help="idle vehicles drive toward demand, from the figures the MainManager "
+                        "announces on the signed announcement group (docs/paper.md; off by "
+                        "default)")
     add_host_options(p)
 
 
@@ -117,7 +121,7 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         seed=args.seed, trace=args.trace, replicas=args.replicas, max_bidders=args.max_bidders,
         queue_limit=args.queue_limit, max_requests_per_minute=args.max_requests_per_minute,
         standby_hosts=args.standby_hosts, law=args.law, audit=args.audit,
-        replicate_main=args.replicate_main,
+        replicate_main=args.replicate_main, reposition=args.reposition,
         listen=args.listen, mcast_interface=args.mcast_interface, mcast_ttl=args.mcast_ttl,
         mcast_group=args.mcast_group or "",
         **extra,  # type: ignore[arg-type]

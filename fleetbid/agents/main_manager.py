@@ -6,17 +6,22 @@ from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import FleetAgent
 from fleetbid.behaviours.batch_registry import BatchRegistryBehaviour
+from fleetbid.behaviours.demand import DemandAnnouncer, DemandBoard
 from fleetbid.behaviours.dispatch import DispatchBehaviour
 from fleetbid.behaviours.liveness import Liveness
 from fleetbid.behaviours.registry import RegistryBehaviour
 from fleetbid.core.roles import Role
+from fleetbid.policies.reposition import DemandWindow
 
 
 class MainManagerAgent(FleetAgent):
     ROLE = Role.MAIN_MANAGER
-    BEHAVIOURS = (RegistryBehaviour, DispatchBehaviour, BatchRegistryBehaviour)  # by policy
+    BEHAVIOURS = (RegistryBehaviour, DispatchBehaviour, BatchRegistryBehaviour, DemandAnnouncer)
+    demand_board: DemandBoard | None = None  # set by the worker under --reposition
 
     async def setup(self) -> None:
+        # --reposition: the recent requests, announced with the idle supply every tick.
+        self.demand: DemandWindow | None = None
         # batch-auction: the agents' batch auction (behaviours/batch_registry.py); any other
         # policy but auction: the MainManager dispatches directly (behaviours/dispatch.py).
         policy = self.world.config.policy
@@ -31,6 +36,9 @@ class MainManagerAgent(FleetAgent):
             self.replicate(self.registry)
         elif self.client is not None:  # a vehicle whose session ends leaves the idle pool
             self.liveness.attach(self.client)
+        if self.world.config.reposition:
+            self.demand = DemandWindow()
+            self.add_behaviour(DemandAnnouncer())
 
     @property
     def auction_managers(self) -> tuple[str, ...]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fleetbid.agents.fleet_agent import FleetAgent
+from fleetbid.behaviours.demand import DemandBoard
 from fleetbid.behaviours.vehicle import (
     IDLE,
+    REPOSITIONING,
     AnnounceBehaviour,
     BiddingBehaviour,
     Leg,
@@ -33,6 +35,8 @@ class VehicleAgent(FleetAgent):
         self.legs: list[Leg] = []
         self.trips = 0
         self.rides_taken: list[str] = []  # rides confirmed (invariant check: drives to nobody)
+        self.demand_board: DemandBoard | None = None  # set by the worker under --reposition
+        self.repositioned = 0  # drives toward demand
 
     async def setup(self) -> None:
         self.bidding = BiddingBehaviour()
@@ -48,15 +52,17 @@ class VehicleAgent(FleetAgent):
             self.add_behaviour(RequestCertificate())
         self.add_behaviour(AnnounceBehaviour())
 
-    async def drive(self, target: str, loaded: bool) -> None:
-        """Follow the shortest route to `target` in simulated time."""
+    async def drive(self, target: str, loaded: bool, state: str = "") -> None:
+        """Follow the shortest route to `target` in simulated time (`state`: announce the leg
+        as this, e.g. repositioning)."""
         world = self.world
         route = world.travel.route(self.node, target)
         duration = world.travel.time_to(self.node, target)
         self.legs.append(Leg(world.clock.now(), duration, world.travel.route_length_m(route),
                              loaded))
         newsroom.vehicle_moving(str(self.jid.bare), loaded, self.node, target, world.clock.now(),
-                                duration)
+                                duration, state)
+        self.repositioned += state == REPOSITIONING
         await world.clock.sleep(duration)
         self.node = target
 

@@ -19,6 +19,7 @@ from typing import ClassVar
 from spade.message import Message
 
 from fleetbid.behaviours.base import Ended, Late, ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.demand import note_request
 from fleetbid.behaviours.dispatch import (
     WaitingRides,
     WorldGeography,
@@ -68,6 +69,7 @@ class BatchRegistryBehaviour(WaitingRides, ProtocolBehaviour):
         rid = body.request_id
         seen = self.ended if rid in self.ended else self.requests  # ended, else open
         self.requests[rid], self.waiting[rid] = new_request(world, msg, body, seen)
+        note_request(self.agent, body.source)
         self.later(world.config.patience_s, lambda: self.give_up(rid))
         self.schedule_tick()
 

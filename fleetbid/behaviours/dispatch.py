@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from spade.message import Message
 
 from fleetbid.behaviours.base import ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.demand import note_request
 from fleetbid.core.text import loggable
 from fleetbid.core.world import World
 from fleetbid.policies import Idle, Waiting, make_policy
@@ -75,10 +76,17 @@ class WaitingRides:
     order): the worker reads their number as the queue length."""
 
     waiting: dict[str, Waiting]
+    idle: dict[str, Idle]
+    agent: Any
 
     @property
     def waiting_requests(self) -> list[Waiting]:
         return list(self.waiting.values())
+
+    def idle_clusters(self) -> list[int]:
+        """The cluster of every idle vehicle (the repositioning figures, behaviours/demand.py)."""
+        cluster_of = self.agent.world.clusters.cluster_of_node
+        return [cluster_of(v.node) for v in self.idle.values()]
 
 
 def idle_announced(agent: Any, msg: Message, body: m.VehicleAvailable, now: float) -> Idle:
@@ -122,6 +130,7 @@ class DispatchBehaviour(WaitingRides, ProtocolBehaviour):
         world = self.agent.world
         rid = body.request_id
         self.requests[rid], self.waiting[rid] = new_request(world, msg, body, self.requests)
+        note_request(self.agent, body.source)
         self.patience[rid] = self.later(world.config.patience_s, lambda: self.give_up(rid))
         await self.changed()
 

@@ -27,6 +27,7 @@ from spade.message import Message
 
 from fleetbid.auction import admission
 from fleetbid.behaviours.base import Cancellable, Late, ProtocolBehaviour, Rejected, sender_of
+from fleetbid.behaviours.demand import note_request
 from fleetbid.core.config import RunConfig
 from fleetbid.core.ride_life import RideLives, Stage, Teller
 from fleetbid.laws.schema import Law
@@ -107,6 +108,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         if stage is not None:
             raise Rejected(f"request {auction_id} is already open")
         pending = Pending(sender_of(msg), body, self.now())
+        note_request(self.agent, body.source)
         queued = len(self.lives.queue)
         if self.lives.free:
             await self.open(pending)
@@ -194,6 +196,10 @@ class RegistryBehaviour(ProtocolBehaviour):
             if found:
                 return found
         return ()
+
+    def idle_clusters(self) -> list[int]:
+        """The cluster of every idle vehicle (the repositioning figures, behaviours/demand.py)."""
+        return [cluster for _, cluster in self.idle_vehicles.values()]
 
     def idle_in(self, cluster: int) -> list[tuple[str, str]]:
         """The idle (vehicle, node) of a cluster, in a fixed order."""

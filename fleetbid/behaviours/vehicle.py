@@ -11,7 +11,7 @@ import collections
 import logging
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from spade.behaviour import OneShotBehaviour
 from spade.message import Message
@@ -22,6 +22,7 @@ from fleetbid.behaviours.base import AcknowledgedBids, Rejected, check_declared,
 from fleetbid.core.text import loggable
 from fleetbid.laws import auctions, certificates
 from fleetbid.maps import RoadMap
+from fleetbid.policies import reposition
 from fleetbid.policies.batch import k_best
 from fleetbid.protocol import codec
 from fleetbid.protocol import law_messages as lm
@@ -33,6 +34,7 @@ RENEW_AT = 0.8  # of a certificate's lifetime
 
 CALLERS_KEPT = 256  # auctions a vehicle remembers having bid in (see BiddingBehaviour.callers)
 IDLE, TO_PICKUP, WITH_PASSENGER = "idle", "to_pickup", "with_passenger"
+REPOSITIONING = "repositioning"  # driving empty toward demand: not available, bids nowhere
 
 
 @dataclass
@@ -335,9 +337,28 @@ class TripBehaviour(OneShotBehaviour):
         await agent.send(codec.encode(award.passenger, picked), self)
         agent.state = WITH_PASSENGER
         await agent.drive(award.dropoff, loaded=True)
-        agent.state = IDLE
         agent.trips += 1
+        goal = reposition_goal(agent)
+        if goal is not None:
+            # Not available until it arrives: the registry never counts it where it is not.
+            agent.state = REPOSITIONING
+            await agent.drive(goal, loaded=False, state=REPOSITIONING)
+        agent.state = IDLE
         agent.add_behaviour(AnnounceBehaviour())
+
+
+def reposition_goal(agent: Any) -> str | None:
+    """Where a vehicle just idle drives toward demand (None: it stays), by the simulator's
+    rule on the last figures its process heard (behaviours/demand.py); None without them."""
+    board = agent.demand_board
+    if board is None:
+        return None
+    world = agent.world
+    goal = reposition.target(agent.node, board.figures(), world.clusters.cluster_of_node,
+                             world.travel.time_to)
+    if goal is not None:
+        log.info("%s repositions from %s to %s", agent.name, agent.node, goal)
+    return goal
 
 
 def on_map(roadmap: RoadMap, pickup: str, dropoff: str) -> None:

@@ -54,6 +54,9 @@ class RunConfig:
     policy: str = "auction"
     batch_s: float = 10.0  # simulated seconds between decisions of the batch policies
     batch_k: int = 5  # batch-auction: pickup times per vehicle bid (its k best)
+    # Idle repositioning (policies/reposition.py): the MainManager announces demand figures
+    # on the announcement group and an idle vehicle may drive toward demand. Off by default.
+    reposition: bool = False
     # Several hosts (docs/hosts.md). The embedded server's address: loopback unless the fleet
     # spans hosts (then an address of a private LAN, e.g. inside test namespaces).
     listen: str = "127.0.0.1"

@@ -12,7 +12,7 @@ from typing import Any
 
 from fleetbid.core.values import non_negative_float, positive_float, positive_int
 from fleetbid.experiment.grid import GRID_PASSENGERS, GRID_SPEED
-from fleetbid.experiment.sweep import SPARSE_SPEC, SweepSettings
+from fleetbid.experiment.sweep import REPOSITION, SPARSE_SPEC, SweepSettings, split_policy
 
 FULL_PASSENGERS = (100, 250, 500, 1000, 1500, 2000)
 QUICK_PASSENGERS = (150, 400)
@@ -21,6 +21,8 @@ QUICK_LATENCY = ((50,), ("0", "auto"), 50)
 LIVE_SPEED = 600.0  # simulated seconds per wall second in live sweeps
 # Both FIFO readings: the report compares every policy with each (report.FIFOS).
 POLICY_ORDER = ("fifo", "fifo-cluster", "nearest", "auction", "batch-auction", "optimal")
+# --reposition: these also with idle repositioning (policies/reposition.py), live and simulated
+REPOSITION_POLICIES = ("auction", "batch-auction")
 
 
 def add_parser(sub: Any) -> None:
@@ -47,6 +49,10 @@ def add_parser(sub: Any) -> None:
                         "(%(default)s; every wall millisecond of protocol delay adds this many "
                         "simulated milliseconds to a wait)")
     p.add_argument("--no-latency", action="store_true", help="skip Table II (live agents)")
+    p.add_argument("--reposition", action="store_true",
+                   help="also run " + ", ".join(x + REPOSITION for x in REPOSITION_POLICIES)
+                        + ": idle vehicles drive toward demand (in the simulator and the live "
+                          "grid)")
     p.add_argument("--spacing", type=non_negative_float, default=0.1,
                    help="Table II: wall seconds between two requests (%(default)s); keep the "
                         "rate below what `fleetbid bench auction` sustains")
@@ -62,6 +68,13 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--seeds", type=positive_int, default=3, help="repetitions (%(default)s)")
     r.add_argument("--window", type=positive_float, default=900.0,
                    help="simulated seconds of recent demand a vehicle looks at (%(default)s)")
+    r.add_argument("--maps", nargs="+", choices=("dense", "sparse"), default=["dense", "sparse"],
+                   help="(%(default)s)")
+    r.add_argument("--live", action="store_true",
+                   help="also on live agents, seed 0, with and without --reposition, beside "
+                        "the simulator's seed 0")
+    r.add_argument("--live-speed", type=positive_float, default=GRID_SPEED,
+                   help="the live runs' clock: simulated seconds per wall second (%(default)s)")
     r.add_argument("--json", action="store_true", help="rows as one JSON list")
     r.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
@@ -69,10 +82,20 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_reposition(args: argparse.Namespace) -> int:
-    from fleetbid.experiment.reposition import measure, table
+    from fleetbid.experiment.reposition import MAPS, live_table, measure, measure_live, table
 
-    rows = measure(args.policies, args.passengers, args.seeds, args.window,
-                   lambda text: print(text, file=sys.stderr, flush=True))
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    maps = {label: MAPS[label] for label in args.maps}
+    if args.live:
+        pairs = measure_live(args.policies, args.passengers, maps, lambda settings, spec, pol,
+                             n, seed: _live_run(settings, spec, pol, n, seed, args.live_speed),
+                             say)
+        print(json.dumps([dataclasses.asdict(p) for p in pairs]) if args.json
+              else live_table(pairs))
+        return 0
+    rows = measure(args.policies, args.passengers, args.seeds, args.window, say, maps)
     print(json.dumps([r.to_dict() for r in rows]) if args.json else table(rows))
     return 0
 
@@ -105,7 +128,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
     settings = SweepSettings(
         maps={"dense": "dense" if args.dense_map is None else "dense:" + args.dense_map,
               "sparse": SPARSE_SPEC},
-        policies=POLICY_ORDER,
+        policies=POLICY_ORDER + (tuple(x + REPOSITION for x in REPOSITION_POLICIES)
+                                 if args.reposition else ()),
         passengers=passengers,
         seeds=args.seeds,
     )
@@ -151,9 +175,10 @@ def _live_run(settings: SweepSettings, spec: str, policy: str, n: int, seed: int
     from fleetbid.platform import eventloop
     from fleetbid.run.job import run_scenario
 
+    base, moves = split_policy(policy)
     config = RunConfig(
         vehicles=settings.vehicles, requests=n, rate=settings.rate_per_min, speed=speed,
         seed=seed, map=spec, clusters=settings.clusters, radius_m=1e9, patience_s=1e9,
-        policy=policy, batch_s=settings.batch_s, replicas=1,
+        policy=base, batch_s=settings.batch_s, replicas=1, reposition=moves,
     )
     return eventloop.run(run_scenario(config, progress=False))

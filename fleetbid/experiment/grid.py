@@ -32,6 +32,7 @@ class Pair:
     sim_unserved: int
     live_unserved: int
     messages_per_served: float | None
+    live_deadhead: float | None = None  # the live run's empty-distance ratio
 
     @property
     def gap(self) -> float | None:
@@ -50,7 +51,7 @@ def pairs(sim: Sequence[Point], live: Sequence[Point]) -> list[Pair]:
         if s is None:
             continue
         out.append(Pair(p.map, p.policy, p.passengers, s.wait_avg_s, p.wait_avg_s,
-                        s.unserved, p.unserved, p.messages_per_served))
+                        s.unserved, p.unserved, p.messages_per_served, p.deadhead_ratio))
     return out
 
 

@@ -3,6 +3,9 @@
 The paper's scenarios (both maps, 100 vehicles, Poisson arrivals at 8 per minute) in the
 simulator, each policy with and without `sim.reposition.Repositioner`; per map, policy and
 load: the average wait and the empty-distance ratio, mean over seeds, and the change.
+
+With `--live`: the same scenarios (seed 0) also on live agents with and without
+`--reposition`, each beside the simulator's (`live_table`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetbid.core.scenario import poisson_requests
+from fleetbid.experiment.grid import Pair, pairs
+from fleetbid.experiment.sweep import REPOSITION, Point, SweepSettings, live_sweep, sim_sweep
 from fleetbid.maps import load_map, make_clusters
 from fleetbid.policies import make_policy
 from fleetbid.run.population import vehicle_start_nodes
@@ -87,3 +92,47 @@ def table(rows: Sequence[Row]) -> str:
                      f"{r.deadhead[1]:.3f} | {r.unserved[0]:.1f} → {r.unserved[1]:.1f} | "
                      f"{r.moves:.1f} |")
     return "\n".join(lines)
+
+
+def measure_live(policies: Sequence[str], passengers: Sequence[int], maps: dict[str, str],
+                 run: Callable[[SweepSettings, str, str, int, int], dict[str, Any]],
+                 say: Callable[[str], None] = lambda _: None) -> list[Pair]:
+    """Each policy with and without repositioning, seed 0, in the simulator and on live
+    agents (`run(settings, spec, policy, passengers, seed)`): the live points beside the
+    simulator's."""
+    settings = SweepSettings(maps=maps, policies=tuple(
+        x for p in policies for x in (p, p + REPOSITION)), passengers=tuple(passengers))
+    sim: list[Point] = sim_sweep(settings, say)
+    live = live_sweep(settings, lambda spec, pol, n, seed: run(settings, spec, pol, n, seed),
+                      say)
+    return pairs(sim, live)
+
+
+def live_table(rows: Sequence[Pair]) -> str:
+    """Per map, policy and load: without → with, live (and the simulator's waits)."""
+    by = {(r.map, r.policy, r.passengers): r for r in rows}
+    lines = ["| map | policy | passengers | sim wait (s) without → with | live wait (s) "
+             "without → with | live change | live empty-distance ratio without → with "
+             "| live messages per served without → with | live / sim − 1 without, with |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (label, policy, n), off in by.items():
+        on = by.get((label, policy + REPOSITION, n))
+        if policy.endswith(REPOSITION) or on is None:
+            continue
+        change = (on.live_wait_s / off.live_wait_s - 1 if on.live_wait_s and off.live_wait_s
+                  else math.nan)
+        lines.append(
+            f"| {label} | {policy} | {n} | {_f(off.sim_wait_s)} → {_f(on.sim_wait_s)} | "
+            f"{_f(off.live_wait_s)} → {_f(on.live_wait_s)} | {change:+.1%} | "
+            f"{_f(off.live_deadhead, 3)} → {_f(on.live_deadhead, 3)} | "
+            f"{_f(off.messages_per_served)} → {_f(on.messages_per_served)} | "
+            f"{_g(off.gap)}, {_g(on.gap)} |")
+    return "\n".join(lines)
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _g(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1%}"

@@ -13,9 +13,19 @@ from fleetbid.maps import load_map, make_clusters
 from fleetbid.policies import make_policy
 from fleetbid.run.population import vehicle_start_nodes
 from fleetbid.sim import TravelMatrix, simulate
+from fleetbid.sim.reposition import Repositioner
 
 DENSE_SPEC = "dense"  # the packaged Bengaluru extract (fleetbid/maps/data)
 SPARSE_SPEC = "suburb"
+# A policy name with this suffix runs with idle repositioning (--reposition live,
+# sim/reposition.py in the simulator): e.g. "auction+reposition".
+REPOSITION = "+reposition"
+
+
+def split_policy(name: str) -> tuple[str, bool]:
+    """(the dispatch policy, whether idle vehicles reposition) of a sweep's policy name."""
+    base = name.removesuffix(REPOSITION)
+    return base, base != name
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,13 @@ def sim_sweep(settings: SweepSettings, say: Callable[[str], None] = lambda _: No
             starts = vehicle_start_nodes(roadmap, settings.vehicles, seed)
             for n in settings.passengers:
                 for name in settings.policies:
-                    policy = make_policy(name, radius_m=settings.radius_m,
+                    base, moves = split_policy(name)
+                    policy = make_policy(base, radius_m=settings.radius_m,
                                          batch_s=settings.batch_s, audit=True)
                     t0 = time.perf_counter()
                     # The first n requests of the seed's stream: nested scenarios across n.
-                    res = simulate(roadmap, clusters, policy, everyone[:n], starts)
+                    res = simulate(roadmap, clusters, policy, everyone[:n], starts,
+                                   reposition=Repositioner() if moves else None)
                     audit = getattr(policy, "audit", None)
                     points.append(Point(
                         label, name, n, seed, res.wait_avg(), res.wait_max(),

@@ -162,9 +162,20 @@ async def install(group: AnnounceGroup, process: int, sim_now: Callable[[], floa
 
 
 def vehicle_moving(vehicle: str, loaded: bool, node: str, target: str, start: float,
-                   duration: float) -> None:
-    """A vehicle starts a leg (to the pickup, or with its passenger): no-op when not announcing."""
+                   duration: float, state: str = "") -> None:
+    """A vehicle starts a leg (to the pickup, with its passenger, or `state` repositioning):
+    no-op when not announcing."""
     if _current is not None:
         with contextlib.suppress(Exception):
-            _current.vehicle(vehicle, "with_passenger" if loaded else "to_pickup", node,
-                             target=target, start=start, duration=duration)
+            _current.vehicle(vehicle, state or ("with_passenger" if loaded else "to_pickup"),
+                             node, target=target, start=start, duration=duration)
+
+
+def demand(window_s: float, clusters: tuple[a.ClusterDemand, ...]) -> bool:
+    """The MainManager's repositioning figures (behaviours/demand.py), from its group's
+    leader only; False when not announcing."""
+    if _current is None or not _current.speaks():
+        return False
+    _current.announcer.emit(a.DemandNews(at=_current.sim_now(), wall=time.time(),
+                                         window_s=window_s, clusters=clusters))
+    return True

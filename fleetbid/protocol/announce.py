@@ -19,7 +19,10 @@ Short = Annotated[str, msgspec.Meta(max_length=256)]
 # The life of an auction as monitors see it.
 AuctionState = Literal["open", "round", "waiting", "assigned", "closed", "unserved",
                        "picked_up"]
-VehicleState = Literal["idle", "to_pickup", "with_passenger"]
+# repositioning: driving empty toward demand, not available (policies/reposition.py)
+VehicleState = Literal["idle", "to_pickup", "with_passenger", "repositioning"]
+MAX_CLUSTERS = 64  # demand figures: clusters per announcement (one datagram)
+MAX_PICKUPS = 8  # demand figures: latest pickups per cluster
 
 
 class News(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=True):
@@ -64,7 +67,25 @@ class FleetStats(News, tag="stats"):
     sent: Count
 
 
-Announcement = AuctionNews | VehicleNews | FleetStats
+class ClusterDemand(msgspec.Struct, frozen=True, kw_only=True):
+    """One cluster's figures (policies/reposition.ClusterFigures)."""
+
+    cluster: Count
+    requests: Count  # in the manager's window
+    idle: Count
+    heading: Count  # vehicles repositioning toward it
+    pickups: Annotated[tuple[NodeId, ...], msgspec.Meta(max_length=MAX_PICKUPS)] = ()
+
+
+class DemandNews(News, tag="demand"):
+    """The MainManager's repositioning figures, every tick: what an idle vehicle decides
+    from (behaviours/demand.py). Vehicles check them further: range, map, age."""
+
+    window_s: Annotated[float, msgspec.Meta(gt=0)]
+    clusters: Annotated[tuple[ClusterDemand, ...], msgspec.Meta(max_length=MAX_CLUSTERS)]
+
+
+Announcement = AuctionNews | VehicleNews | FleetStats | DemandNews
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Announcement)

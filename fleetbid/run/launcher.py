@@ -60,7 +60,9 @@ class Fleet:
         announce: AnnounceGroup | None = None,
     ) -> None:
         self.config = config
-        self.announce = announce  # where the workers announce auctions and vehicles, if any
+        # Where the workers announce auctions and vehicles, if any; --reposition needs the
+        # group (the demand figures travel on it): a fresh one when none is given.
+        self.announce = announce or (AnnounceGroup.fresh() if config.reposition else None)
         self.roadmap: RoadMap = load_map(config.map, config.seed)
         self.start_nodes = start_nodes or vehicle_start_nodes(
             self.roadmap, config.vehicles, config.seed

@@ -47,6 +47,8 @@ def summarize(
         "messages": sum(s["sent"] for s in stats),
         "xmpp_messages": sum(s["xmpp_sent"] for s in stats),
         "rejections": reasons,
+        # --reposition: drives toward demand (replica hosts report no vehicles)
+        "repositioned": sum(s.get("repositioned", 0) for s in stats),
         **extra,
     }
 

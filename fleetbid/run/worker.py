@@ -26,13 +26,14 @@ from fleetbid.agents import (
 )
 from fleetbid.agents.law_services import AuditorAgent, AuthorityAgent, ComplaintsAgent
 from fleetbid.agents.passenger import passenger, ride_session
+from fleetbid.behaviours.demand import DemandBoard
 from fleetbid.core.clock import SimClock
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
 from fleetbid.core.roles import Role
 from fleetbid.core.world import World
 from fleetbid.platform import newsroom, trace, xmpp_agent
-from fleetbid.platform.announce import AnnounceGroup
+from fleetbid.platform.announce import AnnounceGroup, Listener
 from fleetbid.platform.xmpp_agent import COUNTERS, start_agents
 from fleetbid.platform.xmpp_server import XmppEndpoint
 from fleetbid.run.pipes import read_in_thread
@@ -56,6 +57,8 @@ class Worker:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.world: World | None = None
+        self.listener: Listener | None = None  # --reposition: the demand figures
+        self.board: DemandBoard | None = None
         self.by_type: collections.Counter[str] = collections.Counter()
         self.received_by_type: collections.Counter[str] = collections.Counter()
         xmpp_agent.on_send.append(lambda msg: self.by_type.update((msg.get_metadata("type"),)))
@@ -76,6 +79,8 @@ class Worker:
             self.spawn(room.stats(self.index))
         self.login_gate = asyncio.Semaphore(PASSENGER_LOGINS)
         self.agents = [self.make(spec) for spec in self.specs]
+        if self.config.reposition and self.announce is not None:
+            await self.hear_demand(self.announce)
         await start_agents(self.agents)
         await self.before_ready()
         self.conn.send(("ready", {"index": self.index, "pid": os.getpid(),
@@ -86,6 +91,27 @@ class Worker:
                 break
             await self.on_command(command)
         await self.shutdown()
+
+    async def hear_demand(self, group: AnnounceGroup) -> None:
+        """--reposition: the process's vehicles and MainManager share one view of the
+        demand figures on the announcement group (behaviours/demand.py)."""
+        assert self.world is not None
+        board = DemandBoard(self.world, len(self.directory.vehicles))
+        listener = Listener(group, board.on_news)
+        await listener.open()
+        self.listener, self.board = listener, board
+        for agent in self.agents:
+            if isinstance(agent, VehicleAgent | MainManagerAgent):
+                agent.demand_board = board
+
+    def demand_counts(self) -> dict[str, int]:
+        """--reposition: demand figures this process took, refused (out of range) and
+        datagrams its listener dropped (forged, garbled, replayed)."""
+        listener, board = self.listener, self.board
+        if listener is None or board is None:
+            return {}
+        return {"demand_heard": board.heard, "demand_refused": board.refused,
+                "demand_dropped": sum(listener.dropped.values())}
 
     def speaks(self) -> bool:
         """Whether what this process receives is news (a replica host: only its leader)."""
@@ -160,7 +186,7 @@ class Worker:
 
     def stats(self) -> dict[str, Any]:
         empty = loaded = 0.0
-        trips = 0
+        trips = repositioned = 0
         auctions = 0
         acknowledged: list[tuple[str, str]] = []
         told: set[tuple[str, str]] = set()
@@ -172,10 +198,12 @@ class Worker:
                 taken += [(ride, str(agent.jid.bare)) for ride in agent.rides_taken]
                 e, ld = agent.odometer()
                 empty, loaded, trips = empty + e, loaded + ld, trips + agent.trips
+                repositioned += agent.repositioned
             if isinstance(agent, MainManagerAgent) and agent.replicate is None:
                 auctions += agent.registry.opened
         return {"index": self.index, **COUNTERS.as_dict(), "empty_m": empty,
                 "loaded_m": loaded, "trips": trips, "auctions": auctions,
+                "repositioned": repositioned, **self.demand_counts(),
                 "queue": self.queue_length(),
                 "by_type": dict(self.by_type),
                 "received_by_type": dict(self.received_by_type),
@@ -186,6 +214,8 @@ class Worker:
     async def shutdown(self) -> None:
         for task in list(self.tasks):
             task.cancel()
+        if self.listener is not None:
+            self.listener.close()
         everyone = [*self.agents, *self.passengers]
         await asyncio.gather(*(a.stop() for a in everyone), return_exceptions=True)
         # slixmpp leaves keepalive and reconnect tasks behind: end them before the loop closes.

@@ -89,8 +89,9 @@ class Board:
             old = self.vehicles.get(news.vehicle)
             if old is None or news.at >= old.at:
                 self.vehicles[news.vehicle] = news
-        else:
+        elif isinstance(news, FleetStats):
             self.stats[news.process] = news
+        # DemandNews (the repositioning figures) is for the vehicles: no row of its own.
 
     def trim(self) -> None:
         while len(self.auctions) > KEPT:

@@ -20,7 +20,9 @@ from fleetbid.policies import Idle, Policy, Waiting
 from fleetbid.sim.reposition import Repositioner
 from fleetbid.sim.travel import TravelMatrix
 
-FREE, ARRIVAL, TICK = 0, 1, 2  # at equal times: vehicles free first, then arrivals, then ticks
+# At equal times: vehicles free first, then arrivals, then ticks, then the repositioning
+# figures' announcements (sim/reposition.py).
+FREE, ARRIVAL, TICK, ANNOUNCE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ def simulate(
         heapq.heappush(events, (r.at, ARRIVAL, seq, r.request_id))
         seq += 1
     batch = policy.batch_s > 0
+    if reposition is not None:
+        heapq.heappush(events, (reposition.tick_s, ANNOUNCE, seq, ""))
+        seq += 1
     tick_pending = False
     dirty = False  # an arrival or a drop-off since the last tick: a tick may change something
     deadlines: list[tuple[float, str]] = []  # (give-up time, request), arrival order
@@ -143,9 +148,8 @@ def simulate(
         nonlocal seq
         assert reposition is not None
         node = idle[vehicle].node
-        target = reposition.target(
-            now, node, (v.node for v in idle.values()), geo.cluster_of,
-            lambda a, b: matrix.time_s(*matrix.idx([a, b])))
+        target = reposition.target(node, geo.cluster_of,
+                                   lambda a, b: matrix.time_s(*matrix.idx([a, b])))
         if target is None:
             return
         del idle[vehicle]
@@ -163,6 +167,13 @@ def simulate(
             _, rid = deadlines.pop(0)
             if waiting.pop(rid, None) is not None:
                 result.unserved.append(rid)
+        if kind == ANNOUNCE:
+            assert reposition is not None
+            reposition.announce(now, (geo.cluster_of(v.node) for v in idle.values()))
+            if events:  # the next tick, while anything else is to come
+                heapq.heappush(events, (now + reposition.tick_s, ANNOUNCE, seq, ""))
+                seq += 1
+            continue
         if kind != TICK:
             dirty = True
         if kind == ARRIVAL:
@@ -178,12 +189,14 @@ def simulate(
             idle[vehicle] = Idle(vehicle, node, now)
             if moved and reposition is not None:
                 reposition.arrived(geo.cluster_of(node))
+            elif reposition is not None:
+                # After a drop-off the vehicle decides first, as a live one does before it
+                # tells the registry it is available.
+                move_on(vehicle)
         else:
             tick_pending = dirty = False
         if not batch or kind == TICK:
             decide()
-        if kind == FREE and reposition is not None and not moved and vehicle in idle:
-            move_on(vehicle)
         if waiting:
             schedule_tick()
     # Left waiting: patience ran out, or no vehicle ever became idle where the policy looks.

@@ -1,14 +1,15 @@
-"""Idle repositioning, measured in the simulator before anyone builds it live.
+"""Idle repositioning in the simulator: the live rule (policies/reposition.py) on figures
+announced at the same ticks as the live MainManager's.
 
 The idea (issue 12, part 3): an idle vehicle whose cluster has more idle vehicles than
 recent demand drives toward a cluster whose recent demand exceeds its idle supply, deciding
-from demand figures the managers would announce. Here the "announcement" is the count of
-requests per cluster over the last `window_s` simulated seconds, and a vehicle decides
-once, when it becomes idle. While it drives it cannot be assigned (a simplification that
-favours staying put); its driving counts as empty distance.
+from demand figures the manager announces every `tick_s` simulated seconds (requests in the
+last `window_s`, idle vehicles, vehicles heading there, latest pickups). A vehicle decides
+once, when it becomes idle after a drop-off, before anyone may assign it (as a live vehicle
+decides before it tells the registry it is available). While it drives it cannot be
+assigned; its driving counts as empty distance.
 
-`fleetbid experiment reposition` runs the paper's scenarios with and without it; the result
-decides whether the live agents get it (docs/paper.md).
+`fleetbid experiment reposition` runs the paper's scenarios with and without it.
 """
 
 from __future__ import annotations
@@ -17,48 +18,37 @@ import collections
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from fleetbid.policies import reposition as rule
+
 
 @dataclass
 class Repositioner:
-    window_s: float = 900.0  # how far back "recent demand" looks
-    min_deficit: int = 1  # a cluster attracts vehicles when demand - supply reaches this
-    arrivals: collections.deque[tuple[float, int, str]] = field(
-        default_factory=collections.deque)  # (time, cluster, pickup node)
+    window_s: float = rule.WINDOW_S
+    tick_s: float = rule.TICK_S
+    min_deficit: int = rule.MIN_DEFICIT
+    window: rule.DemandWindow = field(init=False)
+    figures: dict[int, rule.ClusterFigures] = field(default_factory=dict)  # the last announced
     moving_to: collections.Counter[int] = field(default_factory=collections.Counter)
     moves: int = 0
 
+    def __post_init__(self) -> None:
+        self.window = rule.DemandWindow(self.window_s)
+
     def on_request(self, at: float, cluster: int, pickup: str) -> None:
-        self.arrivals.append((at, cluster, pickup))
+        self.window.on_request(at, cluster, pickup)
 
-    def demand(self, now: float) -> collections.Counter[int]:
-        while self.arrivals and self.arrivals[0][0] < now - self.window_s:
-            self.arrivals.popleft()
-        return collections.Counter(cluster for _, cluster, _ in self.arrivals)
+    def announce(self, now: float, idle_clusters: Iterable[int]) -> None:
+        """The manager's tick: the figures every vehicle decides from until the next one."""
+        self.figures = self.window.figures(now, idle_clusters, self.moving_to)
 
-    def target(self, now: float, node: str, idle_nodes: Iterable[str],
-               cluster_of: Callable[[str], int],
+    def target(self, node: str, cluster_of: Callable[[str], int],
                time_s: Callable[[str, str], float]) -> str | None:
-        """Where the vehicle idle at `node` should drive (None: stay). `idle_nodes` are the
-        idle vehicles' nodes, this one's included."""
-        demand = self.demand(now)
-        supply = collections.Counter(cluster_of(n) for n in idle_nodes) + self.moving_to
-        own = cluster_of(node)
-        # It leaves only a cluster that keeps at least its demand in idle vehicles.
-        if supply[own] - 1 < demand[own]:
-            return None
-        best: tuple[int, float, str] | None = None
-        for _, cluster, pickup in reversed(self.arrivals):  # latest pickups first
-            deficit = demand[cluster] - supply[cluster]
-            if cluster == own or deficit < self.min_deficit:
-                continue
-            key = (-deficit, time_s(node, pickup), pickup)
-            if best is None or key < best:
-                best = key
-        if best is None:
-            return None
-        self.moves += 1
-        self.moving_to[cluster_of(best[2])] += 1
-        return best[2]
+        """Where the vehicle just idle at `node` should drive (None: stay)."""
+        goal = rule.target(node, self.figures, cluster_of, time_s, self.min_deficit)
+        if goal is not None:
+            self.moves += 1
+            self.moving_to[cluster_of(goal)] += 1
+        return goal
 
     def arrived(self, cluster: int) -> None:
         self.moving_to[cluster] -= 1

@@ -5,7 +5,8 @@
 const ENDED = new Set(["closed", "unserved", "picked_up"]);
 const WAITING = new Set(["open", "round", "waiting", "assigned"]);  // passenger not picked up
 const BIDDING = new Set(["open", "round", "waiting"]);
-const COLOURS = { idle: "#2e9d4f", to_pickup: "#f08c00", with_passenger: "#1c64d6" };
+const COLOURS = { idle: "#2e9d4f", to_pickup: "#f08c00", with_passenger: "#1c64d6",
+                  repositioning: "#8e44ad" };
 const CLUSTER_FILL = ["#4c6ef5", "#f59f00", "#37b24d", "#e64980", "#15aabf", "#ae3ec9",
   "#fd7e14", "#82c91e"];
 const FIELDS = ["cluster", "pickup", "dropoff", "bidders", "deadline", "round", "winner",

@@ -17,7 +17,7 @@ from fleetbid.replication.simgroup import SIM_KEY, SimGroup
 from fleetbid.replication.simnet import Faults
 from fleetbid.replication.viewchange import LOG_LEN
 
-WINDOW = 8192  # replay filter: ids remembered per sender (the default)
+WINDOW = 8192  # replay filter: ids remembered per sender (the default; 8 x it at most)
 
 
 def sizes(r: Replica) -> dict[str, int]:
@@ -27,21 +27,20 @@ def sizes(r: Replica) -> dict[str, int]:
         "oks": len(r.oks), "out": len(r.out), "callbacks": len(r.callbacks),
         "queued": len(r.queued_msgs) + len(r.queued_agreed) + len(r.queued_submits),
         "client_waiters": len(r.client_waiters), "unacked": ep.unacked,
-        "replay_ids": max((len(st[2]) + len(st[3]) for st in ep.guard._peers.values()),
-                          default=0),
+        "replay_ids": max((len(st[2]) for st in ep.guard._peers.values()), default=0),
         "partial": len(ep.reasm), "heap": len(r.hold._heap),
     }
 
 
 def bounded(r: Replica) -> list[str]:
-    limits = {"log": LOG_LEN, "delivered_keys": LOG_LEN, "replay_ids": 3 * WINDOW + 2,
+    limits = {"log": LOG_LEN, "delivered_keys": LOG_LEN, "replay_ids": 8 * r.ep.guard.window,
               "partial": 64}
     return [f"replica {r.id}: {k}={v}" for k, v in sizes(r).items()
             if v > limits.get(k, 200)]
 
 
-def group() -> SimGroup:
-    config = GroupConfig("sim", SIM_KEY, startup_grace_s=1.0, dedup_window=WINDOW)
+def group(window: int = WINDOW) -> SimGroup:
+    config = GroupConfig("sim", SIM_KEY, startup_grace_s=1.0, dedup_window=window)
     return SimGroup(7, (1, 2, 3), standbys=(10,), config=config,
                     faults=Faults(loss=0.05, dup=0.05, reorder=0.2), machine=DigestMachine)
 
@@ -83,3 +82,17 @@ def test_recruit_after_thousands_of_messages_catches_up_from_the_snapshot() -> N
     assert pump(g, 1500) == []
     (count, _), = states(g)
     assert count == 4500
+
+
+def test_a_small_replay_window_never_drops_a_retransmission_as_a_replay() -> None:
+    # With 256 ids per sender, heartbeats, acks and proposals pushed the replay floor past a
+    # lost message's id before it was retransmitted: dropped as a replay, never acked, and
+    # the group waited for its proposal for ever (fails on the old code: stuck at 5,503 of
+    # 6,000 with 497 messages held back). Ids are now forgotten only once their sender can
+    # no longer retransmit them (max_attempts x rto_max_s), at most 8 x window of them.
+    g = group(window=256)
+    assert g.run_until(g.stable, timeout=5.0)
+    assert pump(g, 6000) == []
+    (count, _), = states(g)
+    assert count == 6000
+    assert all(g.replicas[m].counters["dropped_replay"] == 0 for m in g.members_alive())

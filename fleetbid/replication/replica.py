@@ -25,7 +25,7 @@ from fleetbid.replication.api import (
 from fleetbid.replication.clock import Clock, Handle
 from fleetbid.replication.isis import VIEW_SENDER, HoldBack, HoldEntry, Outgoing
 from fleetbid.replication.manager import Recruiter
-from fleetbid.replication.membership import FailureDetector, coordinator
+from fleetbid.replication.membership import FailureDetector, coordinator, quorum
 from fleetbid.replication.reliable import Endpoint
 from fleetbid.replication.transport import DISCOVERY, GROUP, Transport
 from fleetbid.replication.viewchange import (
@@ -364,7 +364,8 @@ class Replica(ViewChange, Watchdog):
             self.oks.setdefault(key, set()).add(sender)  # before its AGREED reached us
 
     def _held_agreed(self, e: HoldEntry, holders: tuple[int, ...]) -> None:
-        """Counts members known to hold `e` agreed; stable (deliverable) at a majority.
+        """Counts members known to hold `e` agreed; stable (deliverable) at a quorum (a
+        majority, or the leader's half of an even view: membership.quorum).
 
         A majority intersects the survivors of any later view (primary partition), and each
         reports what it holds agreed in its FLUSH_OK: the message stays, at the same place.
@@ -374,7 +375,7 @@ class Replica(ViewChange, Watchdog):
         key = (e.sender, e.mid)
         got = self.oks.setdefault(key, set())
         got.update(holders)
-        if 2 * len(got & set(self.members)) > len(self.members):
+        if quorum(got, self.members):
             e.stable = True
             del self.oks[key]
 

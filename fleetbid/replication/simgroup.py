@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from fleetbid.replication.api import Delivery, GroupConfig
 from fleetbid.replication.logmachine import DigestMachine, LogMachine
+from fleetbid.replication.membership import quorum
 from fleetbid.replication.replica import Replica
 from fleetbid.replication.simnet import Faults, SimNetwork
 
@@ -89,7 +90,7 @@ class SimGroup:
         live = {m for m in self.alive() if self.replicas[m].status == "member"} - {victim}
         views = {self.replicas[m].members for m in live if self.replicas[m].members}
         views |= {r.coord.members for m in live if (r := self.replicas[m]).coord is not None}
-        return all(2 * len(set(v) & live) > len(v) for v in views)
+        return all(quorum(live, v) for v in views)
 
     def alive(self) -> list[int]:
         return [m for m in self.replicas if m not in self.crashed]

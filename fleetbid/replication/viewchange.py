@@ -15,6 +15,7 @@ import msgspec
 from fleetbid.replication import messages as M
 from fleetbid.replication.api import View
 from fleetbid.replication.isis import VIEW_SENDER, HoldBack, HoldEntry
+from fleetbid.replication.membership import quorum
 from fleetbid.replication.transport import DISCOVERY, GROUP
 from fleetbid.replication.wire import Kind
 
@@ -44,8 +45,7 @@ class ViewChange:
     def _start_flush(self, members: tuple[int, ...], joiners: tuple[int, ...]) -> None:
         members = tuple(sorted(set(members)))
         survivors = set(members) - set(joiners)
-        if self.config.primary_partition and 2 * len(survivors & set(self.members)) <= len(
-                self.members):
+        if self.config.primary_partition and not quorum(survivors, self.members):
             # Without a majority of the current view we may be the cut-off side of a
             # partition (or a stalled process): changing the view could split the brain.
             # Joiners do not count: they answer no flush, so two rival coordinators could
@@ -131,7 +131,7 @@ class ViewChange:
         c = self.coord
         assert c is not None and c.install is not None
         old = set(self.members)
-        if self.config.primary_partition and 2 * len(c.accepts & old) <= len(old):
+        if self.config.primary_partition and not quorum(c.accepts, old):
             return
         inst = c.install
         self.coord = None

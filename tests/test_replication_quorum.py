@@ -8,9 +8,16 @@ two primaries. Before, a group of 2 whose other member died stayed frozen for go
 
 from __future__ import annotations
 
+import asyncio
+
 from fleetbid.replication import GroupConfig
+from fleetbid.replication.logmachine import LogMachine
 from fleetbid.replication.membership import quorum
+from fleetbid.replication.node import ReplicaNode
+from fleetbid.replication.procs import free_udp_port
 from fleetbid.replication.simgroup import SIM_KEY, SimGroup
+
+UDP_KEY = b"udp-test-key-0123456789abcdef!!"
 
 
 def cut(g: SimGroup, side: set[int]) -> None:
@@ -76,3 +83,27 @@ def test_an_even_split_leaves_one_primary_and_heals_without_divergence() -> None
     g.check()
     logs = {tuple(g.machines[m].keys()) for m in g.members_alive()}
     assert len(logs) == 1
+
+
+def test_on_udp_the_leader_of_two_goes_on_when_its_follower_stops() -> None:
+    # Real sockets and clocks: the follower's process part stops (its node closes, no
+    # heartbeats); the leader suspects it, forms a view alone and delivers again. Fails on
+    # the old code (the submission never completed: 2 of 2 needed).
+    async def main() -> tuple[tuple[int, ...], int]:
+        cfg = GroupConfig("udp-two", UDP_KEY, port=free_udp_port(),
+                          discovery_port=free_udp_port())
+        machines = {m: LogMachine() for m in (1, 2)}
+        nodes = {m: ReplicaNode(cfg, m, machines[m], initial_members=(1, 2)) for m in (1, 2)}
+        await asyncio.gather(*(n.start() for n in nodes.values()))
+        try:
+            await asyncio.wait_for(nodes[2].submit(b"before"), 10)
+            await nodes[1].stop()
+            d = await asyncio.wait_for(nodes[2].submit(b"after"), 20)
+            view = nodes[2].view
+            assert view is not None
+            return view.members, d.seq
+        finally:
+            await asyncio.gather(*(n.stop() for n in nodes.values()))
+
+    members, seq = asyncio.run(main())
+    assert members == (2,) and seq == 1

@@ -96,3 +96,15 @@ def test_a_small_replay_window_never_drops_a_retransmission_as_a_replay() -> Non
     (count, _), = states(g)
     assert count == 6000
     assert all(g.replicas[m].counters["dropped_replay"] == 0 for m in g.members_alive())
+
+
+def test_open_group_request_table_bounded_in_all(monkeypatch) -> None:
+    import fleetbid.replication.replica as replica_module
+
+    monkeypatch.setattr(replica_module, "CLIENT_REQS_TOTAL", 100)
+    r = group().replicas[1]
+    for client in range(50):
+        for req in range(10):
+            r._client_record(900 + client, req, (client, req, 0))
+    assert r.client_reqs == sum(len(t) for t in r.clients.values()) == 100
+    assert r._client_seen(949, 9) == (49, 9, 0) and r._client_seen(900, 0) is None

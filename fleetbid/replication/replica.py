@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 MAX_QUEUED = 10000  # messages held while frozen or from not-yet-installed members
 CLIENT_REQS = 1024  # remembered requests per client (duplicate suppression)
 MAX_CLIENTS = 4096
+# ... and in all: a client retries a request only until it is answered (client_timeout_s per
+# member tried), so only recent ones matter; 1024 x 4096 could hold 4 million.
+CLIENT_REQS_TOTAL = 65536
 
 _enc = msgspec.msgpack.Encoder()
 _DEC = {
@@ -117,6 +120,7 @@ class Replica(ViewChange, Watchdog):
         self.queued_submits: list[tuple[int, bytes, int, int]] = []
         self.queued_agreed: list[tuple[int, M.Agreed]] = []  # of a view we wait to install
         self.clients: dict[int, OrderedDict[int, tuple[int, int, int]]] = {}
+        self.client_reqs = 0  # requests remembered in all of `clients`
         self.client_waiters: set[tuple[int, int]] = set()
         self.view_listeners: list[Callable[[View], None]] = []
         # Called with the msg ids of our submissions that will never be delivered here.
@@ -469,11 +473,21 @@ class Replica(ViewChange, Watchdog):
         tbl = self.clients.get(client)
         if tbl is None:
             if len(self.clients) >= MAX_CLIENTS:  # deterministic: the same at every replica
-                del self.clients[next(iter(self.clients))]
+                self.client_reqs -= len(self.clients.pop(next(iter(self.clients))))
             tbl = self.clients[client] = OrderedDict()
         tbl[req] = result
+        self.client_reqs += 1
         if len(tbl) > CLIENT_REQS:
             tbl.popitem(last=False)
+            self.client_reqs -= 1
+        while self.client_reqs > CLIENT_REQS_TOTAL:
+            # Deterministic (the same at every replica): the oldest client's oldest request.
+            first = next(iter(self.clients))
+            oldest = self.clients[first]
+            oldest.popitem(last=False)
+            self.client_reqs -= 1
+            if not oldest:
+                del self.clients[first]
 
     def _client_reply(self, client: int, req: int, result: tuple[int, int, int] | None) -> None:
         self.client_waiters.discard((client, req))

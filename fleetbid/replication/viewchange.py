@@ -372,6 +372,7 @@ class ViewChange:
         self.applied = st.applied
         self.clients = {c: OrderedDict((r, (s, snd, mid)) for r, s, snd, mid in reqs)
                         for c, reqs in st.clients}
+        self.client_reqs = sum(len(t) for t in self.clients.values())
         self.status = MEMBER
         self.counters["state_transfers"] += 1
         view = view_entry.view if view_entry is not None else View.of(vid, self.members)

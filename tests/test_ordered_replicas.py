@@ -214,3 +214,23 @@ def test_different_entries_at_one_log_position_give_outputs_different_ids() -> N
     second = asyncio.run(leader_output("someone@localhost", "3.12"))
     assert str(first.to) != str(second.to)  # two different outputs ...
     assert first.get_metadata("mid") != second.get_metadata("mid")  # ... never one id
+
+
+def test_a_standby_keeps_nothing_of_what_it_receives() -> None:
+    # Standby hosts log their managers in and receive every message for them; they used
+    # to keep each in `pending` (never ordered, never applied there): memory grew for as
+    # long as the standby waited. Fails on the old code (pending held all 3,000).
+    async def go() -> tuple[int, int]:
+        world = World.build(RunConfig(vehicles=4, clusters=1))
+        order = Order()
+        replica = Replica(world, order, 0)
+        replica.slot.group.is_member = False  # type: ignore[attr-defined]
+        await replica.behaviour.on_start()
+        for i in range(3000):
+            replica.slot.capture(inbound(f"p{i}@localhost", m.AuctionResult(auction_id=f"a{i}")))
+        standby = len(replica.slot.pending)
+        replica.slot.group.is_member = True  # type: ignore[attr-defined]
+        replica.slot.capture(inbound("p@localhost", m.AuctionResult(auction_id="b")))
+        return standby, len(replica.slot.pending)
+
+    assert asyncio.run(go()) == (0, 1)

@@ -69,6 +69,17 @@ def test_replay_guard_duplicates_replays_incarnations() -> None:
     assert g.check(1, 6, 1) == "duplicate"
 
 
+def test_replay_guard_remembers_ids_while_they_may_be_retransmitted() -> None:
+    g = ReplayGuard(window=4, horizon_s=20.0, cap=8)
+    assert [g.check(1, 5, i, now=0.0) for i in (2, 3, 4, 5, 6)] == [None] * 5
+    assert g.check(1, 5, 1, now=1.0) is None  # lost at first, retransmitted: still new
+    assert g.check(1, 5, 1, now=1.5) == "duplicate"
+    assert g.check(1, 5, 7, now=30.0) is None  # the old ones are past the horizon now
+    assert g.check(1, 5, 2, now=30.0) == "replay"
+    assert [g.check(1, 6, i, now=0.0) for i in range(1, 11)] == [None] * 10
+    assert g.check(1, 6, 1, now=0.0) == "replay" and g.forced == 2  # the cap bounds it
+
+
 def _endpoints(cfg: GroupConfig) -> tuple[SimNetwork, Endpoint, Endpoint, list]:
     net = SimNetwork(1)
     got: list = []
@@ -95,6 +106,11 @@ def test_endpoint_drops_replayed_and_forged_datagrams() -> None:
     for i in range(40):  # push it out of the dedup window
         a.send((2,), Kind.MSG, b"%d" % i)
     net.clock.advance(0.5)
+    b.on_datagram(sent[0], 1)  # still within its sender's retransmission time: remembered
+    assert b.counters["dropped_replay"] == 0 and got.count(b"one") == 1
+    net.clock.advance(cfg.max_attempts * cfg.rto_max_s)  # a can no longer retransmit it
+    a.send((2,), Kind.MSG, b"late")
+    net.clock.advance(0.1)
     b.on_datagram(sent[0], 1)
     forged = Codec("g", b"z" * 32).encode(Kind.MSG, 1, 1, 1, 10**6, b"forged")
     b.on_datagram(forged, 1)

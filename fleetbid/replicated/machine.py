@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from fleetbid.behaviours.base import ProtocolBehaviour
+from fleetbid.replicated.bidkeys import BidKeys
 from fleetbid.replicated.ordered import DECODER, INPUT, AppliedKeys, OrderedSlot
 from fleetbid.replication.api import Delivery, View
 from fleetbid.replication.node import ReplicaNode
@@ -75,7 +76,7 @@ class AuctionReplicas:
         self.seq = -1
         self.digest = b"\0" * 32
         self.digests: dict[int, str] = {}
-        self.bid_keys: set[tuple[str, str]] = set()
+        self.bid_keys = BidKeys()
         self.opened = 0
         self.view: View | None = None
         self.failovers = 0
@@ -108,8 +109,8 @@ class AuctionReplicas:
         if entry.kind == INPUT:
             kind = entry.metadata.get("type", "")
             if kind in BID_TYPES:
-                self.bid_keys.add((entry.metadata.get("conversation", ""),
-                                   entry.sender.split("/")[0]))
+                self.bid_keys.add(entry.metadata.get("conversation", ""),
+                                  entry.sender.split("/")[0])
         uid = f"{delivery.sender}.{delivery.msg_id}"
         self.queue.put_nowait(("apply", delivery.seq, entry, uid))
 
@@ -122,7 +123,7 @@ class AuctionReplicas:
                   if item[0] == "apply"]
         state = {
             "seq": self.seq, "digest": self.digest, "opened": self.opened,
-            "bid_keys": sorted(self.bid_keys), "applied": self.applied.dump(),
+            "bid_keys": self.bid_keys.dump(), "applied": self.applied.dump(),
             "slots": {jid: slot.snapshot() for jid, slot in self.slots.items()},
             "queued": [(seq, uid, msgspec.msgpack.encode(e)) for seq, uid, e in queued],
         }
@@ -133,7 +134,7 @@ class AuctionReplicas:
         self.seq, self.digest = state["seq"], state["digest"]
         self.digests = {self.seq: self.digest.hex()}
         self.opened = state["opened"]
-        self.bid_keys = {tuple(k) for k in state["bid_keys"]}  # type: ignore[misc]
+        self.bid_keys.load(state["bid_keys"])
         self.applied.load(state["applied"])
         self.queue.put_nowait(("restore", state))
         self.port.leads = False
@@ -217,7 +218,8 @@ class AuctionReplicas:
             "order_ms_p99": round(1000 * delays[int(len(delays) * 0.99)], 2) if delays else None,
             "member": self.member_id, "leader": self.port.is_leader,
             "member_of_group": self.port.is_member, "seq": self.seq,
-            "digests": dict(self.digests), "bid_keys": sorted(self.bid_keys),
+            "digests": dict(self.digests), "bid_keys": self.bid_keys.keys(),
+            "bid_keys_evicted": self.bid_keys.evicted,
             "opened": self.opened, "failovers": self.failovers, "resent": self.resent,
             "view": None if self.view is None else list(self.view.members),
         }

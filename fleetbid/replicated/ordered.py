@@ -61,6 +61,9 @@ class OrderedLog(Protocol):
     @property
     def is_leader(self) -> bool: ...
 
+    @property
+    def is_member(self) -> bool: ...
+
     def submit(self, payload: bytes) -> Any: ...
 
 
@@ -119,6 +122,11 @@ class OrderedSlot:
 
     def capture(self, msg: Message) -> None:
         """A message reached this replica: get it into the total order (exactly once)."""
+        if not self.group.is_member:
+            # A standby (or a recruit before its state) orders nothing and never applies
+            # what it would keep here: its copy grew with every message for as long as it
+            # waited (issue 15, replica hosts' memory). Its recruitment resets the slot.
+            return
         key = input_key(msg)
         if key in self.applied:
             return  # already ordered (the group was faster than our XMPP stream)

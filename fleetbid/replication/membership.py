@@ -44,3 +44,19 @@ def coordinator(members: Iterable[int], suspected: set[int]) -> int | None:
     """Bully rule: the highest member id that is not suspected coordinates and leads."""
     alive = [m for m in members if m not in suspected]
     return max(alive) if alive else None
+
+
+def quorum(holders: Iterable[int], members: Iterable[int]) -> bool:
+    """A quorum of the view `members`: more than half of it, or exactly half when that half
+    holds the highest member id (the leader).
+
+    Any two quorums of one view share a member (two halves cannot both hold the highest
+    id), which is all that stability and view changes rely on: no two views can follow one
+    view, and a stable message is reported by some survivor of any later one. The tie-break
+    lets the leader's half of an even view go on alone: in a group of 2 whose other member
+    died (or was cut off), the leader re-forms a view and recruits, where a strict majority
+    (2 of 2) left the group frozen for good (docs/soak.md, issue 15).
+    """
+    ms = set(members)
+    have = ms.intersection(holders)
+    return 2 * len(have) > len(ms) or (2 * len(have) == len(ms) > 0 and max(ms) in have)

@@ -66,7 +66,9 @@ class Endpoint:
         self.on_message = on_message
         self.counters = counters
         self.codec = Codec(config.group_id, config.key)
-        self.guard = ReplayGuard(config.dedup_window)
+        # Ids stay remembered while their sender may still retransmit (all its attempts).
+        self.guard = ReplayGuard(config.dedup_window,
+                                 horizon_s=config.max_attempts * config.rto_max_s)
         self.reasm = Reassembler(config.max_message)
         self.addresses: dict[int, Hashable] = {}
         self._next_id = 1
@@ -206,7 +208,7 @@ class Endpoint:
                 return
         else:
             body = fr.body
-        reason = self.guard.check(fr.sender, fr.incarnation, fr.msg_id)
+        reason = self.guard.check(fr.sender, fr.incarnation, fr.msg_id, self.clock.now())
         if reason is not None:
             c["dropped_" + reason] += 1
             if reason == "duplicate" and reliable:

@@ -25,7 +25,7 @@ from fleetbid.replication.api import (
 from fleetbid.replication.clock import Clock, Handle
 from fleetbid.replication.isis import VIEW_SENDER, HoldBack, HoldEntry, Outgoing
 from fleetbid.replication.manager import Recruiter
-from fleetbid.replication.membership import FailureDetector, coordinator
+from fleetbid.replication.membership import FailureDetector, coordinator, quorum
 from fleetbid.replication.reliable import Endpoint
 from fleetbid.replication.transport import DISCOVERY, GROUP, Transport
 from fleetbid.replication.viewchange import (
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 MAX_QUEUED = 10000  # messages held while frozen or from not-yet-installed members
 CLIENT_REQS = 1024  # remembered requests per client (duplicate suppression)
 MAX_CLIENTS = 4096
+# ... and in all: a client retries a request only until it is answered (client_timeout_s per
+# member tried), so only recent ones matter; 1024 x 4096 could hold 4 million.
+CLIENT_REQS_TOTAL = 65536
 
 _enc = msgspec.msgpack.Encoder()
 _DEC = {
@@ -117,6 +120,7 @@ class Replica(ViewChange, Watchdog):
         self.queued_submits: list[tuple[int, bytes, int, int]] = []
         self.queued_agreed: list[tuple[int, M.Agreed]] = []  # of a view we wait to install
         self.clients: dict[int, OrderedDict[int, tuple[int, int, int]]] = {}
+        self.client_reqs = 0  # requests remembered in all of `clients`
         self.client_waiters: set[tuple[int, int]] = set()
         self.view_listeners: list[Callable[[View], None]] = []
         # Called with the msg ids of our submissions that will never be delivered here.
@@ -364,7 +368,8 @@ class Replica(ViewChange, Watchdog):
             self.oks.setdefault(key, set()).add(sender)  # before its AGREED reached us
 
     def _held_agreed(self, e: HoldEntry, holders: tuple[int, ...]) -> None:
-        """Counts members known to hold `e` agreed; stable (deliverable) at a majority.
+        """Counts members known to hold `e` agreed; stable (deliverable) at a quorum (a
+        majority, or the leader's half of an even view: membership.quorum).
 
         A majority intersects the survivors of any later view (primary partition), and each
         reports what it holds agreed in its FLUSH_OK: the message stays, at the same place.
@@ -374,7 +379,7 @@ class Replica(ViewChange, Watchdog):
         key = (e.sender, e.mid)
         got = self.oks.setdefault(key, set())
         got.update(holders)
-        if 2 * len(got & set(self.members)) > len(self.members):
+        if quorum(got, self.members):
             e.stable = True
             del self.oks[key]
 
@@ -468,11 +473,21 @@ class Replica(ViewChange, Watchdog):
         tbl = self.clients.get(client)
         if tbl is None:
             if len(self.clients) >= MAX_CLIENTS:  # deterministic: the same at every replica
-                del self.clients[next(iter(self.clients))]
+                self.client_reqs -= len(self.clients.pop(next(iter(self.clients))))
             tbl = self.clients[client] = OrderedDict()
         tbl[req] = result
+        self.client_reqs += 1
         if len(tbl) > CLIENT_REQS:
             tbl.popitem(last=False)
+            self.client_reqs -= 1
+        while self.client_reqs > CLIENT_REQS_TOTAL:
+            # Deterministic (the same at every replica): the oldest client's oldest request.
+            first = next(iter(self.clients))
+            oldest = self.clients[first]
+            oldest.popitem(last=False)
+            self.client_reqs -= 1
+            if not oldest:
+                del self.clients[first]
 
     def _client_reply(self, client: int, req: int, result: tuple[int, int, int] | None) -> None:
         self.client_waiters.discard((client, req))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fleetbid.replication.api import Delivery, GroupConfig
-from fleetbid.replication.logmachine import LogMachine
+from fleetbid.replication.logmachine import DigestMachine, LogMachine
+from fleetbid.replication.membership import quorum
 from fleetbid.replication.replica import Replica
 from fleetbid.replication.simnet import Faults, SimNetwork
 
@@ -14,13 +15,15 @@ SIM_KEY = b"simulation-key-0123456789abcdef"
 
 class SimGroup:
     def __init__(self, seed: int, members: Iterable[int], standbys: Iterable[int] = (),
-                 faults: Faults | None = None, config: GroupConfig | None = None) -> None:
+                 faults: Faults | None = None, config: GroupConfig | None = None,
+                 machine: Callable[[], LogMachine | DigestMachine] = LogMachine) -> None:
         # Everyone starts at time 0 here, so a short grace for never-heard members suffices.
         self.config = config or GroupConfig("sim", SIM_KEY, startup_grace_s=1.0)
         self.net = SimNetwork(seed, faults)
         self.clock = self.net.clock
         self.replicas: dict[int, Replica] = {}
-        self.machines: dict[int, LogMachine] = {}
+        self._machine = machine  # LogMachine keeps every entry; DigestMachine a hash chain
+        self.machines: dict[int, LogMachine | DigestMachine] = {}
         self.submitted: dict[int, list[int]] = {}  # member -> msg ids it submitted
         self.lost: dict[int, set[int]] = {}  # ... given up: it was excluded before delivery
         self.delivered_here: dict[int, list[Delivery]] = {}
@@ -39,7 +42,7 @@ class SimGroup:
 
     def _add(self, member: int, initial: tuple[int, ...], standby: bool) -> None:
         node = self.net.node(member)
-        machine = LogMachine()
+        machine = self._machine()
         self.machines[member] = machine
         self.replicas[member] = Replica(self.config, member, machine, node, node.clock,
                                         initial_members=initial, standby=standby,
@@ -49,7 +52,8 @@ class SimGroup:
         self.replicas[member].lost_listeners.append(lost.update)
         self.delivered_here[member] = []
         hist = self.history[member] = []
-        machine.listeners.append(lambda d: hist.append((d.seq, (d.sender, d.msg_id))))
+        if isinstance(machine, LogMachine):
+            machine.listeners.append(lambda d: hist.append((d.seq, (d.sender, d.msg_id))))
         seen = self.views_seen[member] = {}
         self.replicas[member].view_listeners.append(
             lambda v, seen=seen: seen.__setitem__(v.view_id, v.members))
@@ -86,7 +90,7 @@ class SimGroup:
         live = {m for m in self.alive() if self.replicas[m].status == "member"} - {victim}
         views = {self.replicas[m].members for m in live if self.replicas[m].members}
         views |= {r.coord.members for m in live if (r := self.replicas[m]).coord is not None}
-        return all(2 * len(set(v) & live) > len(v) for v in views)
+        return all(quorum(live, v) for v in views)
 
     def alive(self) -> list[int]:
         return [m for m in self.replicas if m not in self.crashed]

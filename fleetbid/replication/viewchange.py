@@ -15,6 +15,7 @@ import msgspec
 from fleetbid.replication import messages as M
 from fleetbid.replication.api import View
 from fleetbid.replication.isis import VIEW_SENDER, HoldBack, HoldEntry
+from fleetbid.replication.membership import quorum
 from fleetbid.replication.transport import DISCOVERY, GROUP
 from fleetbid.replication.wire import Kind
 
@@ -44,8 +45,7 @@ class ViewChange:
     def _start_flush(self, members: tuple[int, ...], joiners: tuple[int, ...]) -> None:
         members = tuple(sorted(set(members)))
         survivors = set(members) - set(joiners)
-        if self.config.primary_partition and 2 * len(survivors & set(self.members)) <= len(
-                self.members):
+        if self.config.primary_partition and not quorum(survivors, self.members):
             # Without a majority of the current view we may be the cut-off side of a
             # partition (or a stalled process): changing the view could split the brain.
             # Joiners do not count: they answer no flush, so two rival coordinators could
@@ -131,7 +131,7 @@ class ViewChange:
         c = self.coord
         assert c is not None and c.install is not None
         old = set(self.members)
-        if self.config.primary_partition and 2 * len(c.accepts & old) <= len(old):
+        if self.config.primary_partition and not quorum(c.accepts, old):
             return
         inst = c.install
         self.coord = None
@@ -372,6 +372,7 @@ class ViewChange:
         self.applied = st.applied
         self.clients = {c: OrderedDict((r, (s, snd, mid)) for r, s, snd, mid in reqs)
                         for c, reqs in st.clients}
+        self.client_reqs = sum(len(t) for t in self.clients.values())
         self.status = MEMBER
         self.counters["state_transfers"] += 1
         view = view_entry.view if view_entry is not None else View.of(vid, self.members)

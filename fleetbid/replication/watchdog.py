@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from fleetbid.replication.api import GroupStatus
-from fleetbid.replication.membership import coordinator
+from fleetbid.replication.membership import coordinator, quorum
 from fleetbid.replication.viewchange import JOINING
 
 log = logging.getLogger("fleetbid.replication.replica")  # one logger for the replica's lines
@@ -29,9 +29,9 @@ class Watchdog:
         """Why this member cannot make progress now ("" if it can)."""
         if self.status == JOINING:
             return "state transfer not received"
-        reachable = len(set(self.members) - suspects - (self.stateless - {self.id}))
-        if self.config.primary_partition and 2 * reachable <= len(self.members):
-            return f"quorum lost: {reachable} of {len(self.members)} members reachable"
+        reachable = set(self.members) - suspects - (self.stateless - {self.id})
+        if self.config.primary_partition and not quorum(reachable, self.members):
+            return f"quorum lost: {len(reachable)} of {len(self.members)} members reachable"
         if self.frozen:
             return "view change not finished"
         return ""

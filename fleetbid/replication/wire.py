@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -118,29 +118,46 @@ class Codec:
                      data[HEADER_LEN + glen:end])
 
 
+_MARK = 64  # ids per time mark of the replay filter
+
+
 class ReplayGuard:
     """Per-sender duplicate and replay filter with bounded memory.
 
     A sender's datagrams carry (incarnation, message id); ids grow within an incarnation and a
     restarted process has a larger incarnation. Remembers the last `window` ids per sender;
     an id older than every remembered one is rejected as a replay.
+
+    `horizon_s` (> 0): an id is forgotten (the floor raised past it) only once it was seen
+    more than `horizon_s` ago, the time a sender may still retransmit an older message that
+    was lost. Without it a busy sender (heartbeats, acks and proposals all take ids) pushed
+    the floor past a lost message's id within the window, its retransmissions were then
+    dropped as replays, never acked nor delivered, and the group waited for it for ever.
+    `cap` ids per sender bound the memory whatever the rate (8 x window by default).
     """
 
-    __slots__ = ("window", "_peers", "max_peers")
+    __slots__ = ("window", "_peers", "max_peers", "horizon_s", "cap", "forced")
 
-    def __init__(self, window: int = 8192, max_peers: int = 1024) -> None:
+    def __init__(self, window: int = 8192, max_peers: int = 1024, horizon_s: float = 0.0,
+                 cap: int = 0) -> None:
         self.window = window
         self.max_peers = max_peers
-        # sender -> [incarnation, floor, seen set, insertion order list, head index]
+        self.horizon_s = horizon_s
+        self.cap = cap or 8 * window
+        self.forced = 0  # ids forgotten by the cap while still within the horizon
+        # sender -> [incarnation, floor, seen set, ids in arrival order, marks]; a mark
+        # [n, t, t0] covers the next n ids of the order, seen between t0 and t (one mark per
+        # _MARK ids or horizon/16 seconds: a time per id cost 90 bytes more per id).
         self._peers: dict[int, list] = {}
 
-    def check(self, sender: int, incarnation: int, msg_id: int) -> str | None:
+    def check(self, sender: int, incarnation: int, msg_id: int,
+              now: float = 0.0) -> str | None:
         """None if new (and records it); else the drop reason."""
         st = self._peers.get(sender)
         if st is None or incarnation > st[0]:
             if st is None and len(self._peers) >= self.max_peers:
                 return "too_many_peers"
-            st = [incarnation, -1, set(), [], 0]
+            st = [incarnation, -1, set(), deque(), deque()]
             self._peers[sender] = st
         elif incarnation < st[0]:
             return "stale_incarnation"
@@ -150,17 +167,28 @@ class ReplayGuard:
         if msg_id in seen:
             return "duplicate"
         seen.add(msg_id)
-        order: list[int] = st[3]
+        order: deque[int] = st[3]
+        marks: deque[list] = st[4]
         order.append(msg_id)
-        if len(seen) > self.window:
-            old = order[st[4]]
-            st[4] += 1
+        last = marks[-1] if marks else None
+        if last is not None and last[0] < _MARK and now - last[2] <= self.horizon_s / 16:
+            last[0] += 1
+            last[1] = now
+        else:
+            marks.append([1, now, now])  # [ids, last seen, first seen]
+        while len(seen) > self.window:
+            recent = now - marks[0][1] < self.horizon_s
+            if recent and len(seen) <= self.cap:
+                break  # may still be retransmitted: keep the floor below it
+            if recent:
+                self.forced += 1
+            old = order.popleft()
             seen.discard(old)
+            marks[0][0] -= 1
+            if not marks[0][0]:
+                marks.popleft()
             if old > st[1]:
                 st[1] = old
-            if st[4] > self.window:  # compact the order list now and then
-                del order[: st[4]]
-                st[4] = 0
         return None
 
     def seen(self, sender: int, incarnation: int, msg_id: int) -> bool:

@@ -147,8 +147,7 @@ def check_invariants(
     acknowledged = {tuple(k) for s in stats for k in s.get("bids_acknowledged", [])}
     lost = set()
     for replica in members:
-        logged = {tuple(k) for k in replica["bid_keys"]}
-        lost |= acknowledged - logged
+        lost |= missing_bids(acknowledged, replica)
     main = [s["main_replica"] for s in stats
             if s.get("main_replica", {}).get("member_of_group")]
     disagreements = disagreeing(members) + disagreeing(main)
@@ -157,14 +156,31 @@ def check_invariants(
             "log_disagreements": disagreements}
 
 
+def missing_bids(acknowledged: set[tuple[Any, ...]], replica: dict[str, Any]
+                 ) -> set[tuple[Any, ...]]:
+    """Acknowledged bids this replica did not order. A replica keeps the bids of its last
+    few thousand auctions (replicated/bidkeys.py): once it has forgotten some
+    (`bid_keys_evicted`), an auction it no longer holds cannot be checked and is skipped."""
+    logged = {tuple(k) for k in replica["bid_keys"]}
+    missing = acknowledged - logged
+    if replica.get("bid_keys_evicted", 0):
+        held = {k[0] for k in logged}
+        missing = {k for k in missing if k[0] in held}
+    return missing
+
+
 def disagreeing(members: Sequence[dict[str, Any]]) -> int:
-    """Members of one group whose log digest at their common position is not the majority's."""
+    """Members of one group whose rolling log digest (a hash chain over every entry
+    applied, kept for the last DIGESTS_KEPT positions) at the latest position they all
+    still hold is not the majority's."""
     if not members:
         return 0
-    common = min(r["seq"] for r in members)
+    # JSON round trips turn int keys into strings; accept both.
+    held = [{int(k) for k in r["digests"]} for r in members]
+    shared = set.intersection(*held)
+    common = max(shared) if shared else min(r["seq"] for r in members)
     if common < 0:
         return 0
-    # JSON round trips turn int keys into strings; accept both.
     digests = [r["digests"].get(common, r["digests"].get(str(common))) for r in members]
     majority, _ = Counter(digests).most_common(1)[0]
     return sum(1 for d in digests if d != majority or d is None)

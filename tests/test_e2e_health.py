@@ -25,7 +25,7 @@ from fleetbid.platform.xmpp_server import EmbeddedXmppServer
 from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 from fleetbid.run import rundir
-from fleetbid.service.soak_load import LoadClient
+from fleetbid.service.soak_load import LoadClient, stream_breaker
 from tests.test_service import STARTS, descendants, fleetbid, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -156,6 +156,30 @@ def test_stopped_agents_are_garbage_collected(tmp_path: Path) -> None:
             return [ref() is not None for ref in refs]
 
     assert run(scenario()) == [False, False, False]
+
+
+def test_the_server_forgets_the_streams_it_closed(tmp_path: Path) -> None:
+    """pyjabber kept a connection it lost (here: closed on a stanza that is not XML) in its
+    peer table for ever, TLS transport and parser included: the soak's server grew with
+    every hostile stream it closed (docs/soak.md)."""
+
+    async def scenario() -> str:
+        with EmbeddedXmppServer(tmp_path) as server:
+            for _ in range(3):
+                client = LoadClient("hostile", server.endpoint)
+                await start_agents([client])
+                client.write(stream_breaker(str(client.jid.bare)))
+                await wait_for(lambda c=client: not c.client.is_connected(),  # type: ignore[misc]
+                               "the server closed the stream")
+                await client.stop()
+            polite = XmppAgent("passenger-polite", server.endpoint)
+            await start_agents([polite])
+            await polite.stop()
+        return server.log_path.read_text()
+
+    log = run(scenario())
+    assert "policy-violation" in log or "unparsable" in log or "closed" in log
+    assert "at stop, 0 client connections registered" in log
 
 
 # --- requests per passenger account per minute, on the real server ------------------------------

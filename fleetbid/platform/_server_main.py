@@ -249,10 +249,23 @@ async def _serve(args: argparse.Namespace, cert_dir: Path) -> int:
     for t in others:
         t.cancel()
     await asyncio.gather(*others, return_exceptions=True)
+    _log_leftovers()
     config = AppConfig.app_config
     if config is not None:
         _shutdown_pool(config.process_pool_exe)
     return rc
+
+
+def _log_leftovers() -> None:
+    """What the server still holds at its stop: client connections it never forgot would
+    show here (see stanza_limit.forget_peer). Tests read this line."""
+    from loguru import logger
+    from pyjabber.network.ConnectionManager import ConnectionManager
+
+    from fleetbid.platform.stanza_limit import LOG_TAG
+
+    peers = getattr(ConnectionManager(), "_peerList", {})
+    logger.info(f"{LOG_TAG}: at stop, {len(peers)} client connections registered")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,6 +116,13 @@ def _limited_protocol_class() -> type:
                                  f"{self.max_stanza_bytes} bytes limit")
                     return
 
+        def connection_lost(self, exc: Exception | None) -> None:
+            peer = self._peer
+            try:
+                super().connection_lost(exc)
+            finally:
+                forget_peer(self._connection_manager, peer)
+
         def _refuse(self, reason: str) -> None:
             self._refused = True
             who = self._connection_manager.get_jid(self._peer) or self._peer
@@ -126,3 +133,20 @@ def _limited_protocol_class() -> type:
                 transport.close()
 
     return LimitedXMLProtocol
+
+
+def forget_peer(connections: Any, peer: Any) -> None:
+    """Drop a closed connection from pyjabber's ConnectionManager.
+
+    pyjabber 0.4.5 removes a client only when it ends its stream politely
+    (`</stream:stream>`); a connection that is simply lost (the server closed it on bad XML
+    or an oversized stanza, the client was killed) stayed in the peer table for ever, with
+    its TLS transport, parser and buffers: the soak's server grew with every hostile stream
+    it closed (docs/soak.md). Attribute names as of pyjabber 0.4.5.
+    """
+    peers = getattr(connections, "_peerList", None)
+    if isinstance(peers, dict):
+        peers.pop(peer, None)
+    orphans = getattr(connections, "_orphan_jids", None)
+    if isinstance(orphans, dict):
+        orphans.pop(peer, None)

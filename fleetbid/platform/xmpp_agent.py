@@ -99,6 +99,10 @@ class XmppAgent(Agent):
             verify_security=False,
         )
         self.endpoint = endpoint
+        # spade keeps each agent's last 1,000 in-process messages (Behaviour.send) for its web
+        # UI, which fleetbid does not run: 1,000 messages, audit batches included, per agent
+        # was memory a fleet filled for hours (docs/soak.md). fleetbid traces with trace.py.
+        self.traces.size = 0
         self.sent = 0
         self.sent_over_xmpp = 0
         self.received = 0

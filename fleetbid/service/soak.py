@@ -42,6 +42,7 @@ from fleetbid.service.soak_load import (
 FLAT_MB_PER_MIN = 0.5  # a slope under this (after warm-up) counts as flat
 JUDGE_MEMORY_MIN = 5.0  # shorter soaks report memory but are too short to call it flat
 WARM_UP = 0.25  # the first quarter of the samples is start-up, not a trend
+CLIENT_STOP_S = 10.0  # a load client's logout at the end
 
 
 @dataclass
@@ -186,7 +187,9 @@ class Soak:
             stats = [] if self.fatal else await self.fleet.stats()
         finally:
             watcher.cancel()
-            await asyncio.gather(*(c.stop() for c in [flooder, *self.hostile_clients]),
+            # Bounded: a client whose logout hangs is left to die with the server.
+            await asyncio.gather(*(asyncio.wait_for(c.stop(), CLIENT_STOP_S)
+                                   for c in [flooder, *self.hostile_clients]),
                                  return_exceptions=True)
         self.absorb(self.hostile_clients[-1])  # earlier ones were absorbed when replaced
         return self.report(stats, flooder)

@@ -251,7 +251,9 @@ def memory_trend(series: list[tuple[float, float]]) -> dict[str, Any]:
             slope = round(sum((t - mx) * (v - my) for t, v in rest) / var, 3)
     return {"samples": len(series), "first_mb": round(series[0][1], 1),
             "last_mb": round(series[-1][1], 1), "peak_mb": round(max(v for _, v in series), 1),
-            "slope_mb_per_min": slope}
+            "slope_mb_per_min": slope,
+            # The samples themselves (minute, MB): to see where warm-up ends.
+            "series": [[round(t, 2), round(v, 1)] for t, v in series]}
 
 
 async def soak(config: RunConfig, settings: Settings, args: argparse.Namespace

@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from fleetbid.platform.client_accounts import DEFAULT_RETENTION_S, ClientAccounts
 from fleetbid.platform.rate_limit import DEFAULT_PER_MINUTE, RequestLimiter
 from fleetbid.platform.xmpp_server import DEFAULT_MAX_STANZA_BYTES
 
@@ -56,6 +57,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(the MainManager; empty: no limit)")
     p.add_argument("--max-requests-per-minute", default=DEFAULT_PER_MINUTE, type=int,
                    help="per client account, messages to --limit-target per minute")
+    p.add_argument("--client-account-retention", default=DEFAULT_RETENTION_S, type=float,
+                   help="seconds after its last connection closed that a client account "
+                        "(passenger-*, complainant-*) is removed")
     p.add_argument("--open-registration", action="store_true",
                    help="anyone may register (a stand-in for an external server, in tests)")
     return p.parse_args(argv)
@@ -76,7 +80,7 @@ def _prepare_certs(run_dir: Path) -> Path:
 
 def _patch_pyjabber(
     pool_workers: int, secret: str | None, max_stanza_bytes: int, open_registration: bool,
-    limiter: RequestLimiter | None = None,
+    limiter: RequestLimiter | None = None, accounts: ClientAccounts | None = None,
 ) -> None:
     import pyjabber.server as pjs
 
@@ -94,7 +98,7 @@ def _patch_pyjabber(
     _speed_up_routing()
     _cheap_password_hashing()
     server_guard.install(secret, max_stanza_bytes, open_registration=open_registration,
-                         limiter=limiter)
+                         limiter=limiter, accounts=accounts)
 
 
 PBKDF2_ROUNDS = 1  # see _cheap_password_hashing
@@ -260,12 +264,15 @@ def _log_leftovers() -> None:
     """What the server still holds at its stop: client connections it never forgot would
     show here (see stanza_limit.forget_peer). Tests read this line."""
     from loguru import logger
+    from pyjabber.features.presence.PresenceFeature import Presence
     from pyjabber.network.ConnectionManager import ConnectionManager
 
     from fleetbid.platform.stanza_limit import LOG_TAG
 
     peers = getattr(ConnectionManager(), "_peerList", {})
-    logger.info(f"{LOG_TAG}: at stop, {len(peers)} client connections registered")
+    presence = getattr(Presence(), "_online_status", {})
+    logger.info(f"{LOG_TAG}: at stop, {len(peers)} client connections registered, "
+                f"{len(presence)} accounts with a presence entry")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     limiter = (RequestLimiter(args.limit_target, args.max_requests_per_minute)
                if args.limit_target else None)
     _patch_pyjabber(args.pool_workers, secret, args.max_stanza_bytes, args.open_registration,
-                    limiter)
+                    limiter, ClientAccounts(args.client_account_retention))
     install_uvloop()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

@@ -234,8 +234,8 @@ class EmbeddedXmppServer:
             "--log-level", self.log_level,
             "--limit-target", self.limit_target,
             "--max-requests-per-minute", str(self.max_requests_per_minute),
-            "--max-stanza-bytes", str(self.max_stanza_bytes),
             "--client-account-retention", repr(self.client_account_retention_s),
+            "--max-stanza-bytes", str(self.max_stanza_bytes),
             *(["--open-registration"] if self.open_registration else []),
         ]  # fmt: skip
         # The secret goes through the environment: a command line is world-readable in /proc,

@@ -12,6 +12,7 @@ from fleetbid.behaviours.vehicle import (
     TripBehaviour,
 )
 from fleetbid.core.directory import Directory
+from fleetbid.core.recent import RecentList
 from fleetbid.core.roles import Role
 from fleetbid.core.world import World
 from fleetbid.platform import newsroom
@@ -32,7 +33,8 @@ class VehicleAgent(FleetAgent):
         self.state = IDLE
         self.legs: list[Leg] = []
         self.trips = 0
-        self.rides_taken: list[str] = []  # rides confirmed (invariant check: drives to nobody)
+        # Rides confirmed, the newest INVARIANT_WINDOW (invariant check: drives to nobody).
+        self.rides_taken: RecentList[str] = RecentList()
 
     async def setup(self) -> None:
         self.bidding = BiddingBehaviour()

@@ -43,9 +43,9 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 MAX_ENTRIES = 2000  # per answer: keeps an audit-record well under the 1 MiB body limit
-# In memory: about 350 bytes a row, so some 7 MB; at the soak's load (13 copies a second)
-# the last half hour of auctions, far more than a complaint about a recent ride needs.
-MEMORY_ROWS = 20_000
+# In memory: about 350 bytes a row, so some 3.5 MB; at the soak's load (13 copies a second)
+# the last 13 minutes of auctions: enough for a complaint about a recent ride.
+MEMORY_ROWS = 10_000
 GENESIS = "0" * 64
 COLUMNS = "auction_id, law, kind, performative, sender, receiver, body, at"
 

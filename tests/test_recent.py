@@ -1,17 +1,25 @@
-"""Per-ride records of a fleet that runs for days keep only the newest entries (docs/soak.md):
-the invariant checks' outcomes told, bids acknowledged and rides taken grew by one entry per
-ride, for ever, in every agent."""
+"""Per-ride state of a fleet that runs for days stays bounded (docs/soak.md): the invariant
+checks' records (outcomes told, bids acknowledged, rides taken) grew by one entry per ride for
+ever; the law controller kept 20,000 auctions and each behaviour 4,096 message ids per agent,
+which 50 vehicles filled for hours; a vehicle kept every leg it drove."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 
 from fleetbid.agents import MainManagerAgent, VehicleAgent
+from fleetbid.behaviours.base import SEEN_IDS, ProtocolBehaviour
+from fleetbid.behaviours.vehicle import Leg
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
 from fleetbid.core.recent import INVARIANT_WINDOW, RecentList, RecentSet
 from fleetbid.core.world import World
+from fleetbid.laws.controller import CONTROL_WINDOW
 from fleetbid.platform.xmpp_server import XmppEndpoint
+from fleetbid.protocol import codec
+from fleetbid.protocol import messages as m
 
 RIDES = 30_000  # more than the window
 
@@ -32,6 +40,19 @@ def test_agents_keep_a_bounded_window_of_their_invariant_records() -> None:
 
 
 def fill_and_check(manager: MainManagerAgent, vehicle: VehicleAgent) -> None:
+    # The law controller: a bidder keeps the auctions of a short window, the MainManager at
+    # least its whole queue's (a passenger's law must outlive the wait).
+    for n in range(10_000):
+        for agent in (manager, vehicle):
+            control, reason = agent.controller.adopt(f"r{n}", agent.controller.book.default_hash)
+            assert control is not None, reason
+    assert len(vehicle.controller.auctions) == CONTROL_WINDOW <= 1_000
+    queue = manager.world.config.queue_limit
+    assert queue < len(manager.controller.auctions) <= 4 * queue
+    # A vehicle folds the legs it finished into its odometer.
+    for n in range(10_000):
+        vehicle.start_leg(Leg(start=10.0 * n, duration=5.0, length_m=100.0, loaded=n % 2 == 0))
+    assert len(vehicle.legs) == 1 and vehicle.driven == (4_999 * 100.0, 5_000 * 100.0)
     for n in range(RIDES):
         manager.outcomes_told.add((f"r{n}", f"m{n}"))
         vehicle.bids_acknowledged.add(f"r{n}")
@@ -59,3 +80,16 @@ def test_recent_collections() -> None:
     assert len(taken) <= 11 and taken.forgotten + len(taken) == 12
     with pytest.raises(ValueError):
         RecentSet(0)
+
+
+def test_a_behaviour_remembers_a_bounded_window_of_message_ids() -> None:
+    behaviour = ProtocolBehaviour()
+    behaviour.agent = SimpleNamespace(name="main-manager")  # read by the duplicate's log line
+    for n in range(10_000):
+        msg = codec.encode("main-manager@localhost", m.RideUnserved(auction_id=f"r{n}",
+                                                                    reason="x"))
+        msg.sender = "auction-0@localhost"
+        msg.set_metadata("mid", f"m{n}")
+        assert not behaviour.duplicate(msg)
+    assert len(behaviour.seen) == SEEN_IDS <= 1_024
+    assert behaviour.duplicate(msg)  # the newest are still recognised

@@ -69,6 +69,12 @@ class FleetAgent(XmppAgent):
         self.controller = make_controller(self)
         self.check_sends()
 
+    def control_window(self) -> int:
+        """How many auctions' law-control state this agent keeps (laws/controller.py)."""
+        from fleetbid.laws.controller import CONTROL_WINDOW  # laws import agents' messages
+
+        return CONTROL_WINDOW
+
     def check_sends(self) -> None:
         """At start-up: the law must let this role send what its behaviours declare."""
         problems = [p for kind in sorted(self.send_kinds())
@@ -116,7 +122,8 @@ def make_controller(agent: FleetAgent) -> Any:
     # exist, and certificates must expire on the run's clock, not on the one at start-up.
     return Controller(str(agent.jid.bare), agent.ROLE, book_for(agent.world.config.law),
                       directory.services(), directory.authority_key,
-                      lambda: agent.world.clock.now(), role_of=directory.role_of)
+                      lambda: agent.world.clock.now(), role_of=directory.role_of,
+                      max_auctions=agent.control_window())
 
 
 async def blocked_send(agent: FleetAgent, msg: Message, reason: str, behaviour: Any) -> None:

@@ -29,7 +29,10 @@ log = logging.getLogger("fleetbid.protocol")
 Handler = Callable[[Message, Any], Awaitable[None]]
 Cancellable = asyncio.TimerHandle | Any  # ordered mode returns its own handle with cancel()
 
-SEEN_IDS = 4096  # message ids remembered per behaviour to drop duplicates
+# Message ids remembered per behaviour to drop duplicates (a new manager leader re-sends what
+# it sent lately): minutes of a busy MainManager's traffic. It was 4,096 for every behaviour:
+# 50 vehicles' rings filling for hours grew the soak's worker (docs/soak.md).
+SEEN_IDS = 1024
 
 
 class Ordering(Protocol):

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from fleetbid.agents import MainManagerAgent, VehicleAgent
-from fleetbid.behaviours.base import SEEN_IDS, ProtocolBehaviour
+from fleetbid.behaviours.base import SEEN_IDS, SEEN_S, ProtocolBehaviour
 from fleetbid.behaviours.vehicle import Leg
 from fleetbid.core.config import RunConfig
 from fleetbid.core.directory import Directory
@@ -93,3 +93,8 @@ def test_a_behaviour_remembers_a_bounded_window_of_message_ids() -> None:
         assert not behaviour.duplicate(msg)
     assert len(behaviour.seen) == SEEN_IDS <= 1_024
     assert behaviour.duplicate(msg)  # the newest are still recognised
+    # And only for SEEN_S: a quiet vehicle's ids do not stay for hours.
+    behaviour.seen.update((k, when - SEEN_S - 1.0) for k, when in list(behaviour.seen.items()))
+    msg.set_metadata("mid", "later")
+    assert not behaviour.duplicate(msg) and list(behaviour.seen) == [
+        ("auction-0@localhost", "later")]

@@ -1,7 +1,5 @@
 """`python -m fleetbid` runs the `fleetbid` command."""
 
-import sys
+from fleetbid.cli import entry
 
-from fleetbid.cli import main
-
-sys.exit(main())
+entry()

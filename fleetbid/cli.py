@@ -21,7 +21,7 @@ from fleetbid.core.values import (
 from fleetbid.laws.command import add_parsers as add_laws_parsers
 from fleetbid.maps import MapError
 from fleetbid.options import add_population_options, config_from, endpoint_from
-from fleetbid.platform import eventloop
+from fleetbid.platform import eventloop, exit_guard
 from fleetbid.policies import POLICIES
 from fleetbid.service.command import add_parsers
 from fleetbid.service.complain import add_parser as add_complain_parser
@@ -195,5 +195,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def entry() -> None:
+    """The `fleetbid` executable: run the command, then exit within a bounded time (a
+    thread, atexit handler or child that never ends is reported and cut off)."""
+    code = main()
+    exit_guard.arm(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -25,7 +25,7 @@ from fleetbid.platform.xmpp_server import EmbeddedXmppServer
 from fleetbid.protocol import codec
 from fleetbid.protocol import messages as m
 from fleetbid.run import rundir
-from fleetbid.service.soak_load import LoadClient
+from fleetbid.service.soak_load import LoadClient, stream_breaker
 from tests.test_service import STARTS, descendants, fleetbid, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -156,6 +156,60 @@ def test_stopped_agents_are_garbage_collected(tmp_path: Path) -> None:
             return [ref() is not None for ref in refs]
 
     assert run(scenario()) == [False, False, False]
+
+
+def test_the_server_forgets_the_streams_it_closed(tmp_path: Path) -> None:
+    """pyjabber kept a connection it lost (here: closed on a stanza that is not XML) in its
+    peer table for ever, TLS transport and parser included: the soak's server grew with
+    every hostile stream it closed (docs/soak.md)."""
+
+    async def scenario() -> str:
+        with EmbeddedXmppServer(tmp_path) as server:
+            for _ in range(3):
+                client = LoadClient("hostile", server.endpoint)
+                await start_agents([client])
+                client.write(stream_breaker(str(client.jid.bare)))
+                await wait_for(lambda c=client: not c.client.is_connected(),  # type: ignore[misc]
+                               "the server closed the stream")
+                await client.stop()
+            polite = XmppAgent("passenger-polite", server.endpoint)
+            await start_agents([polite])
+            await polite.stop()
+        return server.log_path.read_text()
+
+    log = run(scenario())
+    assert "policy-violation" in log or "unparsable" in log or "closed" in log
+    assert "at stop, 0 client connections registered" in log
+
+
+def test_the_server_removes_a_passenger_account_after_its_last_connection(
+    tmp_path: Path,
+) -> None:
+    """One account per passenger, kept for ever by pyjabber (credentials, presence entry):
+    the soak's server grew with every ride (docs/soak.md). Now a client account goes
+    `client_account_retention_s` after its last connection closed, and can come back."""
+
+    async def scenario() -> str:
+        with EmbeddedXmppServer(tmp_path, client_account_retention_s=0.2) as server:
+            vehicle = XmppAgent("vehicle-1", server.endpoint)  # fleet accounts stay
+            await start_agents([vehicle])
+            removed: dict[str, int] = {}
+            for n in (1, 2, 3, 1):  # passenger-acct1 comes back after its removal
+                name = f"passenger-acct{n}"
+                agent = XmppAgent(name, server.endpoint)
+                await start_agents([agent])
+                await agent.stop()
+                removed[name] = removed.get(name, 0) + 1
+                await wait_for(
+                    lambda name=name, want=removed[name]: server.log_path.read_text().count(  # type: ignore[misc]
+                        f"removed client account {name} ") >= want, f"{name} removed")
+            await vehicle.stop()
+        return server.log_path.read_text()
+
+    log = run(scenario())
+    assert "removed client account vehicle-1" not in log
+    # The one presence entry left is vehicle-1's (a fleet account); no passenger's.
+    assert "at stop, 0 client connections registered, 1 accounts with a presence entry" in log
 
 
 # --- requests per passenger account per minute, on the real server ------------------------------

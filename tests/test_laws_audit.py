@@ -131,3 +131,29 @@ def test_a_reopened_store_continues_the_chain(tmp_path: Path) -> None:
     again = AuditStore(path)
     again.append(second)
     assert again.verify().ok and again.verify().rows == 2
+
+
+def test_the_in_memory_store_is_a_ring_that_still_verifies() -> None:
+    """Without a file the auditor grew by one row per message copy for ever (docs/soak.md):
+    10,000 auctions through a ring of 1,000 rows keep at most a tenth more than that."""
+    store = AuditStore(None, memory_rows=1_000)
+    largest = 0
+    for n in range(10_000):
+        store.append(copy("bid", "v1@x", "am@x", {"bid": n}, float(n), auction=f"r{n}"))
+        largest = max(largest, store.db.execute("SELECT count(*) FROM audit").fetchone()[0])
+    assert largest <= 1_100
+    verdict = store.verify()
+    assert verdict.ok and verdict.head == store.head
+    assert verdict.rows + verdict.dropped == 10_000 and verdict.dropped >= 8_900
+    assert [e.kind for e in store.record("r9999")] == ["bid"] and store.record("r0") == ()
+    # Tampering with a kept row (past the update trigger) still breaks the chain there.
+    store.db.execute("DROP TRIGGER audit_no_update")
+    store.db.execute("UPDATE audit SET body = '{}' WHERE seq = 9990")
+    assert store.verify().broken_at == 9990
+
+
+def test_a_file_store_keeps_every_row(tmp_path: Path) -> None:
+    store = AuditStore(tmp_path / "audit.sqlite", memory_rows=10)
+    for n in range(50):
+        store.append(copy("bid", "v1@x", "am@x", {}, float(n), auction=f"r{n}"))
+    assert store.verify().rows == 50 and store.dropped == 0

@@ -339,3 +339,24 @@ def test_secret_reaches_the_server_child_only_through_its_environment(
         EmbeddedXmppServer(tmp_path, open_registration=True)._launch(1, 2)
     assert launched["cmd"][-1] == "--open-registration"
     assert len(launched["env"]["FLEETBID_XMPP_SECRET"]) == 64  # a fresh secret per server
+
+
+@pytest.mark.usefixtures("app_config")
+def test_a_lost_connection_leaves_the_peer_table() -> None:
+    """pyjabber dropped a client from its peer table only when it ended its stream politely:
+    every stream lost otherwise (closed on bad XML, client killed) stayed, with its transport
+    and parser (the soak's server grew by each; docs/soak.md)."""
+    from pyjabber.network.ConnectionManager import ConnectionManager
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        stanza_limit.install_parser()
+        protocol = stanza_limit.make_client_protocol("jabber:client", 3600, 2048)
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        registered = peer in ConnectionManager()._peerList
+        protocol.data_received(OPEN + b"<message>\x00</message>")  # not XML: closed
+        protocol.connection_lost(None)
+        return registered, transport.closed, peer in ConnectionManager()._peerList
+
+    assert asyncio.run(scenario()) == (True, True, False)

@@ -327,3 +327,16 @@ def test_raw_bench_tiny(server: EmbeddedXmppServer) -> None:
     assert r["messages"] == 500
     assert r["xmpp_msgs_per_s"] > 0 and r["seconds"] > 0
     assert r["xmpp_rtt_p50_ms"] > 0
+
+
+def test_spade_keeps_no_copies_of_sent_messages() -> None:
+    """spade's per-agent TraceStore kept the last 1,000 in-process messages of every agent
+    (docs/soak.md): nothing reads it in fleetbid, so it stays empty."""
+    from spade.message import Message
+
+    from fleetbid.platform.xmpp_agent import XmppAgent
+
+    agent = XmppAgent("vehicle-1", XmppEndpoint("127.0.0.1", 5222, "localhost", embedded=False))
+    for n in range(2_000):
+        agent.traces.append(Message(to="auditor@localhost", body=f"copy {n}"))
+    assert len(agent.traces.store) == 0

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from spade.message import Message
 
 from fleetbid.core.directory import Directory
+from fleetbid.core.recent import RecentSet
 from fleetbid.core.world import World
 from fleetbid.platform.xmpp_agent import XmppAgent
 from fleetbid.platform.xmpp_server import XmppEndpoint
@@ -58,14 +59,21 @@ class FleetAgent(XmppAgent):
         self.proxies = directory.proxies
         self.fleet = directory.vehicles
         # Auctions whose replicated manager confirmed our bid is in its log (invariant check).
-        self.bids_acknowledged: set[str] = set()
+        # Both records keep the newest INVARIANT_WINDOW entries: a fleet runs for days.
+        self.bids_acknowledged: RecentSet[str] = RecentSet()
         # (ride id, message id) of every outcome this agent told a passenger: the run checks
         # no ride got two (a new leader's re-sent copy keeps its id and counts once).
-        self.outcomes_told: set[tuple[str, str]] = set()
+        self.outcomes_told: RecentSet[tuple[str, str]] = RecentSet()
         # Set on replica hosts: turns the role's behaviour into a replica (behaviours.ordered).
         self.replicate: Callable[[Any], None] | None = None
         self.controller = make_controller(self)
         self.check_sends()
+
+    def control_window(self) -> int:
+        """How many auctions' law-control state this agent keeps (laws/controller.py)."""
+        from fleetbid.laws.controller import CONTROL_WINDOW  # laws import agents' messages
+
+        return CONTROL_WINDOW
 
     def check_sends(self) -> None:
         """At start-up: the law must let this role send what its behaviours declare."""
@@ -114,7 +122,8 @@ def make_controller(agent: FleetAgent) -> Any:
     # exist, and certificates must expire on the run's clock, not on the one at start-up.
     return Controller(str(agent.jid.bare), agent.ROLE, book_for(agent.world.config.law),
                       directory.services(), directory.authority_key,
-                      lambda: agent.world.clock.now(), role_of=directory.role_of)
+                      lambda: agent.world.clock.now(), role_of=directory.role_of,
+                      max_auctions=agent.control_window())
 
 
 async def blocked_send(agent: FleetAgent, msg: Message, reason: str, behaviour: Any) -> None:

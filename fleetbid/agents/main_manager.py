@@ -40,6 +40,12 @@ class MainManagerAgent(FleetAgent):
             self.demand = DemandWindow()
             self.add_behaviour(DemandAnnouncer())
 
+    def control_window(self) -> int:
+        """Every queued and running request's law (a passenger's chosen law must outlive
+        its wait in the queue), and as many ended ones again."""
+        return 2 * (self.world.config.queue_limit + len(self.directory.auction_managers)) \
+            + super().control_window()
+
     @property
     def auction_managers(self) -> tuple[str, ...]:
         return self.directory.auction_managers

@@ -14,6 +14,7 @@ from fleetbid.behaviours.vehicle import (
     TripBehaviour,
 )
 from fleetbid.core.directory import Directory
+from fleetbid.core.recent import RecentList
 from fleetbid.core.roles import Role
 from fleetbid.core.world import World
 from fleetbid.platform import newsroom
@@ -32,9 +33,11 @@ class VehicleAgent(FleetAgent):
             raise ValueError(f"vehicle {name}: start node {node} is not on the map")
         self.node = node
         self.state = IDLE
-        self.legs: list[Leg] = []
+        self.legs: list[Leg] = []  # legs that may still be under way
+        self.driven = (0.0, 0.0)  # (empty, loaded) metres of the legs finished and folded
         self.trips = 0
-        self.rides_taken: list[str] = []  # rides confirmed (invariant check: drives to nobody)
+        # Rides confirmed, the newest INVARIANT_WINDOW (invariant check: drives to nobody).
+        self.rides_taken: RecentList[str] = RecentList()
         self.demand_board: DemandBoard | None = None  # set by the worker under --reposition
         self.repositioned = 0  # drives toward demand
 
@@ -58,18 +61,31 @@ class VehicleAgent(FleetAgent):
         world = self.world
         route = world.travel.route(self.node, target)
         duration = world.travel.time_to(self.node, target)
-        self.legs.append(Leg(world.clock.now(), duration, world.travel.route_length_m(route),
-                             loaded))
+        self.start_leg(Leg(world.clock.now(), duration, world.travel.route_length_m(route),
+                           loaded))
         newsroom.vehicle_moving(str(self.jid.bare), loaded, self.node, target, world.clock.now(),
                                 duration, state)
         self.repositioned += state == REPOSITIONING
         await world.clock.sleep(duration)
         self.node = target
 
+    def start_leg(self, leg: Leg) -> None:
+        """Note a new leg; the legs that ended by its start are folded into `driven` (one
+        Leg per route for ever was a vehicle's memory growing with every ride)."""
+        empty, loaded = self.driven
+        for old in [g for g in self.legs if g.start + g.duration <= leg.start]:
+            self.legs.remove(old)
+            if old.loaded:
+                loaded += old.length_m
+            else:
+                empty += old.length_m
+        self.driven = (empty, loaded)
+        self.legs.append(leg)
+
     def odometer(self) -> tuple[float, float]:
         """(empty metres, loaded metres) driven so far; a leg under way counts pro rata."""
         now = self.world.clock.now()
-        empty = loaded = 0.0
+        empty, loaded = self.driven
         for leg in self.legs:
             elapsed = (now - leg.start) / leg.duration if leg.duration > 0 else 1.0
             done = min(1.0, max(0.0, elapsed))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
@@ -29,7 +30,12 @@ log = logging.getLogger("fleetbid.protocol")
 Handler = Callable[[Message, Any], Awaitable[None]]
 Cancellable = asyncio.TimerHandle | Any  # ordered mode returns its own handle with cancel()
 
-SEEN_IDS = 4096  # message ids remembered per behaviour to drop duplicates
+# Message ids remembered per behaviour to drop duplicates (a new manager leader re-sends what
+# it sent lately): those of the last SEEN_S wall seconds, at most SEEN_IDS. It was the last
+# 4,096 for every behaviour: a vehicle's took hours to fill, and 50 vehicles' rings filling
+# grew the soak's worker for its whole run (docs/soak.md).
+SEEN_IDS = 1024
+SEEN_S = 120.0
 
 
 class Ordering(Protocol):
@@ -113,7 +119,8 @@ class ProtocolBehaviour(CyclicBehaviour):
         self.lock = asyncio.Lock()
         # Set on a replica of a replicated role: inputs go through the group's total order.
         self.ordered: Ordering | None = None
-        self.seen: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+        # (sender, message id) -> when it arrived (time.monotonic), oldest first
+        self.seen: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
 
     def now(self) -> float:
         """Simulated time for handlers: on a replica, the ordered entry's stamp, so every
@@ -156,8 +163,10 @@ class ProtocolBehaviour(CyclicBehaviour):
             log.debug("%s: duplicate %s from %s dropped", self.agent.name, loggable(mid),
                       loggable(msg.sender))
             return True
-        self.seen[key] = None
-        if len(self.seen) > SEEN_IDS:
+        now = time.monotonic()
+        self.seen[key] = now
+        while self.seen and (len(self.seen) > SEEN_IDS
+                             or next(iter(self.seen.values())) < now - SEEN_S):
             self.seen.popitem(last=False)
         return False
 

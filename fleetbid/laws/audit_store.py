@@ -5,6 +5,11 @@ Triggers make UPDATE and DELETE fail through SQL, and every row carries a hash c
 or inserting a row (after dropping the triggers) breaks every hash after it unless they are
 all recomputed; `verify` walks the chain, and the head hash it reports (the auditor logs it
 when it stops) pins the whole history. The file survives the auditor and the fleet.
+
+Without a file the store lives in memory and is a ring: it keeps the newest
+`MEMORY_ROWS` copies and drops the oldest (counted in `dropped`), so a fleet that runs for
+days does not grow by one row per message (docs/soak.md). The chain still verifies: it
+starts from the hash of the last dropped row. Keep everything with `--audit FILE`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 MAX_ENTRIES = 2000  # per answer: keeps an audit-record well under the 1 MiB body limit
+# In memory: about 350 bytes a row, so some 3.5 MB; at the soak's load (13 copies a second)
+# the last 13 minutes of auctions: enough for a complaint about a recent ride.
+MEMORY_ROWS = 10_000
 GENESIS = "0" * 64
 COLUMNS = "auction_id, law, kind, performative, sender, receiver, body, at"
 
@@ -53,6 +61,7 @@ class Verdict:
     rows: int
     head: str  # the last row's hash: publish it to pin the history
     broken_at: int | None = None  # seq of the first row whose hash does not follow
+    dropped: int = 0  # oldest rows an in-memory ring let go (the chain starts after them)
 
     @property
     def ok(self) -> bool:
@@ -60,8 +69,12 @@ class Verdict:
 
 
 class AuditStore:
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | Path | None, memory_rows: int = MEMORY_ROWS) -> None:
         self.path = str(path) if path else ":memory:"
+        # A file keeps every row; memory keeps the newest `capacity` (None: unbounded).
+        self.capacity: int | None = None if path else memory_rows
+        self.dropped = 0
+        self.base = GENESIS  # hash of the row before the oldest kept one
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.executescript(SCHEMA)
@@ -72,6 +85,9 @@ class AuditStore:
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"audit file {self.path}: {exc}") from None
         self.head = last[0] if last and last[0] else GENESIS
+        if self.capacity is not None:
+            # Nobody but this process can reach an in-memory database: the ring may delete.
+            self.db.execute("DROP TRIGGER audit_no_delete")
 
     def append(self, copy: lm.AuditCopy) -> int:
         row = (copy.auction_id, copy.law, copy.kind, copy.performative, copy.sender,
@@ -82,19 +98,35 @@ class AuditStore:
             (*row, digest),
         )
         self.head = digest
-        return int(cursor.lastrowid or 0)
+        seq = int(cursor.lastrowid or 0)
+        self._trim(seq)
+        return seq
+
+    def _trim(self, seq: int) -> None:
+        """Drop the oldest rows of a full ring, a tenth of it at a time (one DELETE)."""
+        if self.capacity is None:
+            return
+        oldest = self.db.execute("SELECT min(seq) FROM audit").fetchone()[0]
+        if oldest is None or seq - oldest + 1 <= self.capacity + self.capacity // 10:
+            return
+        last_dropped = seq - self.capacity
+        row = self.db.execute("SELECT hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+                              (last_dropped,)).fetchone()
+        cursor = self.db.execute("DELETE FROM audit WHERE seq <= ?", (last_dropped,))
+        self.dropped += cursor.rowcount
+        self.base = row[0] if row else self.base
 
     def verify(self) -> Verdict:
-        """Walk the hash chain from the first row."""
-        previous, rows = GENESIS, 0
+        """Walk the hash chain from the first row (kept: an in-memory ring dropped older ones)."""
+        previous, rows = self.base, 0
         for seq, *row, digest in self.db.execute(
                 f"SELECT seq, {COLUMNS}, hash FROM audit ORDER BY seq"):
             rows += 1
             expected = chain(previous, tuple(row))
             if digest != expected:
-                return Verdict(rows, previous, broken_at=int(seq))
+                return Verdict(rows, previous, broken_at=int(seq), dropped=self.dropped)
             previous = digest
-        return Verdict(rows, previous)
+        return Verdict(rows, previous, dropped=self.dropped)
 
     def record(self, auction_id: str) -> tuple[lm.AuditEntry, ...]:
         rows = self.db.execute(

@@ -46,7 +46,12 @@ CALLS = frozenset({m.CallForBids.TYPE, lm.EnglishRound.TYPE, lm.DutchTick.TYPE,
                    m.BatchCall.TYPE})
 BIDS = frozenset({m.Bid.TYPE, m.BatchBid.TYPE})
 ERRORS = frozenset({m.NotUnderstood.TYPE, m.Refused.TYPE})
-MAX_AUCTIONS = 20000  # control state kept per agent (oldest auctions forgotten first)
+MAX_AUCTIONS = 20000  # verified certificates kept per agent (oldest forgotten first)
+# Auctions whose control state an agent keeps, oldest forgotten first. A bidder needs it only
+# while an auction runs (a late message re-adopts its auction harmlessly); the MainManager
+# keeps its whole queue's (agents/main_manager.py). It was 20,000 for every agent: 50
+# vehicles each filling that for hours was most of the soak's worker growth (docs/soak.md).
+CONTROL_WINDOW = 256
 
 @dataclass
 class AuctionControl:
@@ -92,6 +97,7 @@ class Controller:
     # auction was pushed out by newer ones).
     audits: OrderedDict[str, list[lm.AuditCopy]] = field(default_factory=OrderedDict)
     overflow: list[Batch] = field(default_factory=list)
+    max_auctions: int = CONTROL_WINDOW  # control states kept (see CONTROL_WINDOW)
 
     @property
     def certified(self) -> bool:
@@ -171,7 +177,7 @@ class Controller:
         if law is None:
             return None, f"law {digest[:16]} is not one {self.me} adopted"
         control = self.auctions[conversation] = AuctionControl(digest, law)
-        if len(self.auctions) > MAX_AUCTIONS:
+        if len(self.auctions) > self.max_auctions:
             self.auctions.popitem(last=False)
         return control, ""
 

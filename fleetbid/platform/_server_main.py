@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from fleetbid.platform.client_accounts import DEFAULT_RETENTION_S, ClientAccounts
 from fleetbid.platform.rate_limit import DEFAULT_PER_MINUTE, RequestLimiter
 from fleetbid.platform.xmpp_server import DEFAULT_MAX_STANZA_BYTES
 
@@ -61,6 +62,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--watched-prefix account ends (the MainManager; empty: nobody)")
     p.add_argument("--watched-prefix", default="vehicle-",
                    help="local parts whose ended sessions the watcher is told of")
+    p.add_argument("--client-account-retention", default=DEFAULT_RETENTION_S, type=float,
+                   help="seconds after its last connection closed that a client account "
+                        "(passenger-*, complainant-*) is removed")
     p.add_argument("--open-registration", action="store_true",
                    help="anyone may register (a stand-in for an external server, in tests)")
     return p.parse_args(argv)
@@ -81,7 +85,8 @@ def _prepare_certs(run_dir: Path) -> Path:
 
 def _patch_pyjabber(
     pool_workers: int, secret: str | None, max_stanza_bytes: int, open_registration: bool,
-    limiter: RequestLimiter | None = None, watcher: str = "", watched_prefix: str = "",
+    limiter: RequestLimiter | None = None, accounts: ClientAccounts | None = None,
+    watcher: str = "", watched_prefix: str = "",
 ) -> None:
     import pyjabber.server as pjs
 
@@ -99,7 +104,7 @@ def _patch_pyjabber(
     _speed_up_routing()
     _cheap_password_hashing()
     server_guard.install(secret, max_stanza_bytes, open_registration=open_registration,
-                         limiter=limiter)
+                         limiter=limiter, accounts=accounts)
     if watcher:
         session_watch.install(watcher, watched_prefix)
 
@@ -256,10 +261,26 @@ async def _serve(args: argparse.Namespace, cert_dir: Path) -> int:
     for t in others:
         t.cancel()
     await asyncio.gather(*others, return_exceptions=True)
+    _log_leftovers()
     config = AppConfig.app_config
     if config is not None:
         _shutdown_pool(config.process_pool_exe)
     return rc
+
+
+def _log_leftovers() -> None:
+    """What the server still holds at its stop: client connections it never forgot would
+    show here (see stanza_limit.forget_peer). Tests read this line."""
+    from loguru import logger
+    from pyjabber.features.presence.PresenceFeature import Presence
+    from pyjabber.network.ConnectionManager import ConnectionManager
+
+    from fleetbid.platform.stanza_limit import LOG_TAG
+
+    peers = getattr(ConnectionManager(), "_peerList", {})
+    presence = getattr(Presence(), "_online_status", {})
+    logger.info(f"{LOG_TAG}: at stop, {len(peers)} client connections registered, "
+                f"{len(presence)} accounts with a presence entry")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     limiter = (RequestLimiter(args.limit_target, args.max_requests_per_minute)
                if args.limit_target else None)
     _patch_pyjabber(args.pool_workers, secret, args.max_stanza_bytes, args.open_registration,
-                    limiter, args.session_watcher, args.watched_prefix)
+                    limiter, ClientAccounts(args.client_account_retention), args.session_watcher,
+                    args.watched_prefix)
     install_uvloop()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

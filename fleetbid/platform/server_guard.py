@@ -27,6 +27,7 @@ from loguru import logger
 
 from fleetbid.core.text import loggable
 from fleetbid.platform.accounts import registration_allowed
+from fleetbid.platform.client_accounts import ClientAccounts
 from fleetbid.platform.rate_limit import RequestLimiter
 from fleetbid.platform.stanza_limit import LOG_TAG, install_parser, make_client_protocol
 
@@ -38,13 +39,14 @@ _STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
 def install(secret: str | None, max_stanza_bytes: int, *, open_registration: bool = False,
-            limiter: RequestLimiter | None = None) -> None:
+            limiter: RequestLimiter | None = None, accounts: ClientAccounts | None = None
+            ) -> None:
     """Apply every guard (once per process: the server child calls it before building the
     server). `open_registration` leaves pyjabber's registration as it is."""
     vouch_for_senders(limiter)
     if not open_registration:
         restrict_registration(secret)
-    disable_s2s(max_stanza_bytes)
+    disable_s2s(max_stanza_bytes, accounts)
 
 
 # -- senders -----------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def iq_error(iq_id: str | None, condition: str) -> bytes:
 
 
 # -- server-to-server --------------------------------------------------------------------------
-def disable_s2s(max_stanza_bytes: int) -> None:
+def disable_s2s(max_stanza_bytes: int, accounts: ClientAccounts | None = None) -> None:
     """No outbound s2s connection, inbound ones closed, client streams size-limited.
 
     pyjabber always binds its s2s listener (run_server exits if it cannot), so it stays,
@@ -195,15 +197,16 @@ def disable_s2s(max_stanza_bytes: int) -> None:
     install_parser()
     pjs.server_connection_worker = refuse_server_connections  # type: ignore[assignment]
     pjs.XMLProtocol = functools.partial(  # type: ignore[misc,assignment]
-        _make_protocol, make_client_protocol, max_stanza_bytes
+        _make_protocol, make_client_protocol, max_stanza_bytes, accounts
     )
 
 
 def _make_protocol(
-    make_client: Any, max_stanza_bytes: int, namespace: str, connection_timeout: int
+    make_client: Any, max_stanza_bytes: int, accounts: ClientAccounts | None, namespace: str,
+    connection_timeout: int,
 ) -> asyncio.Protocol:
     if namespace == _CLIENT:
-        return make_client(namespace, connection_timeout, max_stanza_bytes)  # type: ignore[no-any-return]
+        return make_client(namespace, connection_timeout, max_stanza_bytes, accounts)  # type: ignore[no-any-return]
     return RefuseConnection()
 
 

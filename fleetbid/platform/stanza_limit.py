@@ -43,8 +43,10 @@ def install_parser() -> None:
     sys.modules[_PROTOCOL_MODULE].XMLParser = _limited_parser_class()  # type: ignore[attr-defined]
 
 
-def make_client_protocol(namespace: str, connection_timeout: int, max_stanza_bytes: int) -> Any:
-    return _limited_protocol_class()(namespace, connection_timeout, max_stanza_bytes)
+def make_client_protocol(namespace: str, connection_timeout: int, max_stanza_bytes: int,
+                         accounts: Any = None) -> Any:
+    """`accounts`: a client_accounts.ClientAccounts told of every closed connection."""
+    return _limited_protocol_class()(namespace, connection_timeout, max_stanza_bytes, accounts)
 
 
 @functools.cache
@@ -85,9 +87,11 @@ def _limited_protocol_class() -> type:
     class LimitedXMLProtocol(XMLProtocol):  # type: ignore[misc]
         """pyjabber's c2s protocol, feeding its parser in slices and counting the bytes."""
 
-        def __init__(self, namespace: str, connection_timeout: int, max_stanza_bytes: int):
+        def __init__(self, namespace: str, connection_timeout: int, max_stanza_bytes: int,
+                     accounts: Any = None):
             super().__init__(namespace, connection_timeout)
             self.max_stanza_bytes = max_stanza_bytes
+            self.accounts = accounts
             self._fed = 0  # bytes given to the parser; same origin as its CurrentByteIndex
             self._refused = False
 
@@ -116,6 +120,17 @@ def _limited_protocol_class() -> type:
                                  f"{self.max_stanza_bytes} bytes limit")
                     return
 
+        def connection_lost(self, exc: Exception | None) -> None:
+            peer, connections = self._peer, self._connection_manager
+            client = connections._peerList.get(peer)
+            jid = client.jid if client is not None else connections._orphan_jids.get(peer)
+            try:
+                super().connection_lost(exc)
+            finally:
+                forget_peer(connections, peer)
+                if self.accounts is not None and jid is not None:
+                    self.accounts.connection_closed(connections, jid)
+
         def _refuse(self, reason: str) -> None:
             self._refused = True
             who = self._connection_manager.get_jid(self._peer) or self._peer
@@ -126,3 +141,20 @@ def _limited_protocol_class() -> type:
                 transport.close()
 
     return LimitedXMLProtocol
+
+
+def forget_peer(connections: Any, peer: Any) -> None:
+    """Drop a closed connection from pyjabber's ConnectionManager.
+
+    pyjabber 0.4.5 removes a client only when it ends its stream politely
+    (`</stream:stream>`); a connection that is simply lost (the server closed it on bad XML
+    or an oversized stanza, the client was killed) stayed in the peer table for ever, with
+    its TLS transport, parser and buffers: the soak's server grew with every hostile stream
+    it closed (docs/soak.md). Attribute names as of pyjabber 0.4.5.
+    """
+    peers = getattr(connections, "_peerList", None)
+    if isinstance(peers, dict):
+        peers.pop(peer, None)
+    orphans = getattr(connections, "_orphan_jids", None)
+    if isinstance(orphans, dict):
+        orphans.pop(peer, None)

@@ -101,6 +101,10 @@ class XmppAgent(Agent):
         )
         self.endpoint = endpoint
         self.failover = Failover(name, endpoint.addresses)
+        # spade keeps each agent's last 1,000 in-process messages (Behaviour.send) for its web
+        # UI, which fleetbid does not run: 1,000 messages, audit batches included, per agent
+        # was memory a fleet filled for hours (docs/soak.md). fleetbid traces with trace.py.
+        self.traces.size = 0
         self.sent = 0
         self.sent_over_xmpp = 0
         self.received = 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from fleetbid.platform.accounts import SECRET_ENV, AccountKeys, new_secret
+from fleetbid.platform.client_accounts import DEFAULT_RETENTION_S
 from fleetbid.platform.rate_limit import DEFAULT_PER_MINUTE
 
 SERVER_LOG = "xmpp-server.log"
@@ -135,6 +136,7 @@ class EmbeddedXmppServer:
         limit_target: str = "",
         max_requests_per_minute: int = DEFAULT_PER_MINUTE,
         session_watcher: str = "",
+        client_account_retention_s: float = DEFAULT_RETENTION_S,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.domain = domain
@@ -148,6 +150,9 @@ class EmbeddedXmppServer:
         if max_stanza_bytes < 1024:
             raise ValueError("max_stanza_bytes must be >= 1024")
         self.max_stanza_bytes = max_stanza_bytes
+        # A client account (a passenger) is removed this long after its last connection
+        # closed (client_accounts.py).
+        self.client_account_retention_s = client_account_retention_s
         # Only holders of this secret (or keys derived from it) can register accounts.
         self._secret = secret or new_secret()
         # Anyone may register: only for standing in for an external server in tests.
@@ -254,6 +259,7 @@ class EmbeddedXmppServer:
             "--limit-target", self.limit_target,
             "--max-requests-per-minute", str(self.max_requests_per_minute),
             "--session-watcher", self.session_watcher,
+            "--client-account-retention", repr(self.client_account_retention_s),
             "--max-stanza-bytes", str(self.max_stanza_bytes),
             *(["--open-registration"] if self.open_registration else []),
         ]  # fmt: skip

@@ -193,7 +193,7 @@ class Worker:
         taken: list[tuple[str, str]] = []
         for agent in self.agents:
             acknowledged += [(a, str(agent.jid.bare)) for a in agent.bids_acknowledged]
-            told |= agent.outcomes_told
+            told.update(agent.outcomes_told)
             if isinstance(agent, VehicleAgent):
                 taken += [(ride, str(agent.jid.bare)) for ride in agent.rides_taken]
                 e, ld = agent.odometer()

@@ -338,3 +338,17 @@ def test_cluster_neighbours_share_a_border_and_are_symmetric() -> None:
         assert all(c in clusters.neighbours(n) for n in clusters.neighbours(c))
         d = [math.dist(clusters.centre(c), clusters.centre(n)) for n in clusters.neighbours(c)]
         assert d == sorted(d)
+
+
+def test_the_live_grace_timer_opens_spill_over_even_if_it_fires_a_hair_early() -> None:
+    # A loop timer may fire just before the simulated clock reads the grace's end; the live
+    # registry then spilled nobody and the request waited for ever (flaky e2e, found in merge).
+    from fleetbid.behaviours.registry import LiveAuction
+    from fleetbid.policies.spill import SPILL_GRACE_S
+
+    live = LiveAuction("am", 0, "p", spill=(1,), stamped_at=100.0)
+    early = 100.0 + SPILL_GRACE_S - 1e-6
+    assert not live.may_spill(early)
+    live.grace_ended = True  # what the grace timer sets when it fires
+    assert live.may_spill(early)
+    assert LiveAuction("am", 0, "p", stamped_at=100.0).may_spill(100.0 + SPILL_GRACE_S)

@@ -52,6 +52,11 @@ class LiveAuction:
     spill: tuple[int, ...] = ()  # clusters it may take vehicles from, nearest first
     stamped_at: float = 0.0  # when the MainManager received the request (spill-over grace)
     grace: Cancellable | None = None  # ends the spill-over grace (cancelled at the close)
+    # Set by that timer: it may fire a hair before the clock reads the grace's end.
+    grace_ended: bool = False
+
+    def may_spill(self, now: float) -> bool:
+        return self.grace_ended or may_spill(self.stamped_at, now)
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ class RegistryBehaviour(ProtocolBehaviour):
         # vehicle called by every hungry auction of the city would multiply the messages.
         own = [(a, live) for a, live in waiting if live.cluster == cluster]
         spill = [(a, live) for a, live in waiting if cluster in live.spill
-                 and may_spill(live.stamped_at, self.now())][:1]
+                 and live.may_spill(self.now())][:1]
         for auction_id, live in own or spill:
             await self.forward(auction_id, live, [(vehicle, body.node)])
 
@@ -188,7 +193,7 @@ class RegistryBehaviour(ProtocolBehaviour):
                 ) -> tuple[m.Candidate, ...]:
         """The auction's eligible idle vehicles not forwarded yet: its own cluster's, else
         those of the first cluster it spills over to that has some (after the grace)."""
-        spill = live.spill if may_spill(live.stamped_at, self.now()) else ()
+        spill = live.spill if live.may_spill(self.now()) else ()
         for cluster in (live.cluster, *spill):
             idle = [(v, node) for v, node in self.idle_in(cluster)
                     if (v, node) not in live.forwarded]
@@ -249,6 +254,7 @@ class RegistryBehaviour(ProtocolBehaviour):
     async def grace_over(self, auction_id: str, live: LiveAuction) -> None:
         """The request may now spill over: an auction still waiting for bidders gets the
         neighbours' idle vehicles (one bidding in its own cluster gets them if it waits)."""
+        live.grace_ended = True
         if self.live.get(auction_id) is live and live.phase == "waiting":
             await self.forward(auction_id, live,
                                [(c.vehicle, c.node) for c in self.spilled(auction_id, live)])

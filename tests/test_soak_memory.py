@@ -26,3 +26,12 @@ def test_a_steady_leak_is_not_flat_and_a_brief_process_is_not_judged() -> None:
     assert leak["judged"] and leak["slope_mb_per_min"] > FLAT_MB_PER_MIN
     brief = memory_trend([(6.0 + p, v) for p, v in series(3.0, lambda t: 200.0 + 2.0 * t)])
     assert not brief["judged"] and brief["judged_from_min"] == 7.5
+
+
+def test_a_process_that_exited_mid_run_is_shown_not_judged() -> None:
+    # A replica host the soak killed at minute 10 of 30: still in its warm-up (+0.9 MB/min).
+    killed = memory_trend(series(9.8, lambda t: 220.0 + 0.9 * t), run_end=30.0)
+    assert not killed["judged"] and killed["exited_at_min"] == 9.8
+    assert killed["slope_mb_per_min"] > FLAT_MB_PER_MIN  # shown as it was
+    alive = memory_trend(series(30.0, lambda t: 220.0 + 0.9 * t), run_end=30.0)
+    assert alive["judged"] and alive["exited_at_min"] is None  # a leak that lives is judged

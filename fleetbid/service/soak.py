@@ -48,6 +48,7 @@ JUDGE_MEMORY_MIN = 5.0  # shorter soaks report memory but are too short to call 
 # quarter (docs/soak.md).
 JUDGED_PART = 0.5
 MIN_JUDGED_MIN = 2.5  # a process sampled for less than twice this is shown, not judged
+EXITED_BEFORE_END_MIN = 1.0  # samples ending this long before the run's: the process exited
 CLIENT_STOP_S = 10.0  # a load client's logout at the end
 
 
@@ -205,7 +206,9 @@ class Soak:
         invariants = check_invariants(self.outcomes, stats) if stats else {}
         # The other invariant counters (double outcomes, if the run checks them) count too.
         doubles = sum(v for k, v in invariants.items() if k.startswith("double"))
-        memory = {name: memory_trend(series) for name, series in sorted(self.memory.items())}
+        run_end = max((series[-1][0] for series in self.memory.values() if series), default=0.0)
+        memory = {name: memory_trend(series, run_end)
+                  for name, series in sorted(self.memory.items())}
         slopes = [t["slope_mb_per_min"] for t in memory.values()
                   if t["judged"] and t["slope_mb_per_min"] is not None]
         health = self.fleet.health
@@ -244,17 +247,25 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def memory_trend(series: list[tuple[float, float]]) -> dict[str, Any]:
+def memory_trend(series: list[tuple[float, float]], run_end: float | None = None,
+                 ) -> dict[str, Any]:
     """First, last and peak RSS, and the least-squares slope (MB per minute) over the
-    judged part: the second half of the process's sampled time (the first is warm-up)."""
+    judged part: the second half of the process's sampled time (the first is warm-up).
+
+    A process whose samples stop before `run_end` (the last sample of any process) exited
+    mid-run, e.g. a replica host the soak killed: shown, not judged. Its memory went back to
+    the OS, and a host killed at minute 10 never leaves the warm-up every replica host shows
+    then (a 30-minute run judged such a host on its minutes 5-10, docs/soak.md)."""
     start, end = series[0][0], series[-1][0]
     judged_from = start + (end - start) * (1.0 - JUDGED_PART)
     rest = [(t, v) for t, v in series if t >= judged_from]
+    exited = run_end is not None and end < run_end - EXITED_BEFORE_END_MIN
     return {"samples": len(series), "first_mb": round(series[0][1], 1),
             "last_mb": round(series[-1][1], 1), "peak_mb": round(max(v for _, v in series), 1),
             "slope_mb_per_min": least_squares_slope(rest),
             "judged_from_min": round(judged_from, 2),
-            "judged": end - judged_from >= MIN_JUDGED_MIN,
+            "judged": end - judged_from >= MIN_JUDGED_MIN and not exited,
+            "exited_at_min": round(end, 2) if exited else None,
             # The samples themselves (minute, MB): to see where warm-up ends.
             "series": [[round(t, 2), round(v, 1)] for t, v in series]}
 
@@ -292,6 +303,8 @@ def format_report(r: dict[str, Any]) -> str:
               f"(slope limit {FLAT_MB_PER_MIN} MB/min over each process's second half)"]
     for name, t in r["memory"].items():
         judged = (f"from minute {t['judged_from_min']}" if t["judged"]
+                  else f"not judged: exited at minute {t['exited_at_min']}"
+                  if t.get("exited_at_min") is not None
                   else "not judged: sampled too briefly")
         lines.append(f"  {name:<12} {t['first_mb']} -> {t['last_mb']} MB (peak {t['peak_mb']}),"
                      f" slope {t['slope_mb_per_min']} MB/min {judged}, {t['samples']} samples")

@@ -20,7 +20,7 @@ from fleetbid.core.values import (
 )
 from fleetbid.laws.command import add_parsers as add_laws_parsers
 from fleetbid.maps import MapError
-from fleetbid.options import add_population_options, config_from, endpoint_from
+from fleetbid.options import add_log_level, add_population_options, config_from, endpoint_from
 from fleetbid.platform import eventloop, exit_guard
 from fleetbid.policies import POLICIES
 from fleetbid.service.command import add_parsers
@@ -101,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("--messages", type=positive_int, default=2000,
                       help="messages in the throughput phase (%(default)s)")
     repl.add_argument("--json", action="store_true", help="print the result as JSON")
-    repl.add_argument("--log-level", default="WARNING",
-                      choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_level(repl)
     xmpp = sub.add_parser("xmpp", help="run a real XMPP server (Prosody or ejabberd) on "
                           "loopback, configured for fleetbid, until Ctrl-C")
     xmpp.add_argument("server", choices=["prosody", "ejabberd"])
@@ -111,8 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     xmpp.add_argument("--port", type=port, default=None,
                       help="c2s port on 127.0.0.1 (default: a free one)")
     xmpp.add_argument("--domain", default="localhost", help="XMPP domain (%(default)s)")
-    xmpp.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING",
-                                                                  "ERROR"])
+    add_log_level(xmpp)
     add_trace_parser(sub)
     add_parsers(sub)
     add_laws_parsers(sub)

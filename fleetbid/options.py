@@ -16,6 +16,12 @@ from fleetbid.core.values import (
 from fleetbid.platform.xmpp_server import XmppEndpoint, external_endpoint
 
 
+def add_log_level(p: argparse.ArgumentParser) -> None:
+    """`--log-level`, the same choices and default on every command that starts agents."""
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
+
+
 def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) -> None:
     """The options of a population; `fleet_size=False` leaves --vehicles to the caller."""
     d = RunConfig()
@@ -71,8 +77,7 @@ def add_population_options(p: argparse.ArgumentParser, fleet_size: bool = True) 
                         "costs throughput, docs/replication.md)")
     p.add_argument("--standby-hosts", type=non_negative_int, default=d.standby_hosts,
                    help="spare replica hosts the group recruits after a crash (%(default)s)")
-    p.add_argument("--log-level", default="WARNING",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
+    add_log_level(p)
     p.add_argument("--law", default=d.law,
                    help="default law: a built-in name or a TOML law file (%(default)s)")
     p.add_argument("--audit", metavar="PATH", default=None,
@@ -109,8 +114,7 @@ def add_lab_options(p: argparse.ArgumentParser, requests: int, interval: float) 
                    help="simulated seconds between requests (%(default)s; 0: a burst)")
     p.add_argument("--seed", type=non_negative_int, default=1, help="(%(default)s)")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    p.add_argument("--log-level", default="WARNING",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_level(p)
 
 
 def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbid.core.values import non_negative_int, positive_int
+from fleetbid.options import add_log_level
 from fleetbid.run.cluster_fleet import ClusterFleet
 from fleetbid.run.netlab import NetLab, unavailable
 
@@ -87,6 +88,5 @@ def add_parser(bench_sub: Any) -> None:
     p.add_argument("--latency-auctions", type=non_negative_int, default=20,
                    help="auctions, one at a time, at each size (%(default)s)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--log-level", default="WARNING",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_level(p)
     p.set_defaults(func=cmd_bench_cluster)

@@ -13,6 +13,7 @@ from typing import Any
 from fleetbid.core.values import non_negative_float, positive_float, positive_int
 from fleetbid.experiment.grid import GRID_PASSENGERS, GRID_SPEED
 from fleetbid.experiment.sweep import REPOSITION, SPARSE_SPEC, SweepSettings, split_policy
+from fleetbid.options import add_log_level
 
 FULL_PASSENGERS = (100, 250, 500, 1000, 1500, 2000)
 QUICK_PASSENGERS = (150, 400)
@@ -57,8 +58,7 @@ def add_parser(sub: Any) -> None:
                    help="Table II: wall seconds between two requests (%(default)s); keep the "
                         "rate below what `fleetbid bench auction` sustains")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument("--log-level", default="WARNING",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
+    add_log_level(p)
     p.set_defaults(func=cmd_paper)
     r = which.add_parser("reposition", help="does idle repositioning pay? (simulator, with and "
                                             "without, both maps)")
@@ -76,8 +76,7 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--live-speed", type=positive_float, default=GRID_SPEED,
                    help="the live runs' clock: simulated seconds per wall second (%(default)s)")
     r.add_argument("--json", action="store_true", help="rows as one JSON list")
-    r.add_argument("--log-level", default="WARNING",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
+    add_log_level(r)
     r.set_defaults(func=cmd_reposition)
 
 

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fleetbid.options import add_log_level
 from fleetbid.run.cluster_fleet import ClusterFleet, ClusterRunError, failovers, rides
 from fleetbid.run.ejabberd_cluster import ClusterError
 from fleetbid.run.netlab import LabError, NetLab, unavailable
@@ -101,6 +102,5 @@ def add_parser(demo_sub: Any) -> None:
     p.add_argument("--kill-after", type=non_negative_int, default=3, metavar="N",
                    help="SIGKILL node 2 once N rides are served; 0: never (%(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--log-level", default="WARNING",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_level(p)
     p.set_defaults(func=cmd_demo_cluster)

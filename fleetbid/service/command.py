@@ -18,7 +18,7 @@ from fleetbid.core.values import (
     positive_float,
     positive_int,
 )
-from fleetbid.options import add_population_options
+from fleetbid.options import add_log_level, add_population_options
 
 STATE_HELP = "state file of the running serve (default: .fleetbid/serve.json here)"
 
@@ -172,6 +172,5 @@ def add_parsers(subparsers: Any) -> None:
     request.add_argument("--law", default=None,
                          help="the law to auction these rides under (a built-in name or a "
                               "TOML file the serve also adopted; default: the serve's)")
-    request.add_argument("--log-level", default="WARNING",
-                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
+    add_log_level(request)
     request.set_defaults(func=run_request)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleetbid.core.values import ipv4_address, non_negative_int, positive_int
+from fleetbid.options import add_log_level
 from fleetbid.platform import eventloop
 from fleetbid.service.join_token import DEFAULT_TTL_S, JoinString, join_target, mint
 
@@ -167,8 +168,7 @@ def add_parser(subparsers: Any) -> None:
     node.add_argument("--mcast-interface", type=ipv4_address, default=None, metavar="ADDR",
                       help="this host's address for the replicas' multicast (default: the "
                            "one on the route to the XMPP server)")
-    node.add_argument("--log-level", default="WARNING",
-                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="agent log level")
+    add_log_level(node)
     node.set_defaults(func=cmd_node)
 
     token = subparsers.add_parser(

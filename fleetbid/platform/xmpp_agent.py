@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import ssl
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream import xmlstream as _xmlstream
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher.base import MatcherBase
-from spade.agent import Agent
+from spade.agent import Agent, AuthenticationFailure, DisconnectedException
 from spade.behaviour import CyclicBehaviour
 from spade.message import SPADE_X_METADATA, Message
 
@@ -291,6 +292,14 @@ class AgentStartError(RuntimeError):
     """One or more agents failed to connect/register."""
 
 
+# A server that drops the stream during a login, or refuses a password an account being
+# registered at that moment does not hold yet, may accept the next attempt: ejabberd 23.01
+# crashes the logins when several processes register one account at once (the replicas of a
+# manager all log in as it; docs/scale-out.md). A timeout is not retried (it has waited).
+START_ATTEMPTS = 3
+RETRIED_START_ERRORS = (DisconnectedException, AuthenticationFailure)
+
+
 async def start_agents(
     agents: Iterable[Agent],
     concurrency: int = 16,
@@ -308,13 +317,22 @@ async def start_agents(
     gate = asyncio.Semaphore(concurrency)
 
     async def start_one(agent: Agent) -> None:
-        async with gate:
-            try:
-                await asyncio.wait_for(agent.start(auto_register=auto_register), timeout)
-            except BaseException:
-                if agent.client is not None:  # stop slixmpp's reconnect attempts
-                    agent.client.abort()
-                raise
+        for attempt in range(1, START_ATTEMPTS + 1):
+            async with gate:
+                try:
+                    await asyncio.wait_for(agent.start(auto_register=auto_register), timeout)
+                    return
+                except RETRIED_START_ERRORS as exc:
+                    _abort(agent)
+                    if attempt == START_ATTEMPTS:
+                        raise
+                    logger.info("%s: login attempt %d failed (%s); trying again", agent.jid,
+                                attempt, _describe(exc))
+                except BaseException:
+                    _abort(agent)
+                    raise
+            # Apart, so that copies of one account (replicas) no longer register in step.
+            await asyncio.sleep(random.uniform(0.05, 0.25) * attempt)
 
     todo = list(agents)
     results = await asyncio.gather(*(start_one(a) for a in todo), return_exceptions=True)
@@ -325,6 +343,11 @@ async def start_agents(
         raise AgentStartError(
             f"{len(failures)}/{len(todo)} agent(s) failed to start: {detail}{more}"
         ) from failures[0][1]
+
+
+def _abort(agent: Agent) -> None:
+    if agent.client is not None:  # stop slixmpp's reconnect attempts
+        agent.client.abort()
 
 
 def _describe(exc: BaseException) -> str:

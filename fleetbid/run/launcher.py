@@ -149,8 +149,7 @@ class Fleet:
             queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
             self._replies.append(queue)
             read_in_thread(parent, loop, functools.partial(self._deliver, index))
-        for index in range(len(self.procs)):
-            await self._reply(index, "ready", READY_TIMEOUT_S)
+        await self._all_ready()
         self.epoch = time.time()
         for conn in self.conns:
             conn.send(("go", self.epoch))
@@ -205,6 +204,18 @@ class Fleet:
                 waiter.set_result(payload)
         else:
             self._replies[index].put_nowait((kind, payload))
+
+    async def _all_ready(self) -> None:
+        """Every worker's 'ready'; the first worker to fail (or time out) fails the start at
+        once, whichever its index."""
+        waits = [asyncio.create_task(self._reply(index, "ready", READY_TIMEOUT_S))
+                 for index in range(len(self.procs))]
+        try:
+            for first in asyncio.as_completed(waits):
+                await first
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _reply(self, index: int, expected: str, timeout: float) -> tuple[str, Any]:
         try:

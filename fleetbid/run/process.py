@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import traceback
+from collections.abc import Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -39,8 +40,14 @@ def worker_main(
                              settings=replica)
     else:
         worker = Worker(index, config, endpoint, specs, directory, conn, announce)
+    eventloop.run(report_failure(worker.main(), conn))
+
+
+async def report_failure(main: Coroutine[Any, Any, None], conn: Connection) -> None:
+    """Run `main`; if it fails, tell the launcher at once, before the loop's teardown (which
+    may take a while: the launcher must not wait for it to learn why we failed)."""
     try:
-        eventloop.run(worker.main())
+        await main
     except Exception:
         with contextlib.suppress(Exception):
             conn.send(("error", traceback.format_exc()))

@@ -95,6 +95,9 @@ shaper_rules:
   max_user_sessions: 10
 # a fleet registers all its agents at once, from one address
 registration_timeout: infinity
+# 23.01's auth cache keeps {{error,exists}} when two processes register one account at once
+# (a manager's replicas do) and every later login of it crashes (docs/scale-out.md)
+auth_use_cache: false
 modules:
   mod_disco: {{}}
   mod_ping: {{}}

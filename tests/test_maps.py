@@ -103,14 +103,6 @@ def test_city_shape(city: RoadMap) -> None:
     assert 5000 < maxx - minx < 5600 and 5000 < maxy - miny < 5600
 
 
-def test_city_is_fast() -> None:
-    import time
-
-    start = time.perf_counter()
-    generate_city(99)
-    assert time.perf_counter() - start < 0.3
-
-
 def test_city_lonlat_round_trip(city: RoadMap) -> None:
     for node in _sample(city, 50):
         lon, lat = city.lonlat(node)

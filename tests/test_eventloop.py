@@ -27,6 +27,15 @@ def test_returns_the_result_and_closes_the_loop() -> None:
     assert seen[0].is_closed()
 
 
+def test_the_signal_dispositions_are_restored_after_a_run() -> None:
+    async def main() -> None:
+        await asyncio.sleep(0)
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    eventloop.run(main())
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
 def test_an_exception_of_main_propagates() -> None:
     async def main() -> None:
         raise ValueError("boom")

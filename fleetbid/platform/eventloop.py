@@ -66,17 +66,27 @@ def run(main: Coroutine[Any, Any, T], teardown_s: float = TEARDOWN_S) -> T:
     loop = new_event_loop()
     asyncio.set_event_loop(loop)  # spade's Container looks the loop up through the policy
     signalled: list[str] = []
-    task = loop.create_task(main)
 
-    def stop(name: str) -> None:
-        if signalled and name == "SIGINT":  # a second Ctrl-C: stop waiting for clean-up
-            raise KeyboardInterrupt()
-        signalled.append(name)
-        task.cancel()
+    async def guarded() -> T:
+        task = asyncio.current_task()
+        assert task is not None
 
-    handlers = _install_signal_handlers(loop, stop)
+        def stop(name: str) -> None:
+            if signalled and name == "SIGINT":  # a second Ctrl-C: stop waiting for clean-up
+                raise KeyboardInterrupt()
+            signalled.append(name)
+            task.cancel()
+
+        # Installed and removed while the loop runs: uvloop restores the default disposition
+        # only then (removed after the loop stopped, SIGTERM kept the closed loop's handler).
+        handlers = _install_signal_handlers(loop, stop)
+        try:
+            return await main
+        finally:
+            _remove_signal_handlers(loop, handlers)
+
     try:
-        return loop.run_until_complete(task)
+        return loop.run_until_complete(guarded())
     except asyncio.CancelledError:
         if "SIGTERM" in signalled:
             raise Terminated() from None
@@ -84,7 +94,6 @@ def run(main: Coroutine[Any, Any, T], teardown_s: float = TEARDOWN_S) -> T:
             raise KeyboardInterrupt() from None
         raise
     finally:
-        _remove_signal_handlers(loop, handlers)
         try:
             settle(loop, teardown_s)
             loop.run_until_complete(loop.shutdown_asyncgens())

@@ -58,6 +58,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         run = Scenario(fleet)
         run.outcomes["before"] = fleet.requests(2, 4, seed=3, name="before")
         lab.crash(2)
+        assert not lab.pids(2), f"host 2 still runs {lab.pids(2)} after its crash"
         # The MainManager hears from the server that host 2's vehicles' sessions ended.
         fleet.wait_for("serve", lambda: all(
             f"{v}@localhost's session ended" in fleet.log("serve").read_text()

@@ -17,9 +17,10 @@ The `from` is the server's own knowledge of the session, so no client can forge 
 
 from __future__ import annotations
 
-import contextlib
 import xml.etree.ElementTree as ET
 from typing import Any
+
+from loguru import logger
 
 _UNAVAILABLE = "unavailable"
 
@@ -35,12 +36,20 @@ def install(watcher: str, prefix: str) -> None:
         # The JID must be read before pyjabber's handler runs: it drops the parser state.
         if not getattr(self, "_timeout_flag", False) and not getattr(self, "_server_incoming",
                                                                        False):
-            with contextlib.suppress(Exception):
+            try:
                 jid = self._connection_manager.get_jid(self._peer)
+            except Exception:  # never let the notice break the server; but say so
+                logger.exception(f"session watch: no JID for the lost connection {self._peer}")
         original(self, exc)
         if jid is not None and watched(jid.user, watcher, prefix):
-            with contextlib.suppress(Exception):  # never let the notice break the server
-                tell_watcher(self._connection_manager, watcher, jid)
+            try:
+                told = tell_watcher(self._connection_manager, watcher, jid)
+            except Exception:
+                logger.exception(f"session watch: could not tell {watcher} that {jid} ended")
+            else:
+                if not told:
+                    logger.warning(f"session watch: {jid} ended, but {watcher} has no live "
+                                   "session to tell")
 
     XMLProtocol.connection_lost = connection_lost  # type: ignore[method-assign]
 
@@ -54,10 +63,13 @@ def unavailable_presence(sender: str, to: str) -> bytes:
                                                       "type": _UNAVAILABLE}))
 
 
-def tell_watcher(connections: Any, watcher: str, ended: Any) -> None:
-    """Write the unavailable presence to every live session of the watcher."""
+def tell_watcher(connections: Any, watcher: str, ended: Any) -> int:
+    """Write the unavailable presence to every live session of the watcher; how many."""
     from pyjabber.stream.JID import JID
 
+    told = 0
     for client in connections.get_transport_online(JID(user=watcher, domain=ended.domain)):
         if client.transport is not None and not client.transport.is_closing():
             client.transport.write(unavailable_presence(str(ended), str(client.jid)))
+            told += 1
+    return told

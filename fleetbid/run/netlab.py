@@ -100,13 +100,19 @@ class NetLab:
         out = _ip("netns", "pids", self.ns(host), check=False).stdout
         return [int(p) for p in out.split() if p.isdigit()]
 
-    def crash(self, host: int) -> list[int]:
-        """SIGKILL every process of host `host`: what a power cut does to it."""
-        pids = self.pids(host)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        return pids
+    def crash(self, host: int, timeout_s: float = 10.0) -> list[int]:
+        """SIGKILL every process of host `host`: what a power cut does to it. Until none is
+        left: a process started while the first ones were killed (a worker a dying parent
+        was spawning) would keep its sockets, and the host's sessions, open."""
+        killed: list[int] = []
+        deadline = time.monotonic() + timeout_s
+        while (pids := self.pids(host)) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed += [pid for pid in pids if pid not in killed]
+            time.sleep(0.05)  # the kernel tears the processes down; then look again
+        return killed
 
     def link(self, host: int, up: bool) -> None:
         """Unplug (or plug back) host `host`'s cable at the switch: a partition."""

@@ -64,10 +64,8 @@ def test_leftover_tasks_are_cancelled_and_their_clean_up_runs() -> None:
 def test_a_task_that_swallows_its_cancellation_is_abandoned_and_logged(
         caplog: pytest.LogCaptureFixture) -> None:
     # Before: asyncio.run waited on it for ever (a worker never reported its error).
-    stop = False
-
     async def stubborn() -> None:
-        while not stop:
+        while True:
             try:
                 await asyncio.sleep(3600)
             except asyncio.CancelledError:

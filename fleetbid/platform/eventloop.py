@@ -51,6 +51,10 @@ TEARDOWN_S = 10.0  # how long the tasks left over after `main` get to finish can
 
 log = logging.getLogger("fleetbid.eventloop")
 
+# What the loop raises where it cannot handle signals (Windows: NotImplementedError; off the
+# main thread: RuntimeError or ValueError): there the signal keeps its default disposition.
+_NO_SIGNAL_HANDLERS = (NotImplementedError, RuntimeError, ValueError)
+
 
 def run(main: Coroutine[Any, Any, T], teardown_s: float = TEARDOWN_S) -> T:
     """Run `main` on a `new_event_loop()` loop, like `asyncio.run`, with two differences.
@@ -139,8 +143,7 @@ def _install_signal_handlers(loop: asyncio.AbstractEventLoop,
         wanted.append(signal.SIGINT)
     installed = []
     for sig in wanted:
-        # Not available off the main thread or on Windows: then the signal keeps its default.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        with contextlib.suppress(*_NO_SIGNAL_HANDLERS):
             loop.add_signal_handler(sig, stop, sig.name)
             installed.append(sig)
     return installed
@@ -149,5 +152,5 @@ def _install_signal_handlers(loop: asyncio.AbstractEventLoop,
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop,
                             installed: list[signal.Signals]) -> None:
     for sig in installed:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        with contextlib.suppress(*_NO_SIGNAL_HANDLERS):
             loop.remove_signal_handler(sig)
